@@ -1,0 +1,23 @@
+"""Hourly DummyJSON snapshot pipeline: ``luigi --module pipeline Insights``."""
+
+from pipeline.tasks import (
+    CartDetails,
+    CategorySummary,
+    CleanCarts,
+    CleanProducts,
+    CleanUsers,
+    ExtractEndpoint,
+    Insights,
+    UserSummary,
+)
+
+__all__ = [
+    "CartDetails",
+    "CategorySummary",
+    "CleanCarts",
+    "CleanProducts",
+    "CleanUsers",
+    "ExtractEndpoint",
+    "Insights",
+    "UserSummary",
+]

@@ -1,0 +1,91 @@
+"""Cleaning rules: raw API frames in, tidy frames out. Pure functions, no I/O.
+
+Money stays unrounded here; it is rounded to cents only when written (``storage``), so sums
+downstream are not distorted by rounding each line first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+USER_COLUMNS = [
+    "user_id", "first_name", "last_name", "gender", "age",
+    "street", "city", "state", "postal_code", "country",
+]  # fmt: skip
+PRODUCT_COLUMNS = ["product_id", "name", "category", "brand", "price"]
+CART_COLUMNS = [
+    "cart_id", "user_id", "product_id", "quantity", "price", "line_total", "discounted_line_total",
+]  # fmt: skip
+
+
+def clean_users(users: pd.DataFrame) -> pd.DataFrame:
+    """One row per user, address flattened; personal data beyond these columns is left out."""
+    out = pd.DataFrame(
+        {
+            "user_id": users["id"].astype("int64"),
+            "first_name": users["firstName"],
+            "last_name": users["lastName"],
+            "gender": users["gender"],
+            "age": users["age"].astype("int64"),
+            "street": users["address.address"],
+            "city": users["address.city"],
+            "state": users["address.state"],
+            "postal_code": users["address.postalCode"],
+            "country": users["address.country"],
+        }
+    )
+    return out.sort_values("user_id", kind="stable", ignore_index=True)
+
+
+def product_catalogue(products: pd.DataFrame) -> pd.DataFrame:
+    """Every product, whatever its price: the reference for names and categories."""
+    out = pd.DataFrame(
+        {
+            "product_id": products["id"].astype("int64"),
+            "name": products["title"],
+            "category": products["category"],
+            "brand": products["brand"].fillna("").astype("str"),
+            "price": products["price"].astype("float64"),
+        }
+    )
+    return out.sort_values("product_id", kind="stable", ignore_index=True)
+
+
+def clean_products(catalogue: pd.DataFrame, min_price: float) -> pd.DataFrame:
+    """Products priced strictly above ``min_price``, as the original system reported them."""
+    return catalogue[catalogue["price"] > min_price].reset_index(drop=True)
+
+
+def clean_cart_lines(lines: pd.DataFrame) -> pd.DataFrame:
+    """One row per cart line; ``line_total`` is price x quantity, recomputed rather than trusted."""
+    out = pd.DataFrame(
+        {
+            "cart_id": lines["cart_id"].astype("int64"),
+            "user_id": lines["user_id"].astype("int64"),
+            "product_id": lines["id"].astype("int64"),
+            "quantity": lines["quantity"].astype("int64"),
+            "price": lines["price"].astype("float64"),
+            "line_total": lines["price"] * lines["quantity"],
+            "discounted_line_total": lines["discountedTotal"].astype("float64"),
+        }
+    )
+    line_no = lines["line_no"] if "line_no" in lines else np.arange(len(lines))
+    order = np.lexsort((np.asarray(line_no), out["cart_id"].to_numpy()))  # by cart, then line
+    return out.take(order).reset_index(drop=True)
+
+
+def cart_totals(carts: pd.DataFrame) -> pd.DataFrame:
+    """The API's own totals per cart, kept to reconcile the lines against."""
+    out = pd.DataFrame(
+        {
+            "cart_id": carts["id"].astype("int64"),
+            "user_id": carts["userId"].astype("int64"),
+            "total": carts["total"].astype("float64"),
+            "discounted_total": carts["discountedTotal"].astype("float64"),
+        }
+    )
+    return out.sort_values("cart_id", kind="stable", ignore_index=True)
+
+
+CART_MONEY_COLUMNS = ("price", "line_total", "discounted_line_total")

@@ -1,0 +1,86 @@
+"""Every path the pipeline reads or writes, built in one place from the data root and partition.
+
+A partition is one hourly snapshot, named ``YYYY-MM-DDTHH`` (UTC) so that names sort in time
+order and the command line's ``--date-hour`` value is the folder name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+PARTITION_FORMAT = "%Y-%m-%dT%H"
+PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
+LATEST = "latest"
+
+CLEANED = ("users", "products", "carts")
+INSIGHTS = ("user_summary", "category_summary", "cart_details")
+
+
+def partition_name(date_hour: datetime) -> str:
+    return date_hour.strftime(PARTITION_FORMAT)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The folder of one hourly snapshot and the files inside it."""
+
+    root: Path
+    date_hour: datetime
+
+    @property
+    def name(self) -> str:
+        return partition_name(self.date_hour)
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.name
+
+    def raw(self, endpoint: str) -> Path:
+        return self.dir / "jsons" / f"{endpoint}.jsonl"
+
+    def cleaned(self, name: str) -> Path:
+        return self.dir / "cleaned" / f"cleaned_{name}.csv"
+
+    def insight(self, name: str) -> Path:
+        return self.dir / "insights" / f"{name}.csv"
+
+    def stats(self, task_id: str) -> Path:
+        """Per-task facts (timings, row counts, checks) that the manifest is assembled from."""
+        return self.dir / "_stats" / f"{task_id}.json"
+
+    def rejected(self, check: str) -> Path:
+        return self.dir / "rejected" / f"{check}.csv"
+
+    @property
+    def manifest(self) -> Path:
+        return self.dir / "manifest.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.dir / ".lock"
+
+
+def latest_link(root: Path) -> Path:
+    return root / LATEST
+
+
+def latest_partition(root: Path) -> str | None:
+    """Name of the partition ``latest`` points to, or None when there is none yet."""
+    try:
+        target = os.readlink(latest_link(root))
+    except OSError:
+        return None
+    name = Path(target).name
+    return name if PARTITION_RE.match(name) else None
+
+
+def point_latest_to(root: Path, name: str) -> None:
+    """Switch ``latest`` atomically: readers see the old or the new partition, never neither."""
+    tmp = root / f".{LATEST}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(name, tmp)  # relative, so the data root can be moved or mounted elsewhere
+    os.replace(tmp, latest_link(root))

@@ -1,0 +1,153 @@
+"""Reading raw JSON Lines and writing CSVs: the only module that touches file formats.
+
+pyarrow parses JSON Lines in C++ threads with an explicit schema (fields we do not use are
+skipped, types are fixed rather than guessed) and writes CSV far faster than ``DataFrame.to_csv``;
+the business rules stay in pandas (``cleaning``, ``insights``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+
+#: Columns that hold money: rounded to cents only here, at output, and written as 0.00.
+MONEY_TYPE = pa.decimal128(18, 2)
+
+#: A text cell starting with one of these is read as a formula by spreadsheet programs (OWASP).
+FORMULA_PREFIX = r"^[=+\-@\t\r]"
+
+_ADDRESS = pa.struct(
+    [(f, pa.string()) for f in ("address", "city", "state", "postalCode", "country")]
+)
+USER_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("firstName", pa.string()),
+        ("lastName", pa.string()),
+        ("gender", pa.string()),
+        ("age", pa.int64()),
+        ("address", _ADDRESS),
+    ]
+)
+PRODUCT_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("title", pa.string()),
+        ("category", pa.string()),
+        ("brand", pa.string()),
+        ("price", pa.float64()),
+    ]
+)
+_LINE = pa.struct(
+    [
+        ("id", pa.int64()),
+        ("price", pa.float64()),
+        ("quantity", pa.int64()),
+        ("total", pa.float64()),
+        ("discountedTotal", pa.float64()),
+    ]
+)
+CART_SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("userId", pa.int64()),
+        ("total", pa.float64()),
+        ("discountedTotal", pa.float64()),
+        ("products", pa.list_(_LINE)),
+    ]
+)
+
+
+def _read_jsonl(path: Path, schema: pa.Schema) -> pa.Table:
+    return pa_json.read_json(
+        path,
+        read_options=pa_json.ReadOptions(block_size=16 << 20),
+        parse_options=pa_json.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="ignore"
+        ),
+    )
+
+
+def read_users(path: Path) -> pd.DataFrame:
+    """Raw users with the address flattened to ``address.city`` etc."""
+    return _read_jsonl(path, USER_SCHEMA).flatten().to_pandas()
+
+
+def read_products(path: Path) -> pd.DataFrame:
+    return _read_jsonl(path, PRODUCT_SCHEMA).to_pandas()
+
+
+def read_carts(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw carts as (carts, lines): cart-level totals, and one row per cart line.
+
+    Lines keep the API's order; ``line_no`` numbers them within their cart.
+    """
+    table = _read_jsonl(path, CART_SCHEMA)
+    carts = table.select(["id", "userId", "total", "discountedTotal"]).to_pandas()
+    products = table.column("products")
+    parents = pc.list_parent_indices(products)
+    flat = pa.Table.from_struct_array(pc.list_flatten(products))
+    offsets = pc.list_value_length(products).fill_null(0).to_numpy()
+    starts = offsets.cumsum() - offsets
+    lines = flat.to_pandas()
+    parent = parents.to_numpy()
+    lines.insert(0, "cart_id", carts["id"].to_numpy()[parent])
+    lines.insert(1, "user_id", carts["userId"].to_numpy()[parent])
+    lines.insert(2, "line_no", (pd.RangeIndex(len(lines)).to_numpy() - starts[parent]) + 1)
+    return carts, lines
+
+
+#: Types of the columns of our own CSVs, so that e.g. postal code "06413" stays text.
+CSV_TYPES: dict[str, pa.DataType] = {
+    **{c: pa.int64() for c in ("user_id", "product_id", "cart_id", "age", "quantity")},
+    **{c: pa.float64() for c in ("price", "line_total", "discounted_line_total")},
+    **{
+        c: pa.string()
+        for c in (
+            "first_name", "last_name", "gender", "street", "city", "state", "postal_code",
+            "country", "name", "category", "brand",
+        )
+    },
+}  # fmt: skip
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read one of our own CSVs with fixed column types."""
+    options = pa_csv.ConvertOptions(column_types=CSV_TYPES, strings_can_be_null=False)
+    return pa_csv.read_csv(path, convert_options=options).to_pandas()
+
+
+def neutralise_formulas(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Prefix a quote to text that a spreadsheet would run as a formula (CSV injection)."""
+    risky = pc.match_substring_regex(values, FORMULA_PREFIX).fill_null(False)
+    if not pc.any(risky).as_py():
+        return values
+    return pc.if_else(risky, pc.binary_join_element_wise("'", values, ""), values)
+
+
+def to_arrow(frame: pd.DataFrame, money: Iterable[str] = ()) -> pa.Table:
+    """Frame to an Arrow table ready for CSV: money rounded to cents, formulas neutralised."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    money = set(money)
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if name in money:
+            column = pc.cast(pc.round(column, 2), MONEY_TYPE)
+        elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = neutralise_formulas(column)
+        else:
+            continue
+        table = table.set_column(i, name, column)
+    return table
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], money: Iterable[str] = ()) -> None:
+    """Write ``frame`` as CSV to ``path`` (a temporary path: the caller renames it)."""
+    pa_csv.write_csv(to_arrow(frame, money), path)

@@ -1,0 +1,414 @@
+"""Luigi tasks: wire inputs to one pure function and write the result atomically.
+
+Graph, per hourly partition::
+
+    ExtractEndpoint(carts|products|users) -> CleanUsers, CleanProducts, CleanCarts
+        -> UserSummary, CategorySummary, CartDetails -> Insights (manifest.json, `latest`)
+
+Every task also writes a small stats file (timings, row counts, figures); ``Insights`` assembles
+them into the manifest. A task is complete when all its outputs exist, so a rerun skips it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import luigi
+import pandas as pd
+
+from pipeline import cleaning, config, insights, quality, storage
+from pipeline.client import ApiClient, ApiError, ClientSettings
+from pipeline.extract import Paginator, extract_to
+from pipeline.paths import INSIGHTS, Partition, latest_partition, point_latest_to
+from pipeline.targets import atomic_path, hold_partition_lock, read_json, target, write_json
+
+log = logging.getLogger("luigi-interface.pipeline")
+
+
+def _current_hour() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+
+
+class PartitionTask(luigi.Task):
+    """Base: one hourly partition, atomic outputs, a stats file, the partition lock."""
+
+    date_hour = luigi.DateHourParameter(
+        default=_current_hour(),
+        description="The UTC hour this snapshot belongs to (e.g. 2026-11-25T17); its folder name.",
+    )
+    stats_name: ClassVar[str] = ""
+
+    @property
+    def partition(self) -> Partition:
+        return Partition(config.paths().root(), self.date_hour)
+
+    def stats_path(self) -> Path:
+        return self.partition.stats(self.stats_name or self.get_task_family())
+
+    def stats_target(self) -> luigi.LocalTarget:
+        return target(self.stats_path())
+
+    def produce(self) -> dict[str, Any]:
+        """Do the work and write the data outputs; return facts for the manifest."""
+        raise NotImplementedError
+
+    def run(self) -> None:
+        os.umask(0o027)  # data may hold personal fields: not world-readable
+        hold_partition_lock(self.partition.lock)
+        started, t0 = datetime.now(UTC), time.perf_counter()
+        facts = self.produce()
+        facts.update(
+            task=self.task_id,
+            started=started.isoformat(timespec="milliseconds"),
+            finished=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            seconds=round(time.perf_counter() - t0, 3),
+        )
+        write_json(self.stats_path(), facts)  # last: its presence marks the task complete
+
+    def report(self, message: str, percent: int | None = None) -> None:
+        """Show progress in the luigid visualiser (a no-op without a scheduler)."""
+        self.set_status_message(message)
+        if percent is not None:
+            self.set_progress_percentage(percent)
+
+    def write_frame(self, frame: pd.DataFrame, path: Path, money: tuple[str, ...] = ()) -> int:
+        with atomic_path(path) as tmp:
+            storage.write_csv(frame, tmp, money)
+        return len(frame)
+
+
+class ExtractEndpoint(PartitionTask):
+    """Raw records of one endpoint as JSON Lines, secrets removed."""
+
+    endpoint = luigi.ChoiceParameter(
+        choices=config.ENDPOINTS, description="Which API collection to snapshot."
+    )
+
+    def stats_path(self) -> Path:
+        return self.partition.stats(f"Extract-{self.endpoint}")
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {"raw": target(self.partition.raw(self.endpoint)), "stats": self.stats_target()}
+
+    def produce(self) -> dict[str, Any]:
+        cfg = config.api()
+        settings = ClientSettings(
+            connect_timeout=cfg.connect_timeout,
+            read_timeout=cfg.read_timeout,
+            retries=cfg.retries,
+            backoff_factor=cfg.backoff_factor,
+            backoff_max=cfg.backoff_max,
+            rate_limit_requests=cfg.rate_limit_requests,
+            rate_limit_window=cfg.rate_limit_window,
+            pool_size=cfg.concurrency,
+        )
+        drop = config.extract().secrets() if self.endpoint == "users" else frozenset()
+
+        def progress(done: int, total: int, page: int, pages: int) -> None:
+            percent = 100 if total == 0 else int(100 * done / total)
+            self.report(f"{self.endpoint}: {done}/{total} records, page {page}/{pages}", percent)
+
+        with ApiClient(cfg.url(), settings) as client:
+            paginator = Paginator(
+                client, self.endpoint, cfg.page_size, cfg.concurrency, cfg.max_pages
+            )
+            try:
+                raw = self.partition.raw(self.endpoint)
+                with atomic_path(raw) as tmp, open(tmp, "wb") as out:
+                    stats = extract_to(paginator, out, drop, progress)
+            except ApiError as exc:
+                raise ApiError(f"{self.endpoint}: {exc}") from None
+            return {
+                "endpoint": self.endpoint,
+                "url": f"{client.base_url}/{self.endpoint}",
+                "api_total": stats.total,
+                "records": stats.records,
+                "pages": stats.pages,
+                "page_length": stats.page_length,
+                "requests": client.request_count,
+                "bytes": stats.bytes,
+                "dropped_fields": stats.dropped_fields,
+            }
+
+
+class CleanUsers(PartitionTask):
+    """cleaned_users.csv: one row per user, address flattened."""
+
+    def requires(self) -> ExtractEndpoint:
+        return ExtractEndpoint(endpoint="users", date_hour=self.date_hour)
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {"users": target(self.partition.cleaned("users")), "stats": self.stats_target()}
+
+    def produce(self) -> dict[str, Any]:
+        users = cleaning.clean_users(storage.read_users(Path(self.input()["raw"].path)))
+        quality.enforce(quality.id_findings(users, "user", "user_id"), {})
+        rows = self.write_frame(users, self.partition.cleaned("users"))
+        self.report(f"cleaned_users.csv: {rows} rows", 100)
+        return {"rows": {"cleaned_users.csv": rows}}
+
+
+class CleanProducts(PartitionTask):
+    """cleaned_products.csv (priced above the minimum) and the full product_catalogue.csv."""
+
+    def requires(self) -> ExtractEndpoint:
+        return ExtractEndpoint(endpoint="products", date_hour=self.date_hour)
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {
+            "products": target(self.partition.cleaned("products")),
+            "catalogue": target(self.partition.dir / "cleaned" / "product_catalogue.csv"),
+            "stats": self.stats_target(),
+        }
+
+    def produce(self) -> dict[str, Any]:
+        min_price = config.clean().min_product_price
+        catalogue = cleaning.product_catalogue(
+            storage.read_products(Path(self.input()["raw"].path))
+        )
+        quality.enforce(quality.id_findings(catalogue, "product", "product_id"), {})
+        products = cleaning.clean_products(catalogue, min_price)
+        out = self.output()
+        rows = {
+            "product_catalogue.csv": self.write_frame(
+                catalogue, Path(out["catalogue"].path), ("price",)
+            ),
+            "cleaned_products.csv": self.write_frame(
+                products, Path(out["products"].path), ("price",)
+            ),
+        }
+        self.report(f"cleaned_products.csv: {rows['cleaned_products.csv']} rows", 100)
+        return {"rows": rows, "min_product_price": min_price}
+
+
+class CleanCarts(PartitionTask):
+    """cleaned_carts.csv: one row per cart line, after the quality gates on carts."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {
+            "carts": ExtractEndpoint(endpoint="carts", date_hour=self.date_hour),
+            "users": CleanUsers(date_hour=self.date_hour),
+            "products": CleanProducts(date_hour=self.date_hour),
+        }
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {"carts": target(self.partition.cleaned("carts")), "stats": self.stats_target()}
+
+    def produce(self) -> dict[str, Any]:
+        inputs = self.input()
+        raw_carts, raw_lines = storage.read_carts(Path(inputs["carts"]["raw"].path))
+        carts = cleaning.cart_totals(raw_carts)
+        lines = cleaning.clean_cart_lines(raw_lines)
+        api_line_totals = raw_lines.sort_values(["cart_id", "line_no"], kind="stable")[
+            "total"
+        ].reset_index(drop=True)
+        users = storage.read_csv(Path(inputs["users"]["users"].path))
+        catalogue = storage.read_csv(Path(inputs["products"]["catalogue"].path))
+        findings = quality.cart_findings(
+            carts, lines, api_line_totals, users["user_id"], catalogue["product_id"]
+        )
+        self.write_rejected(findings)
+        warnings = quality.enforce(findings, dict(config.quality().max_bad_rows))
+        rows = self.write_frame(lines, self.partition.cleaned("carts"), cleaning.CART_MONEY_COLUMNS)
+        self.report(f"cleaned_carts.csv: {rows} rows", 100)
+        return {
+            "rows": {"cleaned_carts.csv": rows},
+            "carts": len(carts),
+            "units": int(lines["quantity"].sum()),
+            "api_cart_total": float(carts["total"].sum()),
+            "api_cart_discounted_total": float(carts["discounted_total"].sum()),
+            "line_total": float(lines["line_total"].sum()),
+            "discounted_line_total": float(lines["discounted_line_total"].sum()),
+            "quality_warnings": warnings,
+        }
+
+    def write_rejected(self, findings: list[quality.Finding]) -> None:
+        """Offending rows go to rejected/<check>.csv; a passing check removes a stale file."""
+        for finding in findings:
+            path = self.partition.rejected(finding.check)
+            if finding.count:
+                self.write_frame(finding.rows, path)
+            else:
+                path.unlink(missing_ok=True)
+
+
+class InsightTask(PartitionTask):
+    """Base of the three insight files: read cleaned inputs, compute, check, write."""
+
+    name: ClassVar[str]
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {
+            "carts": CleanCarts(date_hour=self.date_hour),
+            "users": CleanUsers(date_hour=self.date_hour),
+            "products": CleanProducts(date_hour=self.date_hour),
+        }
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
+
+    def lines(self) -> pd.DataFrame:
+        return storage.read_csv(Path(self.input()["carts"]["carts"].path))
+
+    def users(self) -> pd.DataFrame:
+        return storage.read_csv(Path(self.input()["users"]["users"].path))
+
+    def catalogue(self) -> pd.DataFrame:
+        return storage.read_csv(Path(self.input()["products"]["catalogue"].path))
+
+    def cart_stats(self) -> dict[str, Any]:
+        return read_json(Path(self.input()["carts"]["stats"].path))
+
+
+class UserSummary(InsightTask):
+    """user_summary.csv: carts, units and spend per user who has a cart."""
+
+    name = "user_summary"
+
+    def produce(self) -> dict[str, Any]:
+        summary = insights.user_summary(self.lines(), self.users())
+        carts = self.cart_stats()
+        insights.check_agrees(
+            "user_summary total_spent vs cart lines",
+            summary["total_spent"].sum(),
+            carts["line_total"],
+        )
+        insights.check_agrees(
+            "user_summary total_items vs cart units",
+            summary["total_items"].sum(),
+            carts["units"],
+            0,
+        )
+        rows = self.write_frame(
+            summary, self.partition.insight(self.name), insights.USER_SUMMARY_MONEY
+        )
+        self.report(f"{self.name}.csv: {rows} rows", 100)
+        return {
+            "rows": {f"{self.name}.csv": rows},
+            "total_spent": float(summary["total_spent"].sum()),
+        }
+
+
+class CategorySummary(InsightTask):
+    """category_summary.csv: sales and units per category over every cart line."""
+
+    name = "category_summary"
+
+    def produce(self) -> dict[str, Any]:
+        summary = insights.category_summary(self.lines(), self.catalogue())
+        carts = self.cart_stats()
+        insights.check_agrees(
+            "category_summary total_sales vs cart lines",
+            summary["total_sales"].sum(),
+            carts["line_total"],
+        )
+        insights.check_agrees(
+            "category_summary total_items_sold vs cart units",
+            summary["total_items_sold"].sum(),
+            carts["units"],
+            0,
+        )
+        rows = self.write_frame(
+            summary, self.partition.insight(self.name), insights.CATEGORY_SUMMARY_MONEY
+        )
+        self.report(f"{self.name}.csv: {rows} rows", 100)
+        return {
+            "rows": {f"{self.name}.csv": rows},
+            "total_sales": float(summary["total_sales"].sum()),
+        }
+
+
+class CartDetails(InsightTask):
+    """cart_details.csv: every cart line with buyer and product attributes."""
+
+    name = "cart_details"
+
+    def produce(self) -> dict[str, Any]:
+        details = insights.cart_details(self.lines(), self.users(), self.catalogue())
+        rows = self.write_frame(
+            details, self.partition.insight(self.name), insights.CART_DETAIL_MONEY
+        )
+        self.report(f"{self.name}.csv: {rows} rows", 100)
+        return {"rows": {f"{self.name}.csv": rows}}
+
+
+INSIGHT_TASKS: dict[str, type[InsightTask]] = {
+    t.name: t for t in (UserSummary, CategorySummary, CartDetails)
+}
+assert tuple(INSIGHT_TASKS) == INSIGHTS
+
+
+class Insights(PartitionTask):
+    """The whole snapshot: reconciles the figures, writes manifest.json, moves ``latest``."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        deps: dict[str, luigi.Task] = {
+            f"extract_{e}": ExtractEndpoint(endpoint=e, date_hour=self.date_hour)
+            for e in config.ENDPOINTS
+        }
+        deps.update(
+            clean_users=CleanUsers(date_hour=self.date_hour),
+            clean_products=CleanProducts(date_hour=self.date_hour),
+            clean_carts=CleanCarts(date_hour=self.date_hour),
+        )
+        deps.update({name: cls(date_hour=self.date_hour) for name, cls in INSIGHT_TASKS.items()})
+        return deps
+
+    def output(self) -> luigi.LocalTarget:
+        return target(self.partition.manifest)
+
+    def complete(self) -> bool:
+        # Complete once the manifest exists and `latest` is at this partition or a newer one;
+        # a crash between the two leaves the task incomplete, and the rerun moves `latest`.
+        if not self.output().exists():
+            return False
+        current = latest_partition(self.partition.root)
+        return current is not None and current >= self.partition.name
+
+    def run(self) -> None:
+        os.umask(0o027)
+        hold_partition_lock(self.partition.lock)
+        if not self.output().exists():
+            write_json(self.partition.manifest, self.manifest())
+        root, name = self.partition.root, self.partition.name
+        current = latest_partition(root)
+        if current is None or current < name:
+            point_latest_to(root, name)
+            log.info("latest -> %s", name)
+
+    def manifest(self) -> dict[str, Any]:
+        stats = {key: read_json(Path(out["stats"].path)) for key, out in self.input().items()}
+        carts = stats["clean_carts"]
+        reconciliation = insights.reconcile(
+            api_cart_total=carts["api_cart_total"],
+            line_total=carts["line_total"],
+            user_total_spent=stats["user_summary"]["total_spent"],
+            category_total_sales=stats["category_summary"]["total_sales"],
+            carts=carts["carts"],
+        )
+        rows: dict[str, int] = {}
+        for facts in stats.values():
+            rows.update({name: n for name, n in facts.get("rows", {}).items()})
+        for e in config.ENDPOINTS:
+            rows[f"{e}.jsonl"] = stats[f"extract_{e}"]["records"]
+        extracts = [stats[f"extract_{e}"] for e in config.ENDPOINTS]
+        return {
+            "partition": self.partition.name,
+            "source": config.api().url(),
+            "api_totals": {s["endpoint"]: s["api_total"] for s in extracts},
+            "requests": sum(s["requests"] for s in extracts),
+            "rows": dict(sorted(rows.items())),
+            "reconciliation": reconciliation,
+            "quality_warnings": carts.get("quality_warnings", []),
+            "min_product_price": stats["clean_products"]["min_product_price"],
+            "tasks": {
+                key: {k: s[k] for k in ("task", "started", "finished", "seconds")}
+                for key, s in stats.items()
+            },
+            "written": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
