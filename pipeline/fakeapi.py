@@ -159,6 +159,7 @@ class _RateLimiter:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default backlog of 5 drops parallel benchmark connects
     app: DummyJSONServer
 
 
@@ -305,9 +306,16 @@ class DummyJSONServer:
         times: int | None = 1,
         **options: Any,
     ) -> Fault:
-        """Inject `kind` into matching list requests (see module docs / README for options).
+        """Inject `kind` into valid list requests on `endpoint`/`skip` (None matches any).
 
-        The returned `Fault` is live: its `times` shows how many applications are left.
+        Kinds and their options: `status` (status=500, headers={}, message), `close` (hang up
+        without a response), `truncate` (Content-Length beyond the bytes sent), `stall`
+        (seconds=5, then answer normally), `body` (body=b"<html>...", content_type),
+        `drop_key`, `drop_total`, `total_delta` (delta=1), `bad_record` (index=0,
+        value="oops"), `duplicate` (first record = previous page's last; no-op at skip 0),
+        `short` (count=1 fewer), `empty`, `mutate` (fn(envelope) -> envelope).
+        Every matching rule applies (e.g. stall + short). The returned `Fault` is live: its
+        `times` shows how many applications are left.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)}")
