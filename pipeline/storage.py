@@ -129,7 +129,8 @@ def neutralise_formulas(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray |
     risky = pc.match_substring_regex(values, FORMULA_PREFIX).fill_null(False)
     if not pc.any(risky).as_py():
         return values
-    return pc.if_else(risky, pc.binary_join_element_wise("'", values, ""), values)
+    quote, empty = pa.scalar("'", values.type), pa.scalar("", values.type)
+    return pc.if_else(risky, pc.binary_join_element_wise(quote, values, empty), values)
 
 
 def to_arrow(frame: pd.DataFrame, money: Iterable[str] = ()) -> pa.Table:
