@@ -1,0 +1,93 @@
+"""HTTP client against the local server: retries, Retry-After, timeouts, clear errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pipeline.client import ApiClient, ApiError, ClientSettings, RateLimiter
+from pipeline.fakeapi import DummyJSONServer
+
+FAST = ClientSettings(
+    connect_timeout=1.0, read_timeout=0.5, retries=2, backoff_factor=0.01, backoff_max=2.0,
+    rate_limit_requests=1000, rate_limit_window=1.0,
+)  # fmt: skip
+
+
+def get(api: DummyJSONServer, settings: ClientSettings = FAST) -> dict:
+    with ApiClient(api.url, settings) as client:
+        return client.get_json("/carts", {"limit": 2, "skip": 0})
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("status", {"status": 500}),
+        ("status", {"status": 502}),
+        ("status", {"status": 503}),
+        ("status", {"status": 504}),
+        ("close", {}),
+        ("truncate", {}),
+        ("stall", {"seconds": 2.0}),
+        ("body", {"body": b"<html>busy</html>", "content_type": "text/html"}),
+    ],
+)
+def test_transient_faults_are_retried_to_success(
+    api: DummyJSONServer, kind: str, options: dict
+) -> None:
+    api.add_fault(kind, endpoint="carts", times=1, **options)
+    body = get(api)
+    assert [c["id"] for c in body["carts"]] == [1, 2]
+    assert api.request_count == 2  # the failed attempt and the retry
+
+
+def test_429_waits_what_retry_after_says(api: DummyJSONServer) -> None:
+    api.add_fault("status", endpoint="carts", times=1, status=429, headers={"Retry-After": "1"})
+    t0 = time.monotonic()
+    get(api)
+    assert time.monotonic() - t0 >= 1.0
+    assert api.request_count == 2
+
+
+def test_persistent_failure_gives_up_after_the_retries_naming_url_and_status(
+    api: DummyJSONServer,
+) -> None:
+    api.add_fault("status", endpoint="carts", times=None, status=503)
+    with pytest.raises(ApiError) as err:
+        get(api)
+    assert api.request_count == 3  # 1 + retries
+    assert f"GET {api.url}/carts?limit=2&skip=0: HTTP 503" in str(err.value)
+
+
+def test_stalled_server_fails_within_the_timeouts(api: DummyJSONServer) -> None:
+    api.add_fault("stall", endpoint="carts", times=None, seconds=30)
+    t0 = time.monotonic()
+    with pytest.raises(ApiError, match="timed out"):
+        get(api)
+    # 3 attempts x 0.5 s read timeout + small backoffs, far below the 30 s stall
+    assert time.monotonic() - t0 < 5
+
+
+def test_other_4xx_fail_at_once(api: DummyJSONServer) -> None:
+    api.add_fault("status", endpoint="carts", times=None, status=404)
+    with pytest.raises(ApiError, match=r"HTTP 404 .*\(not retried\)"):
+        get(api)
+    assert api.request_count == 1
+
+
+def test_closed_port_is_a_connection_error() -> None:
+    with ApiClient("http://127.0.0.1:9", FAST) as client, pytest.raises(ApiError) as err:
+        client.get_json("/carts")
+    assert "GET http://127.0.0.1:9/carts: connection failed" in str(err.value)
+
+
+def test_rate_limiter_spaces_requests_beyond_the_window() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2, 10.0, clock=lambda: now[0])
+    limiter.acquire()
+    limiter.acquire()
+    assert len(limiter._starts) == 2
+    now[0] = 10.0  # the window has passed: room again without sleeping
+    limiter.acquire()
+    assert list(limiter._starts) == [10.0]
