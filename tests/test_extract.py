@@ -36,8 +36,13 @@ def server() -> Any:
         yield s
 
 
-def run(server: DummyJSONServer, endpoint: str = "carts", page_size: int = 10,
-        concurrency: int = 3, drop: frozenset[str] = frozenset()) -> tuple[Any, list[dict]]:  # fmt: skip
+def run(
+    server: DummyJSONServer,
+    endpoint: str = "carts",
+    page_size: int = 10,
+    concurrency: int = 3,
+    drop: frozenset[str] = frozenset(),
+) -> tuple[Any, list[dict]]:
     out = io.BytesIO()
     progress: list[tuple[int, int, int, int]] = []
     with ApiClient(server.url, SETTINGS) as client:
@@ -66,7 +71,7 @@ def test_pages_until_total_and_writes_every_record_in_order(server: DummyJSONSer
 def test_follows_the_page_length_the_server_serves(server: DummyJSONServer) -> None:
     # Ask for 23 but be served 10 (a server-side cap): skip by what `limit` says came back.
     server.add_fault("short", endpoint="carts", skip=0, count=13)
-    (stats, _), records = run(server, page_size=23 + 0, concurrency=1)
+    _, records = run(server, page_size=23, concurrency=1)
     assert [r["id"] for r in records] == list(range(1, 24))
     assert [q["skip"] for _, q in server.requests] == ["0", "10", "20"]
 
@@ -121,7 +126,7 @@ def test_a_contract_violation_names_record_and_field(server: DummyJSONServer) ->
 def test_endless_paging_is_refused(server: DummyJSONServer) -> None:
     with ApiClient(server.url, SETTINGS) as client:
         pager = Paginator(client, "carts", page_size=1, max_pages=5)
-        with pytest.raises(ExtractError, match="23 pages of 1 needed .* max_pages=5"):
+        with pytest.raises(ExtractError, match=r"23 pages of 1 needed .* max_pages=5"):
             list(pager.pages())
     assert server.request_count == 1
 
