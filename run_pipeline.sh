@@ -144,16 +144,27 @@ run_tests() {
     "$VENV/bin/pytest" "$@"
 }
 
+DEMO_PID="" DEMO_OUT=""
+# EXIT trap: must not fail half-way (errexit applies in traps), or the server outlives us.
+stop_demo_api() {
+    if [[ -n "$DEMO_PID" ]]; then
+        kill "$DEMO_PID" 2>/dev/null || true
+        wait "$DEMO_PID" 2>/dev/null || true
+    fi
+    rm -f "$DEMO_OUT"
+}
+
 # Serve the demo API on a free port, run the whole pipeline against it into DIR, stop the server.
 run_demo() {
     local dir="${1:-data-demo}" out url="" pid rc=0 _
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd -P)"
     out="$(mktemp)"
+    DEMO_OUT="$out"
+    trap stop_demo_api EXIT
     "$VENV/bin/python" -m pipeline.demo_api >"$out" 2>&1 &
     pid=$!
-    # shellcheck disable=SC2064  # expand now: the values are fixed for this run
-    trap "kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f '$out'" EXIT
+    DEMO_PID=$pid
     for _ in $(seq 300); do
         url="$(sed -n 's/^serving \(http[^ ]*\).*/\1/p' "$out" | head -n1)"
         [[ -n "$url" ]] && break
