@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import luigi
 import pandas as pd
 
-from pipeline import cleaning, config, insights, quality, storage
+from pipeline import cleaning, config, housekeeping, insights, quality, storage
 from pipeline.client import ApiClient, ApiError, ClientSettings
 from pipeline.extract import Paginator, extract_to
 from pipeline.paths import INSIGHTS, Partition, latest_partition, point_latest_to
@@ -380,6 +380,9 @@ class Insights(PartitionTask):
         if current is None or current < name:
             point_latest_to(root, name)
             log.info("latest -> %s", name)
+        retention = housekeeping.housekeeping().retention_hours
+        housekeeping.prune_partitions(root, retention, datetime.now(UTC))
+        housekeeping.prune_logs(root, retention, datetime.now(UTC))
 
     def manifest(self) -> dict[str, Any]:
         stats = {key: read_json(Path(out["stats"].path)) for key, out in self.input().items()}

@@ -208,3 +208,23 @@ def test_latest_only_moves_forward(api: DummyJSONServer, tmp_path: Path) -> None
     assert run_luigi(api.url, data, date_hour="2026-11-25T16").returncode == 0  # a backfill
     assert os.readlink(data / "latest") == "2026-11-25T18"
     assert (data / "2026-11-25T16/manifest.json").exists()
+
+
+def test_a_successful_run_prunes_partitions_past_retention(
+    api: DummyJSONServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    stale = data / "2020-01-01T00"
+    (stale / "insights").mkdir(parents=True)
+    keep = ("--housekeeping-retention-hours", "100000")
+    assert run_luigi(api.url, data, *keep, date_hour="2020-01-01T05").returncode == 0
+    assert stale.exists() and os.readlink(data / "latest") == "2020-01-01T05"
+
+    # Backfill an old hour with a 1-hour retention: everything is "old" by the wall clock,
+    # yet `latest`'s partition and the one this run is writing (its lock is held) survive.
+    result = run_luigi(
+        api.url, data, "--housekeeping-retention-hours", "1", date_hour="2020-01-01T03"
+    )
+    assert result.returncode == 0, result.output
+    assert sorted(p.name for p in data.iterdir()) == ["2020-01-01T03", "2020-01-01T05", "latest"]
+    assert f"pruned partition {stale}" in result.output
