@@ -79,6 +79,19 @@ class RateLimiter:
             time.sleep(wait)
 
 
+_limiters: dict[tuple[str, int, float], RateLimiter] = {}
+_limiters_lock = threading.Lock()
+
+
+def shared_limiter(base_url: str, requests: int, window: float) -> RateLimiter:
+    """One limiter per API in this process: the extract tasks of a run share the budget."""
+    key = (base_url, requests, window)
+    with _limiters_lock:
+        if key not in _limiters:
+            _limiters[key] = RateLimiter(requests, window)
+        return _limiters[key]
+
+
 def _retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After")
     try:
@@ -117,7 +130,7 @@ class ApiClient:
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
         self.session.headers["User-Agent"] = "etl-pipeline/0.1 (+luigi)"
-        self.limiter = RateLimiter(s.rate_limit_requests, s.rate_limit_window)
+        self.limiter = shared_limiter(self.base_url, s.rate_limit_requests, s.rate_limit_window)
         self.request_count = 0
 
     def close(self) -> None:

@@ -91,3 +91,14 @@ def test_rate_limiter_spaces_requests_beyond_the_window() -> None:
     now[0] = 10.0  # the window has passed: room again without sleeping
     limiter.acquire()
     assert list(limiter._starts) == [10.0]
+
+
+def test_clients_of_one_api_share_the_rate_limit_budget() -> None:
+    settings = ClientSettings(rate_limit_requests=7, rate_limit_window=3.0)
+    with (
+        ApiClient("http://127.0.0.1:1", settings) as a,
+        ApiClient("http://127.0.0.1:1/", settings) as b,
+    ):
+        assert a.limiter is b.limiter
+    with ApiClient("http://127.0.0.1:2", settings) as c:
+        assert c.limiter is not a.limiter
