@@ -4,7 +4,15 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+CALLER_PWD="$PWD"
 cd "$HERE"  # luigi.cfg and [core] logging_conf_file are resolved relative to the cwd
+
+# Paths the caller gives are relative to where they called us from, not to the checkout.
+abspath() { if [[ "$1" == /* ]]; then printf '%s\n' "$1"; else printf '%s\n' "$CALLER_PWD/$1"; fi; }
+if [[ -n "${PIPELINE_DATA_DIR:-}" ]]; then
+    PIPELINE_DATA_DIR="$(abspath "$PIPELINE_DATA_DIR")"
+    export PIPELINE_DATA_DIR
+fi
 
 VENV="$HERE/.venv"
 STAMP="$VENV/.deps-sha256"
@@ -21,15 +29,16 @@ Usage: ./run_pipeline.sh [SUBCOMMAND] [ARGS...]
                           $PIPELINE_DATA_DIR/logs/run-<UTC time>-<pid>.log; exit code is luigi's.
   test [PYTEST ARGS...]   ruff check, then the whole pytest suite (args go to pytest).
   demo [DIR]              Run the whole pipeline offline against a local demo API; outputs go to
-                          DIR (default ./data-demo).
+                          DIR (default: data-demo in the checkout).
   units DEST [OPTIONS]    Render etl-pipeline.service/.timer and luigid.service into DEST for
                           this checkout (--user U, --data-dir D, --with-luigid; see --help).
   bootstrap               Only create/update ./.venv (done automatically by the others).
   help                    This text.
 
-Environment: PIPELINE_API_URL (default https://dummyjson.com), PIPELINE_DATA_DIR (default
-./data), LUIGI_SCHEDULER_URL, PIPELINE_NO_BOOTSTRAP=1 (fail instead of installing; set by the
-systemd unit, whose sandbox makes the checkout read-only).
+Environment: PIPELINE_API_URL (default https://dummyjson.com), PIPELINE_DATA_DIR (default: data
+in the checkout; relative paths here and in DIR/DEST are from where you are),
+LUIGI_SCHEDULER_URL, PIPELINE_NO_BOOTSTRAP=1 (fail instead of installing; set by the systemd
+unit, whose sandbox makes the checkout read-only).
 EOF
 }
 
@@ -156,7 +165,8 @@ stop_demo_api() {
 
 # Serve the demo API on a free port, run the whole pipeline against it into DIR, stop the server.
 run_demo() {
-    local dir="${1:-data-demo}" out url="" pid rc=0 _
+    local dir="$HERE/data-demo" out url="" pid rc=0 _
+    if (($# > 0)); then dir="$(abspath "$1")"; fi
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd -P)"
     out="$(mktemp)"
@@ -191,8 +201,11 @@ main() {
         units)
             shift
             (($# >= 1)) || die "usage: units DEST [--user U] [--data-dir D] [--with-luigid]"
+            local dest="$1"
+            [[ "$dest" == -* ]] || dest="$(abspath "$dest")"  # keep `units --help` working
+            shift
             bootstrap
-            "$VENV/bin/python" -m pipeline.units "$@"
+            "$VENV/bin/python" -m pipeline.units "$dest" "$@"
             ;;
         bootstrap) bootstrap ;;
         *) usage >&2; die "unknown subcommand: $sub" ;;

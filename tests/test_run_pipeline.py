@@ -224,8 +224,21 @@ def test_test_subcommand_runs_ruff_then_pytest(co: Checkout) -> None:
 
 def test_units_subcommand_delegates(co: Checkout) -> None:
     assert co.run("units", "/tmp/x", "--user", "etl").returncode == 0
-    assert co.calls("python -m pipeline.units") == ["python -m pipeline.units /tmp/x --user etl"]
+    assert co.run("units", "rel/units").returncode == 0  # relative to the caller's cwd
+    assert co.run("units", "--help").returncode == 0
+    assert co.calls("python -m pipeline.units") == [
+        "python -m pipeline.units /tmp/x --user etl",
+        f"python -m pipeline.units {co.fake_dir}/rel/units",
+        "python -m pipeline.units --help",
+    ]
     assert co.run("units").returncode == 2
+
+
+def test_relative_data_dir_is_from_the_callers_cwd(co: Checkout) -> None:
+    result = co.run(PIPELINE_DATA_DIR="mine")
+    assert result.returncode == 0, result.stderr
+    assert f"data={co.fake_dir}/mine" in result.stdout
+    assert len(co.run_logs(co.fake_dir / "mine")) == 1
 
 
 def test_demo_runs_against_its_own_api_and_stops_it(co: Checkout, tmp_path: Path) -> None:
@@ -237,6 +250,12 @@ def test_demo_runs_against_its_own_api_and_stops_it(co: Checkout, tmp_path: Path
     assert (co.fake_dir / "demo.stopped").exists()
     assert "latest -> 2026-11-25T17" in result.stdout
     assert f"{out}/latest/insights/user_summary.csv" in result.stdout
+
+
+def test_demo_relative_dir_is_from_the_callers_cwd(co: Checkout) -> None:
+    result = co.run("demo", "out", FAKE_MAKE_OUTPUT="1")
+    assert result.returncode == 0, result.stderr
+    assert (co.fake_dir / "out" / "latest").is_symlink()
 
 
 def test_demo_failure_keeps_exit_code_and_still_stops_the_api(co: Checkout) -> None:
