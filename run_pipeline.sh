@@ -183,7 +183,8 @@ run_demo() {
     done
     [[ -n "$url" ]] || { cat "$out" >&2; die "demo API did not report its URL within 30 s"; }
     say "demo API at $url; data in $dir"
-    PIPELINE_API_URL="$url" PIPELINE_DATA_DIR="$dir" run_luigi --local-scheduler || rc=$?
+    # --no-lock: luigi's host-wide lock is keyed on the command line, which every demo shares.
+    PIPELINE_API_URL="$url" PIPELINE_DATA_DIR="$dir" run_luigi --local-scheduler --no-lock || rc=$?
     if ((rc != 0)); then
         return "$rc"
     fi

@@ -245,7 +245,7 @@ def test_demo_runs_against_its_own_api_and_stops_it(co: Checkout, tmp_path: Path
     out = tmp_path / "demo-out"
     result = co.run("demo", str(out), FAKE_MAKE_OUTPUT="1")
     assert result.returncode == 0, result.stderr
-    assert co.calls("luigi") == ["luigi --module pipeline Insights --local-scheduler"]
+    assert co.calls("luigi") == ["luigi --module pipeline Insights --local-scheduler --no-lock"]
     assert f"api=http://127.0.0.1:4242 data={out}" in result.stdout
     assert (co.fake_dir / "demo.stopped").exists()
     assert "latest -> 2026-11-25T17" in result.stdout
