@@ -55,6 +55,9 @@ def run_luigi(
 ) -> Run:
     """``luigi --module pipeline <task> --local-scheduler`` from the checkout, as a user runs it."""
     cmd = [LUIGI, "--module", "pipeline", task, "--local-scheduler", "--date-hour", date_hour]
+    # luigi refuses a second identical command line on the host (exit 10); keep that real but
+    # scoped to this test, so parallel test sessions do not trip over each other.
+    cmd += ["--lock-pid-dir", str(data_dir.parent / "luigi-pids")]
     proc = subprocess.run(
         [*cmd, *args],
         cwd=REPO,
