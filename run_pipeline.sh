@@ -3,6 +3,7 @@
 # tests, an offline demo, or render the systemd units. `./run_pipeline.sh help` explains each.
 set -euo pipefail
 
+umask 027  # data and logs may hold personal fields: never world-readable
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 CALLER_PWD="$PWD"
 cd "$HERE"  # luigi.cfg and [core] logging_conf_file are resolved relative to the cwd
