@@ -104,17 +104,32 @@ def test_pipeline_through_luigid(luigid: Luigid, tmp_path: Path) -> None:
     assert "scheduler: central (from the command line)" in result.stderr
 
     done = task_list(luigid.url, "DONE")
-    families = {task["name"] for task in done.values()}
-    assert "Insights" in families, families
+    families = sorted(task["name"] for task in done.values())
+    assert families == [
+        "CartDetails", "CategorySummary", "CleanCarts", "CleanProducts", "CleanUsers",
+        "ExtractEndpoint", "ExtractEndpoint", "ExtractEndpoint", "Insights", "UserSummary",
+    ]  # fmt: skip
     for status in NOT_DONE:
         assert task_list(luigid.url, status) == {}, status
     assert all(task["params"]["date_hour"] == "2026-11-25T10" for task in done.values())
 
     extracts = [task for task in done.values() if task["name"].startswith("Extract")]
     assert extracts, families
-    for task in extracts:
-        assert task["progress_percentage"] == 100, task
-        assert task["status_message"], task
+    messages = sorted(task["status_message"] for task in extracts)
+    assert messages == [
+        "carts: 6/6 records, page 1/1",
+        "products: 8/8 records, page 1/1",
+        "users: 6/6 records, page 1/1",
+    ]
+    assert [task["progress_percentage"] for task in extracts] == [100, 100, 100]
+    cleans = {
+        t["name"]: t["status_message"] for t in done.values() if t["name"].startswith("Clean")
+    }
+    assert cleans == {
+        "CleanCarts": "cleaned_carts.csv: 14 rows",
+        "CleanProducts": "cleaned_products.csv: 3 rows",
+        "CleanUsers": "cleaned_users.csv: 6 rows",
+    }
 
     # state_path from config/luigid.cfg: written on SIGTERM, read back at start.
     luigid.stop()
