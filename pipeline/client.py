@@ -35,10 +35,20 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 class ApiError(RuntimeError):
     """A request failed for good; the message names the URL and the status or cause."""
 
-    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        cause: str = "status",
+        status: int | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.cause = cause  # timeout | connection | status | body: callers pick a policy by it
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -174,12 +184,16 @@ class ApiClient:
             body = response.content  # reads the whole body: a cut-short one raises here
         except requests.Timeout as exc:
             raise ApiError(
-                f"GET {full}: timed out ({exc.__class__.__name__})", retryable=True
+                f"GET {full}: timed out ({exc.__class__.__name__})",
+                retryable=True,
+                cause="timeout",
             ) from None
         except requests.RequestException as exc:
             cause = exc.__class__.__name__
             raise ApiError(
-                f"GET {full}: connection failed ({cause}: {exc})", retryable=True
+                f"GET {full}: connection failed ({cause}: {exc})",
+                retryable=True,
+                cause="connection",
             ) from None
         if response.status_code != 200:
             retryable = response.status_code in RETRY_STATUSES
@@ -188,6 +202,7 @@ class ApiClient:
                 f"{'' if retryable else ' (not retried)'}: {body[:200]!r}",
                 retryable=retryable,
                 retry_after=_retry_after(response),
+                status=response.status_code,
             )
         try:
             return orjson.loads(body)
@@ -196,4 +211,6 @@ class ApiClient:
             raise ApiError(
                 f"GET {full}: HTTP 200 but the body is not JSON ({exc}): {body[:80]!r}",
                 retryable=True,
+                cause="body",
+                status=200,
             ) from None
