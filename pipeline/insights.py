@@ -24,6 +24,13 @@ CART_DETAIL_COLUMNS = [
     "cart_id", "user_id", "first_name", "age", "city", "product_id", "name", "category",
     "quantity", "price", "line_total", "discounted_line_total",
 ]  # fmt: skip
+#: The cleaned cart-line columns each summary uses: its task reads no others from the CSV.
+USER_SUMMARY_LINE_COLUMNS = (
+    "cart_id", "user_id", "quantity", "line_total", "discounted_line_total",
+)  # fmt: skip
+CATEGORY_SUMMARY_LINE_COLUMNS = (
+    "product_id", "quantity", "line_total", "discounted_line_total",
+)  # fmt: skip
 USER_SUMMARY_MONEY = ("total_spent", "total_spent_discounted")
 CATEGORY_SUMMARY_MONEY = ("total_sales", "total_sales_discounted")
 CART_DETAIL_MONEY = ("price", "line_total", "discounted_line_total")
@@ -63,16 +70,22 @@ def category_summary(lines: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFra
     return out[CATEGORY_SUMMARY_COLUMNS]
 
 
+def _attributes(keys: pd.Series, table: pd.DataFrame, key: str, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of the ``table`` row whose ``key`` equals each of ``keys`` (NaN if none).
+
+    One hash lookup serves every column, where a ``Series.map`` per column would repeat it.
+    """
+    found = table.set_index(key)[columns].reindex(keys.to_numpy())
+    return found.set_axis(keys.index, axis=0)
+
+
 def cart_details(lines: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     """Every cart line with the buyer's and the product's attributes, in cart/line order."""
-    user = users.set_index("user_id")
-    product = catalogue.set_index("product_id")
-    out = lines.copy()
-    for column in ("first_name", "age", "city"):
-        out[column] = lines["user_id"].map(user[column])
-    for column in ("name", "category"):
-        out[column] = lines["product_id"].map(product[column]).fillna(UNKNOWN)
-    return out[CART_DETAIL_COLUMNS]
+    buyer = _attributes(lines["user_id"], users, "user_id", ["first_name", "age", "city"])
+    product = _attributes(lines["product_id"], catalogue, "product_id", ["name", "category"])
+    product = product.fillna(UNKNOWN)
+    columns = {**dict(lines.items()), **dict(buyer.items()), **dict(product.items())}
+    return pd.DataFrame({c: columns[c] for c in CART_DETAIL_COLUMNS}, copy=False)
 
 
 def check_agrees(what: str, got: float, want: float, tolerance: float = MONEY_TOLERANCE) -> None:

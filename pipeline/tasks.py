@@ -241,6 +241,7 @@ class InsightTask(PartitionTask):
     """Base of the three insight files: read cleaned inputs, compute, check, write."""
 
     name: ClassVar[str]
+    line_columns: ClassVar[tuple[str, ...] | None] = None  # of cleaned_carts.csv; None: all
 
     def requires(self) -> dict[str, luigi.Task]:
         return {
@@ -253,7 +254,7 @@ class InsightTask(PartitionTask):
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
 
     def lines(self) -> pd.DataFrame:
-        return storage.read_csv(Path(self.input()["carts"]["carts"].path))
+        return storage.read_csv(Path(self.input()["carts"]["carts"].path), self.line_columns)
 
     def users(self) -> pd.DataFrame:
         return storage.read_csv(Path(self.input()["users"]["users"].path))
@@ -269,6 +270,7 @@ class UserSummary(InsightTask):
     """user_summary.csv: carts, units and spend per user who has a cart."""
 
     name = "user_summary"
+    line_columns = insights.USER_SUMMARY_LINE_COLUMNS
 
     def produce(self) -> dict[str, Any]:
         summary = insights.user_summary(self.lines(), self.users())
@@ -298,6 +300,7 @@ class CategorySummary(InsightTask):
     """category_summary.csv: sales and units per category over every cart line."""
 
     name = "category_summary"
+    line_columns = insights.CATEGORY_SUMMARY_LINE_COLUMNS
 
     def produce(self) -> dict[str, Any]:
         summary = insights.category_summary(self.lines(), self.catalogue())
