@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -363,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", type=Path, default=REPO / "bench-data", help="cache folder")
     parser.add_argument("--fresh", action="store_true", help="regenerate cached data sets")
+    parser.add_argument(
+        "--extract-args",
+        default="",
+        help="luigi options for scenario 1 instead of the defaults, to measure what each "
+        "setting is worth, e.g. '--api-page-size 10 --api-concurrency 1'",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -380,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     if "startup" in only:
         results.append(bench.startup())
     if "extract" in only:
-        results.append(bench.extract(EXTRACT_SCALE, 0.02, (), "extract"))
+        extra = shlex.split(args.extract_args)
+        results.append(bench.extract(EXTRACT_SCALE, 0.02, extra, "extract"))
     if "extract-rss" in only and scales:
         results.append(bench.extract(scales[-1], 0.0, LOCAL_LIMIT, "extract-rss"))
     if "clean" in only or "rerun" in only:
