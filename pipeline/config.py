@@ -14,9 +14,10 @@ import luigi
 
 ENDPOINTS: tuple[str, ...] = ("carts", "products", "users")
 
-#: Fields removed from user records before anything touches disk.
+#: Fields removed from user records before anything touches disk; ``image`` because its URL
+#: embeds the username (https://dummyjson.com/icon/<username>/128).
 DEFAULT_SECRET_FIELDS = (
-    "password,ssn,ein,bank,crypto,ip,macAddress,userAgent,email,phone,username,birthDate"
+    "password,ssn,ein,bank,crypto,ip,macAddress,userAgent,email,phone,username,birthDate,image"
 )
 
 
@@ -41,7 +42,7 @@ class api(luigi.Config):
         default=5.0, description="Seconds to wait for a TCP connection."
     )
     read_timeout = luigi.FloatParameter(
-        default=20.0, description="Seconds to wait for the server between bytes of a response."
+        default=15.0, description="Seconds to wait for the server between bytes of a response."
     )
     retries = luigi.IntParameter(
         default=4, description="Retries per request on 429, 5xx, dropped or cut-short responses."
@@ -63,6 +64,19 @@ class api(luigi.Config):
         default=10000, description="Guard against endless paging: fail beyond this many pages."
     )
 
+    def give_up_seconds(self) -> float:
+        """Longest one request can take before it fails for good, when the server stalls.
+
+        Every attempt may wait ``connect_timeout`` to connect plus ``read_timeout`` for a first
+        byte, and the retries sleep ``backoff_factor * 2**i`` seconds, each at most
+        ``backoff_max`` (a 429's ``Retry-After`` is capped the same way). Once one endpoint has
+        given up like this the circuit breaker fails the other extracts at once, so this bounds
+        the time a stalled API can hold a run (README, "Failure behaviour").
+        """
+        attempts = self.retries + 1
+        sleeps = sum(min(self.backoff_factor * 2**i, self.backoff_max) for i in range(self.retries))
+        return attempts * (self.connect_timeout + self.read_timeout) + sleeps
+
     def url(self) -> str:
         """The base URL, environment first, validated so only http(s) is ever contacted."""
         url = os.environ.get("PIPELINE_API_URL") or str(self.base_url)
@@ -78,6 +92,13 @@ class extract(luigi.Config):
     secret_fields = luigi.Parameter(
         default=DEFAULT_SECRET_FIELDS,
         description="Comma-separated top-level user fields dropped before records are written.",
+    )
+
+    rereads = luigi.IntParameter(
+        default=1,
+        description="Times an endpoint is read again from its first page after a paging anomaly "
+        "(total changed, record on two pages, short or empty page), a malformed envelope or a "
+        "record breaking the contract, before the extract fails. 0: fail at once.",
     )
 
     def secrets(self) -> frozenset[str]:

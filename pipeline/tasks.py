@@ -7,11 +7,17 @@ Graph, per hourly partition::
 
 Every task also writes a small stats file (timings, row counts, figures); ``Insights`` assembles
 them into the manifest. A task is complete when all its outputs exist, so a rerun skips it.
+
+Failure handling (README, "Failure behaviour"): a run claims its partition's lock while it
+schedules, so a second run of the same hour exits with [retcode] already_running before doing
+anything; extracts re-read an endpoint after a paging anomaly; and a circuit breaker fails the
+remaining extracts at once when the API has stopped answering.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import time
 from datetime import UTC, datetime
@@ -19,19 +25,73 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import luigi
+import luigi.interface
 import pandas as pd
 
 from pipeline import cleaning, config, housekeeping, insights, quality, storage
 from pipeline.client import ApiClient, ApiError, ClientSettings
-from pipeline.extract import Paginator, extract_to
+from pipeline.extract import ExtractError, Paginator, extract_to
 from pipeline.paths import INSIGHTS, Partition, latest_partition, point_latest_to
-from pipeline.targets import atomic_path, hold_partition_lock, read_json, target, write_json
+from pipeline.targets import (
+    PartitionBusy,
+    atomic_path,
+    hold_partition_lock,
+    read_json,
+    remove_orphaned_links,
+    remove_stale_temporaries,
+    target,
+    write_json,
+)
 
 log = logging.getLogger("luigi-interface.pipeline")
 
 
 def _current_hour() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+
+
+class PartitionBusyExit(luigi.interface.PidLockAlreadyTakenExit):
+    """Raised while scheduling: luigi then exits with [retcode] already_running (10)."""
+
+
+class CircuitBreaker:
+    """Remembers for the rest of the run that the API stopped answering.
+
+    Tasks run one at a time ([core] workers = 1), so without this a stalled API would cost each
+    of the three extracts its whole retry budget (``api.give_up_seconds()``, ~82 s with the
+    defaults) one after the other. It opens on timeouts, connection failures and an exhausted
+    429 (the server is not answering, or asks every client to stay away), not on a 5xx or a bad
+    body from one endpoint: those fail within seconds and must not stop the other endpoints.
+    The state is an anonymous shared mapping made at import, so luigi's forked workers
+    (``--workers N``) see each other's trips; a new run starts closed.
+    """
+
+    _SIZE = 4096
+
+    def __init__(self) -> None:
+        self._mem = mmap.mmap(-1, self._SIZE)
+
+    @staticmethod
+    def opens_on(exc: ApiError) -> bool:
+        return exc.cause in ("timeout", "connection") or exc.status == 429
+
+    def trip(self, base_url: str, reason: str) -> None:
+        if self.reason(base_url) is None:
+            data = f"{base_url}\n{reason}".encode()[: self._SIZE - 4]
+            self._mem[4 : 4 + len(data)] = data
+            self._mem[:4] = len(data).to_bytes(4, "little")  # last: readers see all or nothing
+
+    def reason(self, base_url: str) -> str | None:
+        """Why the circuit to ``base_url`` is open, or None while it is closed."""
+        size = int.from_bytes(self._mem[:4], "little")
+        url, _, reason = self._mem[4 : 4 + size].decode(errors="replace").partition("\n")
+        return reason if size and url == base_url else None
+
+    def reset(self) -> None:
+        self._mem[:4] = bytes(4)
+
+
+BREAKER = CircuitBreaker()
 
 
 class PartitionTask(luigi.Task):
@@ -57,9 +117,33 @@ class PartitionTask(luigi.Task):
         """Do the work and write the data outputs; return facts for the manifest."""
         raise NotImplementedError
 
-    def run(self) -> None:
+    def claim(self) -> None:
+        """Lock the partition for this process before anything is checked or written.
+
+        ``complete()`` is the first thing luigi asks of each task while scheduling, so a second
+        run of a partition being written stops there, schedules nothing and exits with
+        [retcode] already_running, as luigi does for a duplicate command line or for a task
+        that a central scheduler sees running elsewhere. The first claim also sweeps temporary
+        files that a killed run left behind.
+        """
         os.umask(0o027)  # data may hold personal fields: not world-readable
-        hold_partition_lock(self.partition.lock)
+        try:
+            fresh = hold_partition_lock(self.partition.lock)
+        except PartitionBusy as exc:
+            log.error("%s", exc)
+            raise PartitionBusyExit(str(exc)) from None
+        if fresh:
+            stale = remove_stale_temporaries(self.partition.dir)
+            for path in stale + remove_orphaned_links(self.partition.root):
+                log.info("removed %s, left by an interrupted run", path)
+
+    def complete(self) -> bool:
+        self.claim()
+        return super().complete()
+
+    def run(self) -> None:
+        os.umask(0o027)
+        hold_partition_lock(self.partition.lock)  # claimed while scheduling; fails if it was not
         started, t0 = datetime.now(UTC), time.perf_counter()
         facts = self.produce()
         facts.update(
@@ -108,21 +192,42 @@ class ExtractEndpoint(PartitionTask):
             pool_size=cfg.concurrency,
         )
         drop = config.extract().secrets() if self.endpoint == "users" else frozenset()
+        rereads = config.extract().rereads
+        base_url = cfg.url()
+        opened = BREAKER.reason(base_url)
+        if opened is not None:
+            raise ApiError(
+                f"{self.endpoint}: not attempted, circuit open: the API stopped answering "
+                f"earlier in this run ({opened})"
+            )
 
         def progress(done: int, total: int, page: int, pages: int) -> None:
             percent = 100 if total == 0 else int(100 * done / total)
             self.report(f"{self.endpoint}: {done}/{total} records, page {page}/{pages}", percent)
 
-        with ApiClient(cfg.url(), settings) as client:
-            paginator = Paginator(
-                client, self.endpoint, cfg.page_size, cfg.concurrency, cfg.max_pages
-            )
-            try:
-                raw = self.partition.raw(self.endpoint)
-                with atomic_path(raw) as tmp, open(tmp, "wb") as out:
-                    stats = extract_to(paginator, out, drop, progress)
-            except ApiError as exc:
-                raise ApiError(f"{self.endpoint}: {exc}") from None
+        raw = self.partition.raw(self.endpoint)
+        with ApiClient(base_url, settings) as client:
+            for read in range(1, rereads + 2):
+                paginator = Paginator(
+                    client, self.endpoint, cfg.page_size, cfg.concurrency, cfg.max_pages
+                )
+                try:
+                    with atomic_path(raw) as tmp, open(tmp, "wb") as out:
+                        stats = extract_to(paginator, out, drop, progress)
+                    break
+                except ExtractError as exc:
+                    # Paging anomalies, bad envelopes and contract breaks are re-read from the
+                    # first page: a snapshot taken while the shop changed may succeed next time.
+                    where = f"GET {client.base_url}/{self.endpoint}"
+                    if read > rereads:
+                        raise ExtractError(f"{exc} ({where}; failed on {read} read(s))") from None
+                    log.warning("%s (%s); reading it again from the first page", exc, where)
+                except ApiError as exc:
+                    tries = cfg.retries + 1
+                    gave_up = f" (gave up after {tries} attempts)" if exc.retryable else ""
+                    if CircuitBreaker.opens_on(exc):
+                        BREAKER.trip(base_url, f"{self.endpoint}: {exc}{gave_up}")
+                    raise ApiError(f"{self.endpoint}: {exc}{gave_up}") from None
             return {
                 "endpoint": self.endpoint,
                 "url": f"{client.base_url}/{self.endpoint}",
@@ -368,6 +473,7 @@ class Insights(PartitionTask):
     def complete(self) -> bool:
         # Complete once the manifest exists and `latest` is at this partition or a newer one;
         # a crash between the two leaves the task incomplete, and the rerun moves `latest`.
+        self.claim()
         if not self.output().exists():
             return False
         current = latest_partition(self.partition.root)
