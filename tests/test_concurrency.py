@@ -25,7 +25,10 @@ from .test_pipeline_e2e import CART_DETAILS, CATEGORY_SUMMARY, USER_SUMMARY
 pytestmark = pytest.mark.slow
 
 ALREADY_RUNNING = 10
-SLOW = ("--api-page-size", "2")  # 10 pages at 0.2 s latency: a run takes a few seconds
+#: 10 pages at 0.5 s each, 2-3 in a row per endpoint: a run writes for ~3 s, long enough for
+#: a second run to start while it does, even on a busy machine.
+SLOW = ("--api-page-size", "2")
+LATENCY = 0.5
 
 
 def start(api_url: str, data: Path, pid_dir: Path, *args: str) -> subprocess.Popen[str]:
@@ -52,7 +55,7 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str, float]:
 def test_two_runs_started_at_once_one_writes_the_other_exits_10(
     api: DummyJSONServer, tmp_path: Path
 ) -> None:
-    api.latency = 0.2
+    api.latency = LATENCY
     data = tmp_path / "data"
     runs = [start(api.url, data, tmp_path / f"pids-{i}") for i in range(2)]
     results = [finish(p) for p in runs]
@@ -79,7 +82,7 @@ def test_two_runs_started_at_once_one_writes_the_other_exits_10(
 def test_a_run_started_while_another_writes_exits_at_once_without_waiting(
     api: DummyJSONServer, tmp_path: Path
 ) -> None:
-    api.latency = 0.2
+    api.latency = LATENCY
     data = tmp_path / "data"
     first = start(api.url, data, tmp_path / "pids-timer")
     deadline = time.monotonic() + 30
@@ -104,7 +107,7 @@ def test_a_run_started_while_another_writes_exits_at_once_without_waiting(
 def test_the_same_command_line_twice_is_refused_by_luigi_with_the_same_code(
     api: DummyJSONServer, tmp_path: Path
 ) -> None:
-    api.latency = 0.2
+    api.latency = LATENCY
     data, pids = tmp_path / "data", tmp_path / "pids"
     first = start(api.url, data, pids)
     while api.request_count == 0:
@@ -117,7 +120,7 @@ def test_the_same_command_line_twice_is_refused_by_luigi_with_the_same_code(
 
 
 def test_a_killed_holder_leaves_the_partition_free(api: DummyJSONServer, tmp_path: Path) -> None:
-    api.latency = 0.2
+    api.latency = LATENCY
     data = tmp_path / "data"
     first = start(api.url, data, tmp_path / "pids-1")
     while api.request_count == 0:
