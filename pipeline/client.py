@@ -9,6 +9,7 @@ transient failure, and ``Retry-After`` from a 429/503 is honoured as the wait.
 from __future__ import annotations
 
 import logging
+import mmap
 import threading
 import time
 from collections import deque
@@ -214,3 +215,44 @@ class ApiClient:
                 cause="body",
                 status=200,
             ) from None
+
+
+class CircuitBreaker:
+    """Remembers for the rest of the run that the API stopped answering.
+
+    Tasks run one at a time ([core] workers = 1), so without this a stalled API would cost each
+    of the three extracts its whole retry budget (``api.give_up_seconds()``, ~82 s with the
+    defaults) one after the other. It opens on timeouts, connection failures and an exhausted
+    429 (the server is not answering, or asks every client to stay away), not on a 5xx or a bad
+    body from one endpoint: those fail within seconds and must not stop the other endpoints.
+    The state is an anonymous shared mapping made at import, so luigi's forked workers
+    (``--workers N``) see each other's trips; a new run starts closed.
+    """
+
+    _SIZE = 4096
+
+    def __init__(self) -> None:
+        self._mem = mmap.mmap(-1, self._SIZE)
+
+    @staticmethod
+    def opens_on(exc: ApiError) -> bool:
+        return exc.cause in ("timeout", "connection") or exc.status == 429
+
+    def trip(self, base_url: str, reason: str) -> None:
+        if self.reason(base_url) is None:
+            data = f"{base_url}\n{reason}".encode()[: self._SIZE - 4]
+            self._mem[4 : 4 + len(data)] = data
+            self._mem[:4] = len(data).to_bytes(4, "little")  # last: readers see all or nothing
+
+    def reason(self, base_url: str) -> str | None:
+        """Why the circuit to ``base_url`` is open, or None while it is closed."""
+        size = int.from_bytes(self._mem[:4], "little")
+        url, _, reason = self._mem[4 : 4 + size].decode(errors="replace").partition("\n")
+        return reason if size and url == base_url else None
+
+    def reset(self) -> None:
+        self._mem[:4] = bytes(4)
+
+
+#: One per process, made at import so forked luigi workers share it.
+BREAKER = CircuitBreaker()

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import luigi
 
+from pipeline.client import ClientSettings
+
 ENDPOINTS: tuple[str, ...] = ("carts", "products", "users")
 
 #: Fields removed from user records before anything touches disk; ``image`` because its URL
@@ -76,6 +78,18 @@ class api(luigi.Config):
         attempts = self.retries + 1
         sleeps = sum(min(self.backoff_factor * 2**i, self.backoff_max) for i in range(self.retries))
         return attempts * (self.connect_timeout + self.read_timeout) + sleeps
+
+    def client_settings(self) -> ClientSettings:
+        return ClientSettings(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            retries=self.retries,
+            backoff_factor=self.backoff_factor,
+            backoff_max=self.backoff_max,
+            rate_limit_requests=self.rate_limit_requests,
+            rate_limit_window=self.rate_limit_window,
+            pool_size=self.concurrency,
+        )
 
     def url(self) -> str:
         """The base URL, environment first, validated so only http(s) is ever contacted."""

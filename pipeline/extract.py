@@ -14,12 +14,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
-from pipeline.client import ApiClient
+from pipeline.client import BREAKER, ApiClient, ApiError, CircuitBreaker
 from pipeline.contract import ContractError, validate_record
+from pipeline.targets import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +191,51 @@ def extract_to(
     if stats.records != stats.total:
         raise ExtractError(f"{endpoint}: read {stats.records} records but total is {stats.total}")
     return stats
+
+
+def snapshot_endpoint(
+    client: ApiClient,
+    endpoint: str,
+    path: Path,
+    *,
+    page_size: int,
+    concurrency: int = 1,
+    max_pages: int = 10_000,
+    drop_fields: frozenset[str] = frozenset(),
+    rereads: int = 1,
+    progress: Progress | None = None,
+    breaker: CircuitBreaker = BREAKER,
+) -> ExtractStats:
+    """Write every record of ``endpoint`` to ``path`` atomically, or fail saying why.
+
+    A paging anomaly, malformed envelope or contract break is re-read from the first page up to
+    ``rereads`` times: a snapshot taken while the shop changed may succeed on the next read.
+    When the API has stopped answering (timeouts, refused connections, exhausted 429s) the
+    breaker opens, so the run's other extracts fail at once instead of each waiting out its own
+    retry budget.
+    """
+    where = f"GET {client.base_url}/{endpoint}"
+    opened = breaker.reason(client.base_url)
+    if opened is not None:
+        raise ApiError(
+            f"{endpoint}: not attempted, circuit open: the API stopped answering earlier in "
+            f"this run ({opened})"
+        )
+    for read in range(1, rereads + 2):
+        paginator = Paginator(client, endpoint, page_size, concurrency, max_pages)
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as out:
+                return extract_to(paginator, out, drop_fields, progress)
+        except ExtractError as exc:
+            if read > rereads:
+                raise ExtractError(f"{exc} ({where}; failed on {read} read(s))") from None
+            log.warning("%s (%s); reading it again from the first page", exc, where)
+        except ApiError as exc:
+            attempts = client.settings.retries + 1
+            gave_up = f" (gave up after {attempts} attempts)" if exc.retryable else ""
+            if CircuitBreaker.opens_on(exc):
+                breaker.trip(client.base_url, f"{endpoint}: {exc}{gave_up}")
+            raise ApiError(
+                f"{endpoint}: {exc}{gave_up}", cause=exc.cause, status=exc.status
+            ) from None
+    raise AssertionError("unreachable: the last read returns or raises")

@@ -17,7 +17,6 @@ remaining extracts at once when the API has stopped answering.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import time
 from datetime import UTC, datetime
@@ -29,8 +28,8 @@ import luigi.interface
 import pandas as pd
 
 from pipeline import cleaning, config, housekeeping, insights, quality, storage
-from pipeline.client import ApiClient, ApiError, ClientSettings
-from pipeline.extract import ExtractError, Paginator, extract_to
+from pipeline.client import ApiClient
+from pipeline.extract import snapshot_endpoint
 from pipeline.paths import INSIGHTS, Partition, latest_partition, point_latest_to
 from pipeline.targets import (
     PartitionBusy,
@@ -52,46 +51,6 @@ def _current_hour() -> datetime:
 
 class PartitionBusyExit(luigi.interface.PidLockAlreadyTakenExit):
     """Raised while scheduling: luigi then exits with [retcode] already_running (10)."""
-
-
-class CircuitBreaker:
-    """Remembers for the rest of the run that the API stopped answering.
-
-    Tasks run one at a time ([core] workers = 1), so without this a stalled API would cost each
-    of the three extracts its whole retry budget (``api.give_up_seconds()``, ~82 s with the
-    defaults) one after the other. It opens on timeouts, connection failures and an exhausted
-    429 (the server is not answering, or asks every client to stay away), not on a 5xx or a bad
-    body from one endpoint: those fail within seconds and must not stop the other endpoints.
-    The state is an anonymous shared mapping made at import, so luigi's forked workers
-    (``--workers N``) see each other's trips; a new run starts closed.
-    """
-
-    _SIZE = 4096
-
-    def __init__(self) -> None:
-        self._mem = mmap.mmap(-1, self._SIZE)
-
-    @staticmethod
-    def opens_on(exc: ApiError) -> bool:
-        return exc.cause in ("timeout", "connection") or exc.status == 429
-
-    def trip(self, base_url: str, reason: str) -> None:
-        if self.reason(base_url) is None:
-            data = f"{base_url}\n{reason}".encode()[: self._SIZE - 4]
-            self._mem[4 : 4 + len(data)] = data
-            self._mem[:4] = len(data).to_bytes(4, "little")  # last: readers see all or nothing
-
-    def reason(self, base_url: str) -> str | None:
-        """Why the circuit to ``base_url`` is open, or None while it is closed."""
-        size = int.from_bytes(self._mem[:4], "little")
-        url, _, reason = self._mem[4 : 4 + size].decode(errors="replace").partition("\n")
-        return reason if size and url == base_url else None
-
-    def reset(self) -> None:
-        self._mem[:4] = bytes(4)
-
-
-BREAKER = CircuitBreaker()
 
 
 class PartitionTask(luigi.Task):
@@ -180,54 +139,24 @@ class ExtractEndpoint(PartitionTask):
         return {"raw": target(self.partition.raw(self.endpoint)), "stats": self.stats_target()}
 
     def produce(self) -> dict[str, Any]:
-        cfg = config.api()
-        settings = ClientSettings(
-            connect_timeout=cfg.connect_timeout,
-            read_timeout=cfg.read_timeout,
-            retries=cfg.retries,
-            backoff_factor=cfg.backoff_factor,
-            backoff_max=cfg.backoff_max,
-            rate_limit_requests=cfg.rate_limit_requests,
-            rate_limit_window=cfg.rate_limit_window,
-            pool_size=cfg.concurrency,
-        )
-        drop = config.extract().secrets() if self.endpoint == "users" else frozenset()
-        rereads = config.extract().rereads
-        base_url = cfg.url()
-        opened = BREAKER.reason(base_url)
-        if opened is not None:
-            raise ApiError(
-                f"{self.endpoint}: not attempted, circuit open: the API stopped answering "
-                f"earlier in this run ({opened})"
-            )
+        cfg, ext = config.api(), config.extract()
 
         def progress(done: int, total: int, page: int, pages: int) -> None:
             percent = 100 if total == 0 else int(100 * done / total)
             self.report(f"{self.endpoint}: {done}/{total} records, page {page}/{pages}", percent)
 
-        raw = self.partition.raw(self.endpoint)
-        with ApiClient(base_url, settings) as client:
-            for read in range(1, rereads + 2):
-                paginator = Paginator(
-                    client, self.endpoint, cfg.page_size, cfg.concurrency, cfg.max_pages
-                )
-                try:
-                    with atomic_path(raw) as tmp, open(tmp, "wb") as out:
-                        stats = extract_to(paginator, out, drop, progress)
-                    break
-                except ExtractError as exc:
-                    # Paging anomalies, bad envelopes and contract breaks are re-read from the
-                    # first page: a snapshot taken while the shop changed may succeed next time.
-                    where = f"GET {client.base_url}/{self.endpoint}"
-                    if read > rereads:
-                        raise ExtractError(f"{exc} ({where}; failed on {read} read(s))") from None
-                    log.warning("%s (%s); reading it again from the first page", exc, where)
-                except ApiError as exc:
-                    tries = cfg.retries + 1
-                    gave_up = f" (gave up after {tries} attempts)" if exc.retryable else ""
-                    if CircuitBreaker.opens_on(exc):
-                        BREAKER.trip(base_url, f"{self.endpoint}: {exc}{gave_up}")
-                    raise ApiError(f"{self.endpoint}: {exc}{gave_up}") from None
+        with ApiClient(cfg.url(), cfg.client_settings()) as client:
+            stats = snapshot_endpoint(
+                client,
+                self.endpoint,
+                self.partition.raw(self.endpoint),
+                page_size=cfg.page_size,
+                concurrency=cfg.concurrency,
+                max_pages=cfg.max_pages,
+                drop_fields=ext.secrets() if self.endpoint == "users" else frozenset(),
+                rereads=ext.rereads,
+                progress=progress,
+            )
             return {
                 "endpoint": self.endpoint,
                 "url": f"{client.base_url}/{self.endpoint}",

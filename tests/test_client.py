@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
-from pipeline.client import ApiClient, ApiError, ClientSettings, RateLimiter
+from pipeline.client import ApiClient, ApiError, CircuitBreaker, ClientSettings, RateLimiter
 from pipeline.fakeapi import DummyJSONServer
 
 FAST = ClientSettings(
@@ -102,3 +103,28 @@ def test_clients_of_one_api_share_the_rate_limit_budget() -> None:
         assert a.limiter is b.limiter
     with ApiClient("http://127.0.0.1:2", settings) as c:
         assert c.limiter is not a.limiter
+
+
+def test_the_breaker_opens_only_on_an_unanswering_api_and_per_base_url() -> None:
+    breaker = CircuitBreaker()
+    assert breaker.reason("http://api") is None
+    pid = os.fork()  # as luigi starts a worker process per task with --workers N
+    if pid == 0:
+        breaker.trip("http://api", "carts: GET http://api/carts: timed out")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert breaker.reason("http://api") == "carts: GET http://api/carts: timed out"
+    assert breaker.reason("http://elsewhere") is None
+    breaker.trip("http://api", "a later failure does not overwrite the first cause")
+    assert breaker.reason("http://api") == "carts: GET http://api/carts: timed out"
+    breaker.reset()
+    assert breaker.reason("http://api") is None
+
+    def error(cause: str, status: int | None = None) -> ApiError:
+        return ApiError("x", retryable=True, cause=cause, status=status)
+
+    assert CircuitBreaker.opens_on(error("timeout"))
+    assert CircuitBreaker.opens_on(error("connection"))
+    assert CircuitBreaker.opens_on(error("status", 429))
+    assert not CircuitBreaker.opens_on(error("status", 503))
+    assert not CircuitBreaker.opens_on(error("body", 200))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from pipeline.client import ApiClient, ClientSettings
-from pipeline.extract import ExtractError, Paginator, extract_to
+from pipeline.client import ApiClient, ApiError, CircuitBreaker, ClientSettings
+from pipeline.extract import ExtractError, Paginator, extract_to, snapshot_endpoint
 from pipeline.fakeapi import Dataset, DummyJSONServer
 
 SETTINGS = ClientSettings(
@@ -136,3 +137,46 @@ def test_empty_endpoint_is_one_request_and_no_records() -> None:
         (stats, _), records = run(server)
     assert (stats.total, stats.records, records) == (0, 0, [])
     assert server.request_count == 1
+
+
+def test_snapshot_rereads_after_an_anomaly_and_writes_atomically(
+    server: DummyJSONServer, tmp_path: Path
+) -> None:
+    server.add_fault("total_delta", endpoint="carts", skip=10, times=1, delta=1)
+    path = tmp_path / "carts.jsonl"
+    with ApiClient(server.url, SETTINGS) as client:
+        stats = snapshot_endpoint(
+            client, "carts", path, page_size=10, rereads=1, breaker=CircuitBreaker()
+        )
+    assert stats.records == 23
+    assert [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()] == list(
+        range(1, 24)
+    )
+    assert [q["skip"] for _, q in server.requests] == ["0", "10", "0", "10", "20"]
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left
+
+
+def test_snapshot_without_rereads_fails_and_leaves_no_file(
+    server: DummyJSONServer, tmp_path: Path
+) -> None:
+    server.add_fault("empty", endpoint="carts", skip=20, times=1)
+    path = tmp_path / "carts.jsonl"
+    with ApiClient(server.url, SETTINGS) as client, pytest.raises(ExtractError) as err:
+        snapshot_endpoint(client, "carts", path, page_size=10, rereads=0, breaker=CircuitBreaker())
+    assert str(err.value) == (
+        f"carts: page at skip=20 has 0 records, expected 3 of total=23 "
+        f"(GET {server.url}/carts; failed on 1 read(s))"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_open_breaker_stops_the_extract_before_any_request(
+    server: DummyJSONServer, tmp_path: Path
+) -> None:
+    breaker = CircuitBreaker()
+    breaker.trip(server.url, "users: timed out")
+    with ApiClient(server.url, SETTINGS) as client, pytest.raises(ApiError) as err:
+        snapshot_endpoint(client, "carts", tmp_path / "c.jsonl", page_size=10, breaker=breaker)
+    assert "carts: not attempted, circuit open" in str(err.value)
+    assert "(users: timed out)" in str(err.value)
+    assert server.request_count == 0

@@ -20,10 +20,8 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.client import ApiError
 from pipeline.config import api as api_config
 from pipeline.fakeapi import Dataset, DummyJSONServer
-from pipeline.tasks import CircuitBreaker
 
 from .conftest import PARTITION, REPO, run_luigi
 
@@ -278,28 +276,3 @@ def test_forked_workers_share_the_breaker(api: DummyJSONServer, tmp_path: Path) 
     assert result.returncode == 30, result.output
     assert api.request_count == 2 * 3  # two endpoints' attempts, none from the third
     assert result.output.count("not attempted, circuit open") == 1
-
-
-def test_the_breaker_opens_only_on_an_unanswering_api_and_per_base_url() -> None:
-    breaker = CircuitBreaker()
-    assert breaker.reason("http://api") is None
-    pid = os.fork()  # as luigi starts a worker process per task with --workers N
-    if pid == 0:
-        breaker.trip("http://api", "carts: GET http://api/carts: timed out")
-        os._exit(0)
-    os.waitpid(pid, 0)
-    assert breaker.reason("http://api") == "carts: GET http://api/carts: timed out"
-    assert breaker.reason("http://elsewhere") is None
-    breaker.trip("http://api", "a later failure does not overwrite the first cause")
-    assert breaker.reason("http://api") == "carts: GET http://api/carts: timed out"
-    breaker.reset()
-    assert breaker.reason("http://api") is None
-
-    def error(cause: str, status: int | None = None) -> ApiError:
-        return ApiError("x", retryable=True, cause=cause, status=status)
-
-    assert CircuitBreaker.opens_on(error("timeout"))
-    assert CircuitBreaker.opens_on(error("connection"))
-    assert CircuitBreaker.opens_on(error("status", 429))
-    assert not CircuitBreaker.opens_on(error("status", 503))
-    assert not CircuitBreaker.opens_on(error("body", 200))
