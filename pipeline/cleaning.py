@@ -70,9 +70,18 @@ def clean_cart_lines(lines: pd.DataFrame) -> pd.DataFrame:
             "discounted_line_total": lines["discountedTotal"].astype("float64"),
         }
     )
+    return out.take(_line_order(lines)).reset_index(drop=True)
+
+
+def api_line_totals(lines: pd.DataFrame) -> pd.Series:
+    """The API's own ``total`` of each line, row for row with ``clean_cart_lines(lines)``."""
+    return lines["total"].astype("float64").take(_line_order(lines)).reset_index(drop=True)
+
+
+def _line_order(lines: pd.DataFrame) -> np.ndarray:
+    """Positions sorting raw lines by cart, then by their order within the cart."""
     line_no = lines["line_no"] if "line_no" in lines else np.arange(len(lines))
-    order = np.lexsort((np.asarray(line_no), out["cart_id"].to_numpy()))  # by cart, then line
-    return out.take(order).reset_index(drop=True)
+    return np.lexsort((np.asarray(line_no), lines["cart_id"].to_numpy()))
 
 
 def cart_totals(carts: pd.DataFrame) -> pd.DataFrame:

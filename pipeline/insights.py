@@ -94,6 +94,16 @@ def check_agrees(what: str, got: float, want: float, tolerance: float = MONEY_TO
         raise ReconciliationError(f"{what}: {got:.2f} != {want:.2f} (tolerance {tolerance:.2f})")
 
 
+def check_against_lines(
+    frame: pd.DataFrame, what: str, money: str, units: str, line_total: float, line_units: int
+) -> dict[str, float | int]:
+    """A summary must hold every cent and unit of the cart lines; return its two totals."""
+    money_total, units_total = float(frame[money].sum()), int(frame[units].sum())
+    check_agrees(f"{what}.{money} vs sum of cart line totals", money_total, line_total)
+    check_agrees(f"{what}.{units} vs sum of cart line units", units_total, line_units, 0)
+    return {"money_total": money_total, "units_total": units_total}
+
+
 def reconcile(
     *,
     api_cart_total: float,

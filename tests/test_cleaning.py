@@ -104,6 +104,8 @@ def test_clean_cart_lines_one_row_per_line_with_recomputed_totals() -> None:
     got = cleaning.clean_cart_lines(lines)
     assert list(got.columns) == cleaning.CART_COLUMNS
     pdt.assert_frame_equal(got, expected)
+    # the API's own line totals, row for row with the cleaned lines (for the quality gate)
+    assert cleaning.api_line_totals(lines).tolist() == [129.99, 3.98, 99.94999999999999, 5.97]
 
 
 def test_cart_totals_renames_the_api_figures() -> None:

@@ -148,3 +148,17 @@ def test_check_agrees_allows_exactly_the_tolerance() -> None:
         insights.check_agrees("x", 10.02, 10.00)
     with pytest.raises(ReconciliationError):
         insights.check_agrees("units", 11, 10, 0)
+
+
+def test_check_against_lines_returns_totals_or_names_the_lost_money() -> None:
+    summary = insights.user_summary(lines(), users())
+    total = float(lines()["line_total"].sum())
+    assert insights.check_against_lines(summary, "user_summary", "total_spent", "total_items",
+                                        total, 9) == {"money_total": pytest.approx(total),
+                                                      "units_total": 9}  # fmt: skip
+    with pytest.raises(ReconciliationError, match=r"user_summary\.total_items vs sum of cart"):
+        insights.check_against_lines(
+            summary, "user_summary", "total_spent", "total_items", total, 10
+        )
+    with pytest.raises(ReconciliationError, match=r"user_summary\.total_spent vs sum of cart"):
+        insights.check_against_lines(summary, "user_summary", "total_spent", "total_items", 1.0, 9)
