@@ -44,6 +44,12 @@ def pipeline_env(api_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def luigi_command(date_hour: str, pid_dir: Path, *args: str, task: str = "Insights") -> list[str]:
+    """The command line a user types, with luigi's pid lock kept in ``pid_dir``."""
+    return [LUIGI, "--module", "pipeline", task, "--local-scheduler", "--date-hour", date_hour,
+            "--lock-pid-dir", str(pid_dir), *args]  # fmt: skip
+
+
 def run_luigi(
     api_url: str,
     data_dir: Path,
@@ -54,12 +60,11 @@ def run_luigi(
     env: dict[str, str] | None = None,
 ) -> Run:
     """``luigi --module pipeline <task> --local-scheduler`` from the checkout, as a user runs it."""
-    cmd = [LUIGI, "--module", "pipeline", task, "--local-scheduler", "--date-hour", date_hour]
     # luigi refuses a second identical command line on the host (exit 10); keep that real but
     # scoped to this test, so parallel test sessions do not trip over each other.
-    cmd += ["--lock-pid-dir", str(data_dir.parent / "luigi-pids")]
+    cmd = luigi_command(date_hour, data_dir.parent / "luigi-pids", *args, task=task)
     proc = subprocess.run(
-        [*cmd, *args],
+        cmd,
         cwd=REPO,
         env=env or pipeline_env(api_url, data_dir),
         capture_output=True,

@@ -19,7 +19,7 @@ import pytest
 from pipeline.fakeapi import DummyJSONServer
 from pipeline.targets import PartitionBusy, hold_partition_lock, lock_holder
 
-from .conftest import LUIGI, PARTITION, REPO, pipeline_env
+from .conftest import PARTITION, REPO, luigi_command, pipeline_env
 from .test_pipeline_e2e import CART_DETAILS, CATEGORY_SUMMARY, USER_SUMMARY
 
 pytestmark = pytest.mark.slow
@@ -34,10 +34,8 @@ LATENCY = 0.5
 def start(api_url: str, data: Path, pid_dir: Path, *args: str) -> subprocess.Popen[str]:
     """A run as the timer or a person starts it; distinct pid dirs, so luigi's own
     command-line lock does not decide (a timer and a manual run differ in their arguments)."""
-    cmd = [LUIGI, "--module", "pipeline", "Insights", "--local-scheduler",
-           "--date-hour", PARTITION, "--lock-pid-dir", str(pid_dir), *SLOW, *args]  # fmt: skip
     return subprocess.Popen(
-        cmd,
+        luigi_command(PARTITION, pid_dir, *SLOW, *args),
         cwd=REPO,
         env=pipeline_env(api_url, data),
         stdout=subprocess.PIPE,

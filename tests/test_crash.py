@@ -26,7 +26,7 @@ import pytest
 from pipeline.datagen import generate
 from pipeline.fakeapi import Dataset, DummyJSONServer
 
-from .conftest import LUIGI, PARTITION, REPO, pipeline_env, run_luigi
+from .conftest import PARTITION, REPO, luigi_command, pipeline_env, run_luigi
 from .test_faults import VOLATILE, comparable, temporaries
 
 pytestmark = pytest.mark.slow
@@ -108,10 +108,8 @@ def check_invariants(root: Path, reference: dict[str, Any]) -> None:
 
 
 def start(api_url: str, data: Path, hour: str) -> subprocess.Popen[bytes]:
-    cmd = [LUIGI, "--module", "pipeline", "Insights", "--local-scheduler", "--date-hour", hour,
-           "--lock-pid-dir", str(data.parent / "pids"), *ARGS]  # fmt: skip
     return subprocess.Popen(
-        cmd,
+        luigi_command(hour, data.parent / "pids", *ARGS),
         cwd=REPO,
         env=pipeline_env(api_url, data),
         stdout=subprocess.DEVNULL,
