@@ -68,6 +68,8 @@ CART_SCHEMA = pa.schema(
 
 
 def _read_jsonl(path: Path, schema: pa.Schema) -> pa.Table:
+    if Path(path).stat().st_size == 0:  # an endpoint with no records (pyarrow rejects the file)
+        return schema.empty_table()
     return pa_json.read_json(
         path,
         read_options=pa_json.ReadOptions(block_size=16 << 20),
@@ -148,18 +150,14 @@ def prepare(table: pa.Table, money: Iterable[str] = ()) -> pa.Table:
     for i, name in enumerate(table.column_names):
         column = table.column(i)
         if name in money:
-            column = pc.cast(pc.round(column, 2), MONEY_TYPE)
+            # half a cent rounds away from zero, as finance expects (not to even)
+            column = pc.cast(pc.round(column, 2, "half_towards_infinity"), MONEY_TYPE)
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             column = neutralise_formulas(column)
         else:
             continue
         table = table.set_column(i, name, column)
     return table
-
-
-def to_arrow(frame: pd.DataFrame, money: Iterable[str] = ()) -> pa.Table:
-    """Frame to an Arrow table ready for CSV (see ``prepare``)."""
-    return prepare(pa.Table.from_pandas(frame, preserve_index=False), money)
 
 
 #: Rows per CSV chunk. Rows are independent in CSV, so chunks are prepared and encoded on a

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.fakeapi import DummyJSONServer
+from pipeline.fakeapi import Dataset, DummyJSONServer
 
 from .conftest import PARTITION, partition_files, run_luigi
 
@@ -228,3 +228,21 @@ def test_a_successful_run_prunes_partitions_past_retention(
     assert result.returncode == 0, result.output
     assert sorted(p.name for p in data.iterdir()) == ["2020-01-01T03", "2020-01-01T05", "latest"]
     assert f"pruned partition {stale}" in result.output
+
+
+def test_an_endpoint_with_no_records_gives_empty_but_complete_outputs(tmp_path: Path) -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "api"
+    records = {
+        name: [orjson.loads(line) for line in (fixtures / f"{name}.jsonl").open("rb")]
+        for name in ("products", "users")
+    }
+    with DummyJSONServer(Dataset.from_records({**records, "carts": []})) as server:
+        result = run_luigi(server.url, tmp_path / "data")
+    assert result.returncode == 0, result.output
+    latest = tmp_path / "data" / "latest"
+    assert (latest / "jsons/carts.jsonl").read_bytes() == b""
+    assert (latest / "insights/user_summary.csv").read_text() == USER_SUMMARY.splitlines()[0] + "\n"
+    assert (latest / "insights/category_summary.csv").read_text().count("\n") == 1
+    manifest = orjson.loads((latest / "manifest.json").read_bytes())
+    assert manifest["api_totals"]["carts"] == 0
+    assert manifest["reconciliation"]["line_total"] == 0.0

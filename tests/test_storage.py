@@ -80,3 +80,19 @@ def test_text_that_a_spreadsheet_would_execute_is_neutralised(tmp_path: Path) ->
         "'=1+2", "'+cmd", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "plain", "a=b", "",
     ]  # fmt: skip
     assert back["quantity"].tolist() == [-1, 2, 3, 4, 5, 6, 7, 8, 9]  # numbers untouched
+
+
+def test_half_a_cent_rounds_away_from_zero(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"line_total": [0.125, 0.375, 2.5, 0.124, -0.125]})  # exact in binary
+    path = tmp_path / "x.csv"
+    storage.write_csv(frame, path, money=("line_total",))
+    assert path.read_text().splitlines()[1:] == ["0.13", "0.38", "2.50", "0.12", "-0.13"]
+
+
+def test_an_empty_endpoint_reads_as_empty_frames(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    carts, lines = storage.read_carts(empty)
+    assert (len(carts), len(lines)) == (0, 0)
+    assert {"cart_id", "user_id", "line_no", "id", "quantity"} <= set(lines.columns)
+    assert len(storage.read_users(empty)) == 0 and len(storage.read_products(empty)) == 0
