@@ -16,7 +16,6 @@ PARTITION_FORMAT = "%Y-%m-%dT%H"
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 LATEST = "latest"
 
-CLEANED = ("users", "products", "carts")
 INSIGHTS = ("user_summary", "category_summary", "cart_details")
 
 
@@ -45,6 +44,11 @@ class Partition:
     def cleaned(self, name: str) -> Path:
         return self.dir / "cleaned" / f"cleaned_{name}.csv"
 
+    @property
+    def catalogue(self) -> Path:
+        """Every product whatever its price: the source of names and categories."""
+        return self.dir / "cleaned" / "product_catalogue.csv"
+
     def insight(self, name: str) -> Path:
         return self.dir / "insights" / f"{name}.csv"
 
@@ -66,6 +70,10 @@ class Partition:
 
 def latest_link(root: Path) -> Path:
     return root / LATEST
+
+
+def latest_lock(root: Path) -> Path:
+    return root / f".{LATEST}.lock"
 
 
 def latest_partition(root: Path) -> str | None:

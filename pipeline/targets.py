@@ -20,6 +20,8 @@ from typing import Any
 import luigi
 import orjson
 
+from pipeline.paths import latest_lock, latest_partition, point_latest_to
+
 #: Temporary files are ``.<name>.<pid>.tmp`` beside their target; luigi's own use ``-luigi-tmp-``.
 _TMP_GLOBS = (".*.tmp", "*-luigi-tmp-*")
 
@@ -150,3 +152,22 @@ def hold_partition_lock(lock_path: Path) -> bool:
         raise
     _held[key] = fd  # closed, and so released, when the process exits
     return True
+
+
+def advance_latest(root: Path, name: str) -> bool:
+    """Point ``latest`` at partition ``name`` unless it already points at a newer one.
+
+    The read-compare-switch runs under a lock on the data root, so two runs of different hours
+    finishing together cannot move ``latest`` backwards. Returns True if it moved.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(latest_lock(root), os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for microseconds: waiting is fine
+        current = latest_partition(root)
+        if current is not None and current >= name:
+            return False
+        point_latest_to(root, name)
+        return True
+    finally:
+        os.close(fd)

@@ -30,9 +30,10 @@ import pandas as pd
 from pipeline import cleaning, config, housekeeping, insights, quality, storage
 from pipeline.client import ApiClient
 from pipeline.extract import snapshot_endpoint
-from pipeline.paths import INSIGHTS, Partition, latest_partition, point_latest_to
+from pipeline.paths import INSIGHTS, Partition, latest_partition
 from pipeline.targets import (
     PartitionBusy,
+    advance_latest,
     atomic_path,
     hold_partition_lock,
     read_json,
@@ -196,7 +197,7 @@ class CleanProducts(PartitionTask):
     def output(self) -> dict[str, luigi.LocalTarget]:
         return {
             "products": target(self.partition.cleaned("products")),
-            "catalogue": target(self.partition.dir / "cleaned" / "product_catalogue.csv"),
+            "catalogue": target(self.partition.catalogue),
             "stats": self.stats_target(),
         }
 
@@ -388,9 +389,7 @@ class Insights(PartitionTask):
         if not self.output().exists():
             write_json(self.partition.manifest, self.manifest())
         root, name = self.partition.root, self.partition.name
-        current = latest_partition(root)
-        if current is None or current < name:
-            point_latest_to(root, name)
+        if advance_latest(root, name):
             log.info("latest -> %s", name)
         retention = housekeeping.housekeeping().retention_hours
         housekeeping.prune_partitions(root, retention, datetime.now(UTC))
