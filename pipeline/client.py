@@ -9,10 +9,11 @@ transient failure, and ``Retry-After`` from a 429/503 is honoured as the wait.
 from __future__ import annotations
 
 import logging
+import math
 import mmap
+import multiprocessing
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,39 +69,74 @@ class RateLimiter:
     """Sliding-window limiter: at most ``requests`` starts in any ``window`` seconds.
 
     Keeps us polite towards the real API (100 requests per 10 s) even with concurrent pages.
+    The start times live in a ring whose oldest entry says when the next start is allowed.
+    With ``shared=True`` (made before luigi forks its workers) ring and settings live in shared
+    memory, so every process of a run draws on one budget.
     """
 
-    def __init__(self, requests: int, window: float, clock: Callable[[], float] = time.monotonic):
-        if requests < 1 or window <= 0:
-            raise ValueError("rate limit needs requests >= 1 and window > 0")
-        self.requests, self.window, self._clock = requests, window, clock
-        self._starts: deque[float] = deque()
-        self._lock = threading.Lock()
+    CAPACITY = 100_000  # most starts per window a shared limiter can track
+
+    def __init__(
+        self,
+        requests: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        shared: bool = False,
+    ):
+        self._clock = clock
+        if shared:  # CLOCK_MONOTONIC is system-wide, so forked processes agree on the time
+            ctx = multiprocessing.get_context("fork")
+            self._ring: Any = ctx.RawArray("d", self.CAPACITY)
+            self._state: Any = ctx.RawArray("d", 3)  # head, requests, window
+            self._lock: Any = ctx.Lock()
+        else:
+            self._ring = [0.0] * requests
+            self._state = [0.0, 0.0, 0.0]
+            self._lock = threading.Lock()
+        self.configure(requests, window)
+
+    @property
+    def requests(self) -> int:
+        return int(self._state[1])
+
+    @property
+    def window(self) -> float:
+        return self._state[2]
+
+    def configure(self, requests: int, window: float) -> None:
+        """Set the limit; a change (never within a run) starts an empty window."""
+        if not 1 <= requests <= len(self._ring) or window <= 0:
+            raise ValueError(f"rate limit needs 1 <= requests <= {len(self._ring)}, window > 0")
+        with self._lock:
+            if (self.requests, self.window) != (requests, window):
+                self._ring[:requests] = [-math.inf] * requests
+                self._state[:] = [0, requests, window]
+
+    def try_acquire(self) -> float:
+        """Take a start if the window allows one (return 0), else return seconds to wait."""
+        with self._lock:
+            now, head = self._clock(), int(self._state[0])
+            wait = self._state[2] - (now - self._ring[head])
+            if wait > 0:
+                return wait
+            self._ring[head] = now
+            self._state[0] = (head + 1) % int(self._state[1])
+            return 0.0
 
     def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._starts and now - self._starts[0] >= self.window:
-                    self._starts.popleft()
-                if len(self._starts) < self.requests:
-                    self._starts.append(now)
-                    return
-                wait = self.window - (now - self._starts[0])
+        while wait := self.try_acquire():
             time.sleep(wait)
 
 
-_limiters: dict[tuple[str, int, float], RateLimiter] = {}
-_limiters_lock = threading.Lock()
+#: One budget for the whole run, made at import so luigi's forked workers (--workers N) share it.
+_RUN_LIMITER = RateLimiter(90, 10.0, shared=True)
 
 
-def shared_limiter(base_url: str, requests: int, window: float) -> RateLimiter:
-    """One limiter per API in this process: the extract tasks of a run share the budget."""
-    key = (base_url, requests, window)
-    with _limiters_lock:
-        if key not in _limiters:
-            _limiters[key] = RateLimiter(requests, window)
-        return _limiters[key]
+def shared_limiter(requests: int, window: float) -> RateLimiter:
+    """The run's limiter, set to ``requests`` per ``window``: all tasks and workers draw on it."""
+    _RUN_LIMITER.configure(requests, window)
+    return _RUN_LIMITER
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -141,7 +177,7 @@ class ApiClient:
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
         self.session.headers["User-Agent"] = "etl-pipeline/0.1 (+luigi)"
-        self.limiter = shared_limiter(self.base_url, s.rate_limit_requests, s.rate_limit_window)
+        self.limiter = shared_limiter(s.rate_limit_requests, s.rate_limit_window)
         self.request_count = 0
 
     def close(self) -> None:

@@ -86,23 +86,32 @@ def test_closed_port_is_a_connection_error() -> None:
 def test_rate_limiter_spaces_requests_beyond_the_window() -> None:
     now = [0.0]
     limiter = RateLimiter(2, 10.0, clock=lambda: now[0])
-    limiter.acquire()
-    limiter.acquire()
-    assert len(limiter._starts) == 2
-    now[0] = 10.0  # the window has passed: room again without sleeping
-    limiter.acquire()
-    assert list(limiter._starts) == [10.0]
+    assert [limiter.try_acquire(), limiter.try_acquire()] == [0.0, 0.0]
+    now[0] = 4.0
+    assert limiter.try_acquire() == 6.0  # the oldest of the last 2 starts leaves at t=10
+    now[0] = 10.0  # both starts of t=0 have left the window
+    assert [limiter.try_acquire(), limiter.try_acquire()] == [0.0, 0.0]
+    assert limiter.try_acquire() == 10.0
 
 
-def test_clients_of_one_api_share_the_rate_limit_budget() -> None:
+def test_a_shared_limiter_is_one_budget_across_forked_workers() -> None:
+    limiter = RateLimiter(3, 60.0, shared=True)
+    assert [limiter.try_acquire(), limiter.try_acquire()] == [0.0, 0.0]
+    pid = os.fork()  # as luigi starts a worker process per task with --workers N
+    if pid == 0:
+        os._exit(0 if limiter.try_acquire() == 0.0 else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert limiter.try_acquire() > 59  # the child used the third start of the window
+
+
+def test_clients_share_the_run_rate_limit_budget() -> None:
     settings = ClientSettings(rate_limit_requests=7, rate_limit_window=3.0)
     with (
         ApiClient("http://127.0.0.1:1", settings) as a,
-        ApiClient("http://127.0.0.1:1/", settings) as b,
+        ApiClient("http://127.0.0.1:2", settings) as b,
     ):
         assert a.limiter is b.limiter
-    with ApiClient("http://127.0.0.1:2", settings) as c:
-        assert c.limiter is not a.limiter
+        assert (a.limiter.requests, a.limiter.window) == (7, 3.0)
 
 
 def test_the_breaker_opens_only_on_an_unanswering_api_and_per_base_url() -> None:
