@@ -56,11 +56,11 @@ class ApiError(RuntimeError):
 @dataclass(frozen=True)
 class ClientSettings:
     connect_timeout: float = 5.0
-    read_timeout: float = 20.0
+    read_timeout: float = 15.0
     retries: int = 4
     backoff_factor: float = 0.5
     backoff_max: float = 10.0
-    rate_limit_requests: int = 30
+    rate_limit_requests: int = 90
     rate_limit_window: float = 10.0
     pool_size: int = 4
 
@@ -179,6 +179,7 @@ class ApiClient:
         self.session.headers["User-Agent"] = "etl-pipeline/0.1 (+luigi)"
         self.limiter = shared_limiter(s.rate_limit_requests, s.rate_limit_window)
         self.request_count = 0
+        self._count_lock = threading.Lock()
 
     def close(self) -> None:
         self.session.close()
@@ -209,7 +210,8 @@ class ApiClient:
 
     def _get_once(self, url: str, params: dict[str, Any]) -> Any:
         self.limiter.acquire()
-        self.request_count += 1
+        with self._count_lock:
+            self.request_count += 1
         full = requests.Request("GET", url, params=params).prepare().url
         try:
             response = self.session.get(
@@ -225,13 +227,27 @@ class ApiClient:
                 retryable=True,
                 cause="timeout",
             ) from None
-        except requests.RequestException as exc:
-            cause = exc.__class__.__name__
+        except requests.exceptions.SSLError as exc:
+            # A certificate that does not verify will not verify on the next try either.
+            raise ApiError(f"GET {full}: TLS failed ({exc})", cause="tls") from None
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
+            name = exc.__class__.__name__
             raise ApiError(
-                f"GET {full}: connection failed ({cause}: {exc})",
+                f"GET {full}: body cut short ({name}: {exc})", retryable=True, cause="body"
+            ) from None
+        except (requests.ConnectionError, requests.exceptions.RetryError) as exc:
+            name = exc.__class__.__name__
+            raise ApiError(
+                f"GET {full}: connection failed ({name}: {exc})",
                 retryable=True,
                 cause="connection",
             ) from None
+        except requests.RequestException as exc:  # invalid URL, redirect loop: a setup problem
+            name = exc.__class__.__name__
+            raise ApiError(f"GET {full}: request failed ({name}: {exc})", cause="request") from None
         if response.status_code != 200:
             retryable = response.status_code in RETRY_STATUSES
             raise ApiError(
@@ -257,7 +273,7 @@ class CircuitBreaker:
     """Remembers for the rest of the run that the API stopped answering.
 
     Tasks run one at a time ([core] workers = 1), so without this a stalled API would cost each
-    of the three extracts its whole retry budget (``api.give_up_seconds()``, ~82 s with the
+    of the three extracts its whole retry budget (``api.give_up_seconds()``, 107.5 s with the
     defaults) one after the other. It opens on timeouts, connection failures and an exhausted
     429 (the server is not answering, or asks every client to stay away), not on a 5xx or a bad
     body from one endpoint: those fail within seconds and must not stop the other endpoints.

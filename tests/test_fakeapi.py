@@ -238,12 +238,10 @@ def test_truncate_fault_sends_less_than_content_length(http, server):
 
 def test_stall_fault_exceeds_a_short_read_timeout_without_blocking_others(server):
     server.add_fault("stall", skip=30, seconds=3)
-    started = time.perf_counter()
     with pytest.raises(requests.ReadTimeout):
         requests.get(server.url + "/carts?skip=30", timeout=(2, 0.3))
-    # Other requests are served meanwhile.
+    # Other requests are served meanwhile (the stalled one is still sleeping).
     assert requests.get(server.url + "/carts", timeout=1).status_code == 200
-    assert time.perf_counter() - started < 1.5
 
 
 def test_stop_interrupts_a_stalled_request():
@@ -260,10 +258,8 @@ def test_stop_interrupts_a_stalled_request():
     thread = threading.Thread(target=client)
     thread.start()
     time.sleep(0.2)
-    started = time.perf_counter()
     srv.stop()
-    thread.join(5)
-    assert time.perf_counter() - started < 3
+    thread.join(5)  # the stall is 30 s: only stop() can end it this soon
     assert not thread.is_alive()
     assert errors  # the client saw the connection go away instead of a page
 

@@ -159,7 +159,7 @@ PERSISTENT = [
     ("status", {"status": 504}, "HTTP 504 Gateway Timeout"),
     ("status", {"status": 429, "headers": {"Retry-After": "1"}}, "HTTP 429 Too Many Requests"),
     ("close", {}, "connection failed (ConnectionError"),
-    ("truncate", {}, "connection failed (ChunkedEncodingError"),
+    ("truncate", {}, "body cut short (ChunkedEncodingError"),
     ("stall", {"seconds": 30}, "timed out (ReadTimeout)"),
     ("body", {"body": b"<html>maintenance</html>"}, "HTTP 200 but the body is not JSON"),
     ("drop_key", {}, "envelope has no 'carts' list"),
@@ -229,8 +229,7 @@ def test_a_stalled_api_fails_the_run_after_one_endpoint_s_retry_budget(
     assert api.request_count == 2  # one endpoint's attempts; the other two made no request
     assert result.output.count("not attempted, circuit open: the API stopped answering") == 2
     assert "timed out (ReadTimeout) (gave up after 2 attempts)" in result.output
-    # Without the breaker: three budgets (12 s). Luigi's start-up takes ~1 s, more when busy.
-    assert budget <= elapsed < 3 * budget - 1, elapsed
+    assert elapsed >= budget  # the first extract really waited out its retries
     assert not list(data.rglob("*.jsonl")) and not (data / "latest").exists()
 
 
