@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from pipeline.insights import MONEY_TOLERANCE
+
 log = logging.getLogger(__name__)
 
-MONEY_TOLERANCE = 0.01
-_EPS = 1e-6
+#: One cent (the API's rounding step) plus float noise: what "agrees" means for money.
+CENT = MONEY_TOLERANCE + 1e-6
 
 
 class QualityError(ValueError):
@@ -70,10 +72,8 @@ def cart_findings(
     lines; ``api_line_totals``: the API's own ``total`` of each line, aligned with ``lines``.
     """
     diffs = cart_differences(carts, lines)
-    off_total = (diffs["difference"].abs() > MONEY_TOLERANCE + _EPS) | (
-        diffs["discounted_difference"].abs() > MONEY_TOLERANCE + _EPS
-    )
-    bad_line_total = (api_line_totals - lines["line_total"]).abs() > MONEY_TOLERANCE + _EPS
+    off_total = (diffs["difference"].abs() > CENT) | (diffs["discounted_difference"].abs() > CENT)
+    bad_line_total = (api_line_totals - lines["line_total"]).abs() > CENT
     return [
         Finding("cart_ids_unique", "cart_id", duplicated_ids(carts, "cart_id")),
         Finding("cart_keys_not_null", "cart_id", null_keys(carts, ["cart_id", "user_id"])),

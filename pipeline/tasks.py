@@ -27,7 +27,7 @@ import luigi
 import luigi.interface
 import pandas as pd
 
-from pipeline import cleaning, config, housekeeping, insights, quality, storage
+from pipeline import cleaning, config, housekeeping, insights, manifest, quality, storage
 from pipeline.client import ApiClient
 from pipeline.extract import snapshot_endpoint
 from pipeline.paths import INSIGHTS, Partition, latest_partition
@@ -160,6 +160,7 @@ class ExtractEndpoint(PartitionTask):
             )
             return {
                 "endpoint": self.endpoint,
+                "source": client.base_url,
                 "url": f"{client.base_url}/{self.endpoint}",
                 "api_total": stats.total,
                 "records": stats.records,
@@ -182,7 +183,9 @@ class CleanUsers(PartitionTask):
 
     def produce(self) -> dict[str, Any]:
         users = cleaning.clean_users(storage.read_users(Path(self.input()["raw"].path)))
-        quality.enforce(quality.id_findings(users, "user", "user_id"), {})
+        quality.enforce(
+            quality.id_findings(users, "user", "user_id"), config.quality().max_bad_rows
+        )
         rows = self.write_frame(users, self.partition.cleaned("users"))
         self.report(f"cleaned_users.csv: {rows} rows", 100)
         return {"rows": {"cleaned_users.csv": rows}}
@@ -206,7 +209,9 @@ class CleanProducts(PartitionTask):
         catalogue = cleaning.product_catalogue(
             storage.read_products(Path(self.input()["raw"].path))
         )
-        quality.enforce(quality.id_findings(catalogue, "product", "product_id"), {})
+        quality.enforce(
+            quality.id_findings(catalogue, "product", "product_id"), config.quality().max_bad_rows
+        )
         products = cleaning.clean_products(catalogue, min_price)
         out = self.output()
         rows = {
@@ -386,43 +391,16 @@ class Insights(PartitionTask):
     def run(self) -> None:
         os.umask(0o027)
         hold_partition_lock(self.partition.lock)
+        retention = housekeeping.housekeeping().retention_hours
+        if retention < 1:  # checked before publishing, not after
+            raise config.ConfigError(
+                f"[housekeeping] retention_hours must be >= 1, got {retention}"
+            )
         if not self.output().exists():
-            write_json(self.partition.manifest, self.manifest())
+            stats = {key: read_json(Path(out["stats"].path)) for key, out in self.input().items()}
+            write_json(self.partition.manifest, manifest.build(self.partition.name, stats))
         root, name = self.partition.root, self.partition.name
         if advance_latest(root, name):
             log.info("latest -> %s", name)
-        retention = housekeeping.housekeeping().retention_hours
         housekeeping.prune_partitions(root, retention, datetime.now(UTC))
         housekeeping.prune_logs(root, retention, datetime.now(UTC))
-
-    def manifest(self) -> dict[str, Any]:
-        stats = {key: read_json(Path(out["stats"].path)) for key, out in self.input().items()}
-        carts = stats["clean_carts"]
-        reconciliation = insights.reconcile(
-            api_cart_total=carts["api_cart_total"],
-            line_total=carts["line_total"],
-            user_total_spent=stats["user_summary"]["money_total"],
-            category_total_sales=stats["category_summary"]["money_total"],
-            carts=carts["carts"],
-        )
-        rows: dict[str, int] = {}
-        for facts in stats.values():
-            rows.update({name: n for name, n in facts.get("rows", {}).items()})
-        for e in config.ENDPOINTS:
-            rows[f"{e}.jsonl"] = stats[f"extract_{e}"]["records"]
-        extracts = [stats[f"extract_{e}"] for e in config.ENDPOINTS]
-        return {
-            "partition": self.partition.name,
-            "source": config.api().url(),
-            "api_totals": {s["endpoint"]: s["api_total"] for s in extracts},
-            "requests": sum(s["requests"] for s in extracts),
-            "rows": dict(sorted(rows.items())),
-            "reconciliation": reconciliation,
-            "quality_warnings": carts.get("quality_warnings", []),
-            "min_product_price": stats["clean_products"]["min_product_price"],
-            "tasks": {
-                key: {k: s[k] for k in ("task", "started", "finished", "seconds")}
-                for key, s in stats.items()
-            },
-            "written": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        }

@@ -59,32 +59,36 @@ CLEANED_PRODUCTS = """\
 100,"Apple Airpods","mobile-accessories","Apple",129.99
 122,"iPhone 6","smartphones","Apple",299.99
 """
-EXPECTED_TREE = [
-    f"{PARTITION}/{name}"
-    for name in (
-        ".lock",
-        "_stats/CartDetails.json",
-        "_stats/CategorySummary.json",
-        "_stats/CleanCarts.json",
-        "_stats/CleanProducts.json",
-        "_stats/CleanUsers.json",
-        "_stats/Extract-carts.json",
-        "_stats/Extract-products.json",
-        "_stats/Extract-users.json",
-        "_stats/UserSummary.json",
-        "cleaned/cleaned_carts.csv",
-        "cleaned/cleaned_products.csv",
-        "cleaned/cleaned_users.csv",
-        "cleaned/product_catalogue.csv",
-        "insights/cart_details.csv",
-        "insights/category_summary.csv",
-        "insights/user_summary.csv",
-        "jsons/carts.jsonl",
-        "jsons/products.jsonl",
-        "jsons/users.jsonl",
-        "manifest.json",
-    )
-] + ["latest"]
+EXPECTED_TREE = (
+    [".latest.lock"]
+    + [
+        f"{PARTITION}/{name}"
+        for name in (
+            ".lock",
+            "_stats/CartDetails.json",
+            "_stats/CategorySummary.json",
+            "_stats/CleanCarts.json",
+            "_stats/CleanProducts.json",
+            "_stats/CleanUsers.json",
+            "_stats/Extract-carts.json",
+            "_stats/Extract-products.json",
+            "_stats/Extract-users.json",
+            "_stats/UserSummary.json",
+            "cleaned/cleaned_carts.csv",
+            "cleaned/cleaned_products.csv",
+            "cleaned/cleaned_users.csv",
+            "cleaned/product_catalogue.csv",
+            "insights/cart_details.csv",
+            "insights/category_summary.csv",
+            "insights/user_summary.csv",
+            "jsons/carts.jsonl",
+            "jsons/products.jsonl",
+            "jsons/users.jsonl",
+            "manifest.json",
+        )
+    ]
+    + ["latest"]
+)
 SECRETS = {"password", "ssn", "ein", "bank", "crypto", "ip", "macAddress", "userAgent"}
 
 
@@ -226,7 +230,9 @@ def test_a_successful_run_prunes_partitions_past_retention(
         api.url, data, "--housekeeping-retention-hours", "1", date_hour="2020-01-01T03"
     )
     assert result.returncode == 0, result.output
-    assert sorted(p.name for p in data.iterdir()) == ["2020-01-01T03", "2020-01-01T05", "latest"]
+    assert sorted(p.name for p in data.iterdir()) == [
+        ".latest.lock", "2020-01-01T03", "2020-01-01T05", "latest",
+    ]  # fmt: skip
     assert f"pruned partition {stale}" in result.output
 
 
