@@ -30,6 +30,7 @@ import pandas as pd
 from pipeline import cleaning, config, housekeeping, insights, manifest, quality, storage
 from pipeline.client import ApiClient
 from pipeline.extract import snapshot_endpoint
+from pipeline.logs import task_context
 from pipeline.paths import INSIGHTS, Partition, latest_partition
 from pipeline.targets import (
     PartitionBusy,
@@ -101,11 +102,17 @@ class PartitionTask(luigi.Task):
         self.claim()
         return super().complete()
 
-    def run(self) -> None:
+    def hold(self) -> None:
+        """Before writing: files not world-readable, and the partition ours (claimed while
+        scheduling; this fails if another run took it since)."""
         os.umask(0o027)
-        hold_partition_lock(self.partition.lock)  # claimed while scheduling; fails if it was not
+        hold_partition_lock(self.partition.lock)
+
+    def run(self) -> None:
+        self.hold()
         started, t0 = datetime.now(UTC), time.perf_counter()
-        facts = self.produce()
+        with task_context(self.stats_path().stem):
+            facts = self.produce()
         facts.update(
             task=self.task_id,
             started=started.isoformat(timespec="milliseconds"),
@@ -389,8 +396,12 @@ class Insights(PartitionTask):
         return current is not None and current >= self.partition.name
 
     def run(self) -> None:
-        os.umask(0o027)
-        hold_partition_lock(self.partition.lock)
+        self.hold()
+        with task_context("Insights"):
+            self.publish()
+
+    def publish(self) -> None:
+        """Manifest first, then ``latest``, then retention: a reader never sees less."""
         retention = housekeeping.housekeeping().retention_hours
         if retention < 1:  # checked before publishing, not after
             raise config.ConfigError(

@@ -100,6 +100,7 @@ def test_full_run_writes_exact_outputs_manifest_and_latest(
     assert result.returncode == 0, result.output
     assert partition_files(data) == EXPECTED_TREE
     assert os.readlink(data / "latest") == PARTITION
+    assert f"INFO    [Insights] luigi-interface.pipeline: latest -> {PARTITION}" in result.output
     latest = data / "latest"
     assert (latest / "insights/user_summary.csv").read_text() == USER_SUMMARY
     assert (latest / "insights/category_summary.csv").read_text() == CATEGORY_SUMMARY
