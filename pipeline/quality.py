@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from pipeline import cleaning
 from pipeline.insights import MONEY_TOLERANCE
 
 log = logging.getLogger(__name__)
@@ -113,3 +114,38 @@ def enforce(findings: list[Finding], thresholds: Mapping[str, int]) -> list[str]
     if failures:
         raise QualityError("; ".join(failures))
     return warnings
+
+
+@dataclass(frozen=True)
+class CheckedCarts:
+    """Cleaned cart lines, the API's cart totals and what the quality gates found in them."""
+
+    carts: pd.DataFrame
+    lines: pd.DataFrame
+    findings: list[Finding]
+
+    def figures(self) -> dict[str, float | int]:
+        """The totals the insights are later reconciled against."""
+        carts, lines = self.carts, self.lines
+        return {
+            "carts": len(carts),
+            "units": int(lines["quantity"].sum()),
+            "api_cart_total": float(carts["total"].sum()),
+            "api_cart_discounted_total": float(carts["discounted_total"].sum()),
+            "line_total": float(lines["line_total"].sum()),
+            "discounted_line_total": float(lines["discounted_line_total"].sum()),
+        }
+
+
+def check_carts(
+    raw_carts: pd.DataFrame,
+    raw_lines: pd.DataFrame,
+    user_ids: pd.Series,
+    product_ids: pd.Series,
+) -> CheckedCarts:
+    """Clean the raw carts (``storage.read_carts``) and run every cart check on them."""
+    carts = cleaning.cart_totals(raw_carts)
+    lines = cleaning.clean_cart_lines(raw_lines)
+    api_line_totals = cleaning.api_line_totals(raw_lines)
+    findings = cart_findings(carts, lines, api_line_totals, user_ids, product_ids)
+    return CheckedCarts(carts, lines, findings)

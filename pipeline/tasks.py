@@ -248,27 +248,22 @@ class CleanCarts(PartitionTask):
 
     def produce(self) -> dict[str, Any]:
         inputs = self.input()
-        raw_carts, raw_lines = storage.read_carts(Path(inputs["carts"]["raw"].path))
-        carts = cleaning.cart_totals(raw_carts)
-        lines = cleaning.clean_cart_lines(raw_lines)
-        api_line_totals = cleaning.api_line_totals(raw_lines)
         users = storage.read_csv(Path(inputs["users"]["users"].path))
         catalogue = storage.read_csv(Path(inputs["products"]["catalogue"].path))
-        findings = quality.cart_findings(
-            carts, lines, api_line_totals, users["user_id"], catalogue["product_id"]
+        checked = quality.check_carts(
+            *storage.read_carts(Path(inputs["carts"]["raw"].path)),
+            users["user_id"],
+            catalogue["product_id"],
         )
-        self.write_rejected(findings)
-        warnings = quality.enforce(findings, dict(config.quality().max_bad_rows))
-        rows = self.write_frame(lines, self.partition.cleaned("carts"), cleaning.CART_MONEY_COLUMNS)
+        self.write_rejected(checked.findings)
+        warnings = quality.enforce(checked.findings, config.quality().max_bad_rows)
+        rows = self.write_frame(
+            checked.lines, self.partition.cleaned("carts"), cleaning.CART_MONEY_COLUMNS
+        )
         self.report(f"cleaned_carts.csv: {rows} rows", 100)
         return {
             "rows": {"cleaned_carts.csv": rows},
-            "carts": len(carts),
-            "units": int(lines["quantity"].sum()),
-            "api_cart_total": float(carts["total"].sum()),
-            "api_cart_discounted_total": float(carts["discounted_total"].sum()),
-            "line_total": float(lines["line_total"].sum()),
-            "discounted_line_total": float(lines["discounted_line_total"].sum()),
+            **checked.figures(),
             "quality_warnings": warnings,
         }
 

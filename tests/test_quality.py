@@ -98,3 +98,19 @@ def test_example_ids_are_capped_at_ten() -> None:
     assert found[0].count == 2 and found[0].example_ids() == [5]
     many = quality.Finding("x", "user_id", frame)
     assert many.example_ids() == [5, *range(10, 19)]
+
+
+def test_check_carts_cleans_checks_and_sums_in_one_pass() -> None:
+    raw_carts = pd.DataFrame({"id": [1], "userId": [1], "total": [7.96], "discountedTotal": [7.0]})
+    raw_lines = pd.DataFrame(
+        {"cart_id": [1, 1], "user_id": [1, 1], "line_no": [1, 2], "id": [16, 16],
+         "price": [1.99, 1.99], "quantity": [2, 2], "total": [3.98, 3.98],
+         "discountedTotal": [3.5, 3.5]}
+    )  # fmt: skip
+    checked = quality.check_carts(raw_carts, raw_lines, pd.Series([1]), pd.Series([16]))
+    assert checked.lines["line_total"].tolist() == [3.98, 3.98]
+    assert not [f.check for f in checked.findings if f.count]
+    assert checked.figures() == {
+        "carts": 1, "units": 4, "api_cart_total": 7.96, "api_cart_discounted_total": 7.0,
+        "line_total": 7.96, "discounted_line_total": 7.0,
+    }  # fmt: skip

@@ -117,7 +117,7 @@ def test_a_threshold_tolerates_orphans_with_a_warning_and_the_default_stays_stri
     warning = (
         "check line_product_exists: 2 offending row(s), e.g. cart_id 2, 3 (tolerated: threshold 2)"
     )
-    assert f"WARNING pipeline.quality: {warning}" in " ".join(tolerant.output.split())
+    assert f"WARNING [CleanCarts] pipeline.quality: {warning}" in " ".join(tolerant.output.split())
     manifest = orjson.loads((part / "manifest.json").read_bytes())
     assert manifest["quality_warnings"] == [warning]
     assert len(rejected(part, "line_product_exists")) == 2  # kept for the operator to inspect
