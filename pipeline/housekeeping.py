@@ -19,7 +19,7 @@ from pathlib import Path
 
 import luigi
 
-from pipeline.paths import PARTITION_FORMAT, PARTITION_RE, latest_partition
+from pipeline.paths import LOCK, PARTITION_FORMAT, PARTITION_RE, latest_partition, logs_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _unless_locked(partition: Path) -> Iterator[bool]:
     between the probe and the delete: that run blocks (or fails) on the lock instead.
     """
     try:
-        fd = os.open(partition / ".lock", os.O_RDONLY)
+        fd = os.open(partition / LOCK, os.O_RDONLY)
     except FileNotFoundError:
         yield True
         return
@@ -138,7 +138,7 @@ def prune_logs(
     """Delete `logs/run-*.log` files last written before the same cutoff as partitions."""
     cutoff = _cutoff(retention_hours, now).replace(tzinfo=UTC).timestamp()
     pruned = []
-    for path in sorted((Path(data_root) / "logs").glob("run-*.log")):
+    for path in sorted(logs_dir(Path(data_root)).glob("run-*.log")):
         if path.is_file() and path.stat().st_mtime <= cutoff:
             if not dry_run:
                 path.unlink(missing_ok=True)

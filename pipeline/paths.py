@@ -15,6 +15,8 @@ from pathlib import Path
 PARTITION_FORMAT = "%Y-%m-%dT%H"
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 LATEST = "latest"
+LOCK = ".lock"  # held by the run writing a partition
+LOGS = "logs"  # run_pipeline.sh's per-run log files, beside the partitions
 
 INSIGHTS = ("user_summary", "category_summary", "cart_details")
 
@@ -65,11 +67,15 @@ class Partition:
 
     @property
     def lock(self) -> Path:
-        return self.dir / ".lock"
+        return self.dir / LOCK
 
 
 def latest_link(root: Path) -> Path:
     return root / LATEST
+
+
+def logs_dir(root: Path) -> Path:
+    return root / LOGS
 
 
 def latest_lock(root: Path) -> Path:
