@@ -105,16 +105,29 @@ class RateLimiter:
         return self._state[2]
 
     def configure(self, requests: int, window: float) -> None:
-        """Set the limit; a change (never within a run) starts an empty window."""
-        if not 1 <= requests <= len(self._ring) or window <= 0:
-            raise ValueError(f"rate limit needs 1 <= requests <= {len(self._ring)}, window > 0")
+        """Set the limit; a change (never within a run) starts an empty window.
+
+        More requests per window than the ring can track means no limit at all (a local
+        server in the benchmark), rather than an error.
+        """
+        if requests < 1 or window <= 0:
+            raise ValueError(
+                f"rate limit needs requests >= 1 and window > 0, got {requests}/{window}"
+            )
         with self._lock:
             if (self.requests, self.window) != (requests, window):
-                self._ring[:requests] = [-math.inf] * requests
+                slots = min(requests, len(self._ring))
+                self._ring[:slots] = [-math.inf] * slots
                 self._state[:] = [0, requests, window]
+
+    @property
+    def unlimited(self) -> bool:
+        return self.requests > len(self._ring)
 
     def try_acquire(self) -> float:
         """Take a start if the window allows one (return 0), else return seconds to wait."""
+        if self.unlimited:
+            return 0.0
         with self._lock:
             now, head = self._clock(), int(self._state[0])
             wait = self._state[2] - (now - self._ring[head])

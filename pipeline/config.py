@@ -57,7 +57,8 @@ class api(luigi.Config):
     )
     rate_limit_requests = luigi.IntParameter(
         default=90,
-        description="Client-side cap on requests per window (the real API allows 100 per 10 s).",
+        description="Client-side cap on requests per window for the whole run (the real API "
+        "allows 100 per 10 s); above 100000 there is no cap (a local server).",
     )
     rate_limit_window = luigi.FloatParameter(
         default=10.0, description="Length in seconds of the rate-limit window."

@@ -135,3 +135,11 @@ def test_the_breaker_opens_only_on_an_unanswering_api_and_per_base_url() -> None
     assert CircuitBreaker.opens_on(error("status", 429))
     assert not CircuitBreaker.opens_on(error("status", 503))
     assert not CircuitBreaker.opens_on(error("body", 200))
+
+
+def test_a_limit_beyond_the_ring_means_no_limit() -> None:
+    limiter = RateLimiter(10**6, 10.0, shared=True)
+    assert limiter.unlimited
+    assert [limiter.try_acquire() for _ in range(5)] == [0.0] * 5
+    with pytest.raises(ValueError, match="requests >= 1"):
+        limiter.configure(0, 10.0)
