@@ -31,7 +31,8 @@ def build(partition: str, stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
     extracts = [stats[f"extract_{e}"] for e in ENDPOINTS]
     rows = {name: n for facts in stats.values() for name, n in facts.get("rows", {}).items()}
     rows.update({f"{s['endpoint']}.jsonl": s["records"] for s in extracts})
-    sources = sorted({s["source"] for s in extracts})
+    # stats written before "source" existed (a partition resumed across an upgrade) have "url"
+    sources = sorted({s.get("source") or s["url"].rsplit("/", 1)[0] for s in extracts})
     return {
         "partition": partition,
         "source": sources[0] if len(sources) == 1 else sources,

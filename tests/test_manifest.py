@@ -58,6 +58,14 @@ def test_a_partition_extracted_from_two_sources_says_so() -> None:
     ]  # fmt: skip
 
 
+def test_stats_from_before_source_was_recorded_still_give_the_source() -> None:
+    old = stats()
+    for e in ("carts", "products", "users"):
+        old[f"extract_{e}"]["url"] = f"http://api/{e}"
+        del old[f"extract_{e}"]["source"]
+    assert manifest.build("P", old)["source"] == "http://api"
+
+
 def test_no_manifest_when_the_money_does_not_add_up() -> None:
     with pytest.raises(ReconciliationError, match=r"user_summary\.total_spent"):
         manifest.build("P", stats(user_money=29.0))
