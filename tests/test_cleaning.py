@@ -67,7 +67,9 @@ def test_catalogue_keeps_every_product_and_blanks_missing_brand() -> None:
             "price": [799.99, 1.99, 50.0],
         }
     )
-    pdt.assert_frame_equal(cleaning.product_catalogue(raw_products()), expected)
+    got = cleaning.product_catalogue(raw_products())
+    assert list(got.columns) == cleaning.PRODUCT_COLUMNS
+    pdt.assert_frame_equal(got, expected)
 
 
 def test_clean_products_keeps_only_prices_strictly_above_minimum() -> None:
