@@ -173,7 +173,7 @@ run_demo() {
     out="$(mktemp)"
     DEMO_OUT="$out"
     trap stop_demo_api EXIT
-    "$VENV/bin/python" -m pipeline.demo_api >"$out" 2>&1 &
+    "$VENV/bin/python" -m pipeline.devtools.demo_api >"$out" 2>&1 &
     pid=$!
     DEMO_PID=$pid
     for _ in $(seq 300); do
@@ -207,7 +207,7 @@ main() {
             [[ "$dest" == -* ]] || dest="$(abspath "$dest")"  # keep `units --help` working
             shift
             bootstrap
-            "$VENV/bin/python" -m pipeline.units "$dest" "$@"
+            "$VENV/bin/python" -m pipeline.ops.units "$dest" "$@"
             ;;
         bootstrap) bootstrap ;;
         *) usage >&2; die "unknown subcommand: $sub" ;;

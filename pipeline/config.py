@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import luigi
 
-from pipeline.client import ClientSettings
+from pipeline.api.client import ClientSettings
 
 ENDPOINTS: tuple[str, ...] = ("carts", "products", "users")
 

@@ -1,0 +1,174 @@
+"""HTTP client: one ``requests.Session``, explicit timeouts, bounded retries, a rate limit.
+
+Retries use tenacity around the *whole* page fetch (request, body, JSON parse) rather than
+urllib3's ``Retry``: requests streams the body after urllib3's retry logic has finished, so a
+connection dropped mid-body or a body cut short would escape it. One policy covers every
+transient failure, and ``Retry-After`` from a 429/503 is honoured as the wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from pipeline.api.errors import ApiError
+from pipeline.api.limits import shared_limiter
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    retries: int = 4
+    backoff_factor: float = 0.5
+    backoff_max: float = 10.0
+    rate_limit_requests: int = 90
+    rate_limit_window: float = 10.0
+    pool_size: int = 4
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP-date; fall back to exponential backoff
+
+
+class _WaitRetryAfterOrExponential:
+    """Wait what the server asked for (capped), else exponential backoff."""
+
+    def __init__(self, factor: float, cap: float):
+        self._exp = wait_exponential(multiplier=factor, max=cap)
+        self._cap = cap
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ApiError) and exc.retry_after is not None:
+            return min(exc.retry_after, self._cap)
+        return self._exp(state)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ApiError) and exc.retryable
+
+
+class ApiClient:
+    """GETs JSON documents. Thread-safe: pages may be fetched from a thread pool."""
+
+    def __init__(self, base_url: str, settings: ClientSettings | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.settings = s = settings or ClientSettings()
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, s.pool_size), max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["Accept"] = "application/json"
+        self.session.headers["User-Agent"] = "etl-pipeline/0.1 (+luigi)"
+        self.limiter = shared_limiter(s.rate_limit_requests, s.rate_limit_window)
+        self.request_count = 0
+        self._count_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``base_url + path`` and parse the body, retrying transient failures."""
+        s = self.settings
+        retrying = Retrying(
+            retry=retry_if_exception(_is_retryable),
+            stop=stop_after_attempt(s.retries + 1),
+            wait=_WaitRetryAfterOrExponential(s.backoff_factor, s.backoff_max),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self._get_once, f"{self.base_url}{path}", params or {})
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("attempt %d failed, retrying in %.1fs: %s", state.attempt_number, wait, exc)
+
+    def _get_once(self, url: str, params: dict[str, Any]) -> Any:
+        self.limiter.acquire()
+        with self._count_lock:
+            self.request_count += 1
+        full = requests.Request("GET", url, params=params).prepare().url
+        try:
+            response = self.session.get(
+                url,
+                params=params,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                allow_redirects=True,
+            )
+            body = response.content  # reads the whole body: a cut-short one raises here
+        except requests.Timeout as exc:
+            raise ApiError(
+                f"GET {full}: timed out ({exc.__class__.__name__})",
+                retryable=True,
+                cause="timeout",
+            ) from None
+        except requests.exceptions.SSLError as exc:
+            # A certificate that does not verify will not verify on the next try either.
+            raise ApiError(f"GET {full}: TLS failed ({exc})", cause="tls") from None
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
+            name = exc.__class__.__name__
+            raise ApiError(
+                f"GET {full}: body cut short ({name}: {exc})", retryable=True, cause="body"
+            ) from None
+        except (requests.ConnectionError, requests.exceptions.RetryError) as exc:
+            name = exc.__class__.__name__
+            raise ApiError(
+                f"GET {full}: connection failed ({name}: {exc})",
+                retryable=True,
+                cause="connection",
+            ) from None
+        except requests.RequestException as exc:  # invalid URL, redirect loop: a setup problem
+            name = exc.__class__.__name__
+            raise ApiError(f"GET {full}: request failed ({name}: {exc})", cause="request") from None
+        if response.status_code != 200:
+            retryable = response.status_code in RETRY_STATUSES
+            raise ApiError(
+                f"GET {full}: HTTP {response.status_code} {response.reason}"
+                f"{'' if retryable else ' (not retried)'}: {body[:200]!r}",
+                retryable=retryable,
+                retry_after=_retry_after(response),
+                status=response.status_code,
+            )
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            # A proxy's error page or a half-written body: worth one more try.
+            raise ApiError(
+                f"GET {full}: HTTP 200 but the body is not JSON ({exc}): {body[:80]!r}",
+                retryable=True,
+                cause="body",
+                status=200,
+            ) from None

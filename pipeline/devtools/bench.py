@@ -1,0 +1,420 @@
+"""Benchmark of the pipeline at scale: ``python -m pipeline.devtools.bench`` (not in the tests).
+
+Every scenario runs the real command line (``python -m luigi --module ...``) as a subprocess
+against a local ``fakeapi`` server in this process, so figures include luigi's start-up and the
+HTTP stack. Wall time is the median of ``--runs`` runs; peak RSS is the OS's ``ru_maxrss`` of the
+luigi process (``os.wait4``), the largest of the runs. Data sets are generated once by
+``datagen`` and cached under ``./bench-data`` (gitignored); raw extracts used as the input of the
+clean scenarios are cached there too (``--fresh`` rebuilds both).
+
+Scenarios (the issue's numbering):
+
+1. ``extract``: the three extracts only, 10k carts / 5k users / 200 products, 20 ms added to
+   every request, *default* settings (so the real API's rate limit is respected).
+2. ``clean``: clean + insights from raw ``jsons/*.jsonl`` already in place, at each ``--scales``.
+3. ``rerun``: ``Insights`` again on the complete partition; must make zero requests.
+4. ``extract-rss``: the extracts of the largest scale without latency; the client-side rate
+   limit is raised for the local server with ``--api-rate-limit-requests``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import luigi
+import orjson
+
+from pipeline.config import ENDPOINTS
+from pipeline.devtools.datagen import write_dataset
+from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
+from pipeline.tasks import ExtractEndpoint
+
+REPO = Path(__file__).resolve().parents[2]
+PARTITION = "2026-11-25T17"
+SCENARIOS = ("startup", "extract", "clean", "rerun", "extract-rss")
+#: Lifts the client-side limit for the local server only (scenario 4 and the clean set-up).
+LOCAL_LIMIT = ("--api-rate-limit-requests", "1000000")
+
+
+class ExtractOnly(luigi.WrapperTask):
+    """The three ExtractEndpoint tasks of one partition and nothing downstream."""
+
+    date_hour = luigi.DateHourParameter()
+
+    def requires(self) -> list[ExtractEndpoint]:
+        return [ExtractEndpoint(endpoint=e, date_hour=self.date_hour) for e in ENDPOINTS]
+
+
+class Nothing(luigi.WrapperTask):
+    """Complete at once: timing it measures luigi's and the pipeline's start-up alone."""
+
+    date_hour = luigi.DateHourParameter()
+
+
+class BenchError(RuntimeError):
+    """A benchmarked command failed or broke a scenario's invariant."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    carts: int
+    users: int
+    products: int
+
+    @classmethod
+    def for_carts(cls, carts: int) -> Scale:
+        """The issue's proportions: half as many users as carts, one product per 50 carts."""
+        return cls(carts, max(1, carts // 2), max(1, carts // 50))
+
+    @property
+    def label(self) -> str:
+        return f"{self.carts:,} carts / {self.users:,} users / {self.products:,} products"
+
+    @property
+    def key(self) -> str:
+        return f"{self.carts}-{self.users}-{self.products}"
+
+
+EXTRACT_SCALE = Scale(10_000, 5_000, 200)
+
+
+@dataclass
+class Run:
+    seconds: float
+    max_rss_mb: float
+    requests: int
+
+
+@dataclass
+class Result:
+    scenario: str
+    carts: int
+    data: str
+    command: str
+    runs: list[Run] = field(default_factory=list)
+    target: str = ""
+    reference: str = ""
+    reference_seconds: float | None = None
+    tasks: dict[str, float] = field(default_factory=dict)  # median seconds per task
+
+    @property
+    def median(self) -> float:
+        return statistics.median(r.seconds for r in self.runs)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max(r.max_rss_mb for r in self.runs)
+
+    @property
+    def requests(self) -> int:
+        return max(r.requests for r in self.runs)
+
+
+class Bench:
+    """Owns the cache folder, the local server and the luigi subprocesses."""
+
+    def __init__(self, root: Path, runs: int, fresh: bool, log: Callable[[str], None]):
+        self.root, self.runs, self.fresh, self.log = root, runs, fresh, log
+        self.work = root / "work"
+
+    # -- data ------------------------------------------------------------------------------
+    def source(self, scale: Scale) -> Path:
+        """Generated raw API data (``{endpoint}.jsonl``), made once per scale."""
+        path = self.root / f"src-{scale.key}"
+        if self.fresh or not all((path / f"{e}.jsonl").exists() for e in ENDPOINTS):
+            self.log(f"generating {scale.label} into {path}")
+            write_dataset(path, scale.carts, scale.users, scale.products)
+        return path
+
+    def serve(self, scale: Scale, latency: float = 0.0) -> DummyJSONServer:
+        self.log(f"loading {scale.label} into the local server (latency {latency * 1000:g} ms)")
+        return DummyJSONServer(Dataset.load(self.source(scale)), latency=latency)
+
+    def data_dir(self, name: str) -> Path:
+        path = self.work / name
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    # -- one command -----------------------------------------------------------------------
+    def command(self, module: str, task: str, extra: Sequence[str] = ()) -> list[str]:
+        return [
+            sys.executable, "-m", "luigi", "--module", module, task,
+            "--local-scheduler", "--date-hour", PARTITION, *extra,
+        ]  # fmt: skip
+
+    def luigi(self, server: DummyJSONServer, data_dir: Path, cmd: list[str], log_name: str) -> Run:
+        """Run one luigi command; its wall time, peak RSS and the requests it made."""
+        env = {k: v for k, v in os.environ.items() if k != "LUIGI_CONFIG_PATH"}
+        env.update(PIPELINE_API_URL=server.url, PIPELINE_DATA_DIR=str(data_dir))
+        before = server.request_count
+        log_path, usage_path = self.work / f"{log_name}.log", self.work / f"{log_name}.usage"
+        with log_path.open("wb") as out:
+            returncode = subprocess.call(
+                [sys.executable, "-S", "-c", _SHIM, str(usage_path), *cmd],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        if returncode != 0:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise BenchError(f"{' '.join(cmd)} exited {returncode}; log {log_path}:\n{tail}")
+        seconds, max_rss_kb = usage_path.read_text().split()
+        run = Run(float(seconds), round(int(max_rss_kb) / 1024, 1), server.request_count - before)
+        self.log(f"  {log_name}: {run.seconds:.2f} s, peak RSS {run.max_rss_mb:.0f} MB, "
+                 f"{run.requests} requests")  # fmt: skip
+        return run
+
+    # -- scenarios -------------------------------------------------------------------------
+    def startup(self) -> Result:
+        cmd = self.command("pipeline.devtools.bench", "Nothing")
+        result = Result("startup", 0, "none (luigi + imports only)", _show(cmd))
+        with DummyJSONServer(Dataset({})) as server:
+            data = self.data_dir("startup")
+            result.runs = [self.luigi(server, data, cmd, f"startup-{i}") for i in range(self.runs)]
+        return result
+
+    def extract(self, scale: Scale, latency: float, extra: Sequence[str], name: str) -> Result:
+        cmd = self.command("pipeline.devtools.bench", "ExtractOnly", extra)
+        data_label = f"{scale.label}, {latency * 1000:g} ms/request"
+        result = Result(name, scale.carts, data_label, _show(cmd))
+        with self.serve(scale, latency) as server:
+            for i in range(self.runs):
+                data = self.data_dir(name)
+                result.runs.append(self.luigi(server, data, cmd, f"{name}-{i}"))
+        _expect_records(data, scale)
+        result.tasks = _task_seconds([data])
+        if name == "extract-rss":
+            self.keep_extract(data, scale)
+        return result
+
+    def extracted(self, scale: Scale) -> Path:
+        """A partition holding only the extract targets of ``scale`` (cached)."""
+        path = self.root / f"extracted-{scale.key}"
+        if self.fresh or not (path / PARTITION / "_stats").is_dir():
+            self.log(f"extracting {scale.label} once as the input of the clean runs")
+            with self.serve(scale) as server:
+                data = self.data_dir("extract-setup")
+                cmd = self.command("pipeline.devtools.bench", "ExtractOnly", LOCAL_LIMIT)
+                self.luigi(server, data, cmd, f"extract-setup-{scale.carts}")
+            self.keep_extract(data, scale)
+        return path
+
+    def keep_extract(self, data: Path, scale: Scale) -> None:
+        path = self.root / f"extracted-{scale.key}"
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(data, path, ignore=shutil.ignore_patterns(".lock"))
+
+    def clean(self, scale: Scale, rerun: bool) -> list[Result]:
+        """Clean + insights from extracted raw data, then (optionally) the no-op rerun."""
+        source = self.extracted(scale)
+        cmd = self.command("pipeline", "Insights")
+        result = Result("clean", scale.carts, f"{scale.label} (raw JSON in place)", _show(cmd))
+        results = [result]
+        datas = []
+        # An idle server: any request at all would be a bug (the extract targets exist).
+        with DummyJSONServer(Dataset({})) as server:
+            for i in range(self.runs):
+                data = self.data_dir(f"clean-{scale.carts}-{i}")
+                _link_tree(source, data)
+                result.runs.append(self.luigi(server, data, cmd, f"clean-{scale.carts}-{i}"))
+                datas.append(data)
+            _forbid_requests(result)
+            result.tasks = {
+                k: v for k, v in _task_seconds(datas).items() if not k.startswith("Extract-")
+            }
+            if rerun:
+                label = f"{scale.label} (complete partition)"
+                again = Result("rerun", scale.carts, label, _show(cmd))
+                for i in range(self.runs):
+                    again.runs.append(self.luigi(server, datas[-1], cmd, f"rerun-{i}"))
+                _forbid_requests(again)
+                results.append(again)
+        for data in datas[:-1]:
+            shutil.rmtree(data, ignore_errors=True)
+        return results
+
+
+#: Runs the measured command as its own child. Measuring a direct child of this process would be
+#: wrong: Linux carries the parent's peak RSS (here: the server's whole data set) across fork+exec
+#: into the child's ``ru_maxrss``. This tiny interpreter (``-S``) is the parent instead.
+_SHIM = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{time.perf_counter() - started:.3f} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def _show(cmd: Sequence[str]) -> str:
+    shown = ["luigi", *cmd[3:]] if cmd[1:3] == ["-m", "luigi"] else list(cmd)
+    return " ".join(shown)
+
+
+def _link_tree(source: Path, dest: Path) -> None:
+    """Hard-link the cached extract into a fresh data dir: the pipeline never writes in place."""
+    shutil.copytree(source, dest, copy_function=os.link, dirs_exist_ok=True)
+
+
+def _expect_records(data: Path, scale: Scale) -> None:
+    want = {"carts": scale.carts, "users": scale.users, "products": scale.products}
+    for endpoint, n in want.items():
+        path = data / PARTITION / "_stats" / f"Extract-{endpoint}.json"
+        stats = orjson.loads(path.read_bytes())
+        if stats["records"] != n:
+            raise BenchError(f"{endpoint}: extracted {stats['records']} records, expected {n}")
+
+
+def _forbid_requests(result: Result) -> None:
+    if result.requests:
+        raise BenchError(f"{result.scenario}: made {result.requests} requests, expected none")
+
+
+def _task_seconds(datas: Sequence[Path]) -> dict[str, float]:
+    """Median seconds per task over the runs, from the stats files the tasks wrote."""
+    per_task: dict[str, list[float]] = {}
+    for data in datas:
+        for path in sorted((data / PARTITION / "_stats").glob("*.json")):
+            per_task.setdefault(path.stem, []).append(orjson.loads(path.read_bytes())["seconds"])
+    return {k: round(statistics.median(v), 2) for k, v in per_task.items()}
+
+
+# -- reporting ------------------------------------------------------------------------------
+REFERENCE = {  # the old system on the same kind of machine (issue 5)
+    ("extract", 10_000): (35.7, "35.7 s"),
+    ("clean", 100_000): (9.0, "9 s"),
+    ("clean", 1_000_000): (93.0, "93 s, 7.8 GB"),
+}
+TARGET = {
+    "extract": "<= 1.5 s",
+    "clean": "<= 15 s, <= 2.5 GB at 1M",
+    "rerun": "<= 2 s, 0 requests",
+    "extract-rss": "<= 400 MB",
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = {}
+    for name in ("luigi", "pandas", "pyarrow", "orjson", "requests"):
+        try:
+            versions[name] = __import__(name).__version__
+        except (ImportError, AttributeError):
+            versions[name] = "?"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        **versions,
+    }
+
+
+def table(results: Sequence[Result]) -> str:
+    rows = [
+        "| # | scenario | data | median s | runs s | peak RSS MB | requests | target | old system "
+        "| speed-up |",
+        "|---|---|---|---:|---|---:|---:|---|---|---:|",
+    ]
+    number = {"startup": "-", "extract": "1", "clean": "2", "rerun": "3", "extract-rss": "4"}
+    for r in results:
+        runs = ", ".join(f"{x.seconds:.2f}" for x in r.runs)
+        speedup = f"{r.reference_seconds / r.median:.1f}x" if r.reference_seconds else ""
+        rows.append(
+            f"| {number[r.scenario]} | {r.scenario} | {r.data} | {r.median:.2f} | {runs} | "
+            f"{r.peak_rss_mb:,.0f} | {r.requests:,} | {r.target} | {r.reference} | {speedup} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.devtools.bench", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs per scenario (median reported)")
+    parser.add_argument(
+        "--scales", default="100000,1000000", help="cart counts of the clean scenario"
+    )
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}"
+    )
+    parser.add_argument("--root", type=Path, default=REPO / "bench-data", help="cache folder")
+    parser.add_argument("--fresh", action="store_true", help="regenerate cached data sets")
+    parser.add_argument(
+        "--extract-args",
+        default="",
+        help="luigi options for scenario 1 instead of the defaults, to measure what each "
+        "setting is worth, e.g. '--api-page-size 10 --api-concurrency 1'",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(only) - set(SCENARIOS)
+    if unknown or args.runs < 1:
+        parser.error(f"unknown scenario(s) {sorted(unknown)}" if unknown else "--runs must be >= 1")
+    scales = [Scale.for_carts(int(n)) for n in args.scales.split(",") if n.strip()]
+
+    def log(message: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    bench = Bench(args.root.absolute(), args.runs, args.fresh, log)
+    bench.work.mkdir(parents=True, exist_ok=True)
+    results: list[Result] = []
+    if "startup" in only:
+        results.append(bench.startup())
+    if "extract" in only:
+        extra = shlex.split(args.extract_args)
+        results.append(bench.extract(EXTRACT_SCALE, 0.02, extra, "extract"))
+    if "extract-rss" in only and scales:
+        results.append(bench.extract(scales[-1], 0.0, LOCAL_LIMIT, "extract-rss"))
+    if "clean" in only or "rerun" in only:
+        for i, scale in enumerate(scales):
+            found = bench.clean(scale, rerun="rerun" in only and i == len(scales) - 1)
+            results.extend(r for r in found if r.scenario in only)
+    for r in results:
+        r.target = TARGET.get(r.scenario, "")
+        r.reference_seconds, r.reference = REFERENCE.get((r.scenario, r.carts), (None, ""))
+
+    info = machine()
+    print(f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['os']}; "
+          f"Python {info['python']}, luigi {info['luigi']}, pandas {info['pandas']}, "
+          f"pyarrow {info['pyarrow']}, orjson {info['orjson']}")  # fmt: skip
+    print(f"Command: python -m pipeline.devtools.bench {' '.join(argv or sys.argv[1:])}".rstrip())
+    print()
+    print(table(results))
+    for r in results:
+        if r.tasks:
+            tasks = ", ".join(f"{k} {v:.2f}" for k, v in r.tasks.items())
+            print(f"\n{r.scenario} ({r.data}): median task seconds: {tasks}")
+    if args.json:
+        payload = {"machine": info, "results": [asdict(r) | {"median": r.median} for r in results]}
+        args.json.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Retention: delete hourly partitions (and run logs) that are older than the retention window.
+
+Runs at the end of every successful pipeline run and as ``python -m pipeline.ops.housekeeping`` for
+manual use. It never deletes what a reader or writer may be using: the partition ``latest``
+points to, and any partition whose ``.lock`` is held by a running pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import luigi
+
+from pipeline.storage.latest import latest_partition
+from pipeline.storage.layout import LOCK, PARTITION_FORMAT, PARTITION_RE, logs_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETENTION_HOURS = 168
+_DELETING = ".deleting"
+
+
+class housekeeping(luigi.Config):  # lower case: it is the section name in luigi.cfg
+    """How long outputs are kept."""
+
+    retention_hours = luigi.IntParameter(
+        default=DEFAULT_RETENTION_HOURS,
+        description="Keep this many hourly partitions: the current hour and the ones before it. "
+        "Older partitions and run logs are deleted, except the one `latest` points to and any "
+        "partition a run holds the lock of.",
+    )
+
+
+def _utc_hour(now: datetime) -> datetime:
+    """`now` as a naive UTC datetime truncated to the hour (naive input is taken as UTC)."""
+    if now.tzinfo is not None:
+        now = now.astimezone(UTC).replace(tzinfo=None)
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+def _cutoff(retention_hours: int, now: datetime) -> datetime:
+    if retention_hours < 1:
+        raise ValueError(f"retention_hours must be >= 1, got {retention_hours}")
+    return _utc_hour(now) - timedelta(hours=retention_hours)
+
+
+def _partition_hour(path: Path) -> datetime | None:
+    if not PARTITION_RE.match(path.name) or path.is_symlink() or not path.is_dir():
+        return None
+    try:
+        return datetime.strptime(path.name, PARTITION_FORMAT)
+    except ValueError:  # matches the pattern but is no real hour, e.g. 2026-13-01T25
+        return None
+
+
+@contextlib.contextmanager
+def _unless_locked(partition: Path) -> Iterator[bool]:
+    """Yield True while holding `<partition>/.lock` ourselves, False if another process holds it.
+
+    Holding the lock during deletion closes the race with a run that starts on the partition
+    between the probe and the delete: that run blocks (or fails) on the lock instead.
+    """
+    try:
+        fd = os.open(partition / LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    """Rename out of the partition namespace first, so a crash never leaves half a partition."""
+    doomed = path.with_name(f".{path.name}{_DELETING}")
+    shutil.rmtree(doomed, ignore_errors=True)  # left over from a crash in an earlier prune
+    os.replace(path, doomed)
+    shutil.rmtree(doomed)
+
+
+def prune_partitions(
+    data_root: Path, retention_hours: int, now: datetime, *, dry_run: bool = False
+) -> list[Path]:
+    """Delete partitions whose hour began `retention_hours` or more before `now`'s hour.
+
+    So exactly `retention_hours` partitions are kept (the current hour and the ones before it),
+    plus `latest`'s target and locked ones whatever their age. Names that are not partitions
+    are left alone. Returns the pruned (or, with `dry_run`, prunable) folders, oldest first.
+    """
+    data_root = Path(data_root)
+    cutoff = _cutoff(retention_hours, now)
+    keep = latest_partition(data_root)
+    pruned: list[Path] = []
+    if not data_root.is_dir():
+        return pruned
+    for leftover in data_root.glob(f".*{_DELETING}"):  # from a crash in an earlier prune
+        shutil.rmtree(leftover, ignore_errors=True)
+    for path in sorted(data_root.iterdir()):
+        hour = _partition_hour(path)
+        if hour is None or hour > cutoff:
+            continue
+        if path.name == keep:
+            log.info("keeping old partition %s: `latest` points to it", path)
+            continue
+        with _unless_locked(path) as free:
+            if not free:
+                log.info("keeping old partition %s: a run holds its lock", path)
+                continue
+            if dry_run:
+                log.info("would prune partition %s", path)
+            else:
+                try:
+                    _remove(path)
+                except OSError:
+                    log.exception("could not prune partition %s", path)
+                    continue
+                log.info("pruned partition %s (older than %d hours)", path, retention_hours)
+            pruned.append(path)
+    return pruned
+
+
+def prune_logs(
+    data_root: Path, retention_hours: int, now: datetime, *, dry_run: bool = False
+) -> list[Path]:
+    """Delete `logs/run-*.log` files last written before the same cutoff as partitions."""
+    cutoff = _cutoff(retention_hours, now).replace(tzinfo=UTC).timestamp()
+    pruned = []
+    for path in sorted(logs_dir(Path(data_root)).glob("run-*.log")):
+        if path.is_file() and path.stat().st_mtime <= cutoff:
+            if not dry_run:
+                path.unlink(missing_ok=True)
+            log.info("%s run log %s", "would prune" if dry_run else "pruned", path)
+            pruned.append(path)
+    return pruned
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Manual pruning, e.g. after lowering the retention (``--dry-run`` first)."""
+    from pipeline.config import paths  # here, so importing this module stays light
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.ops.housekeeping", description=__doc__
+    )
+    parser.add_argument("--data-dir", type=Path, help="data root (default: as the pipeline's)")
+    parser.add_argument(
+        "--retention-hours", type=int, help="default: [housekeeping] retention_hours or 168"
+    )
+    parser.add_argument("-n", "--dry-run", action="store_true", help="only list what would go")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    root = args.data_dir or paths().root()
+    hours = housekeeping().retention_hours if args.retention_hours is None else args.retention_hours
+    now = datetime.now(UTC)
+    try:
+        gone = prune_partitions(root, hours, now, dry_run=args.dry_run)
+        gone += prune_logs(root, hours, now, dry_run=args.dry_run)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(f"{'would prune' if args.dry_run else 'pruned'} {len(gone)} item(s) under {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

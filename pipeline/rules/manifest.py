@@ -1,0 +1,47 @@
+"""The partition's manifest: what was read, what was written, and the proof that it adds up.
+
+Assembled from the stats file every task writes, so it describes the partition as it was
+produced, even when the tasks ran in different runs (a resume after a failure).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.config import ENDPOINTS
+from pipeline.rules.insights import reconcile
+
+TIMING = ("task", "started", "finished", "seconds")
+
+
+def build(partition: str, stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Manifest of ``partition`` from the stats of its tasks, keyed as ``Insights.requires``.
+
+    Raises ReconciliationError when the summaries and the API's cart totals disagree.
+    """
+    carts = stats["clean_carts"]
+    reconciliation = reconcile(
+        api_cart_total=carts["api_cart_total"],
+        line_total=carts["line_total"],
+        user_total_spent=stats["user_summary"]["money_total"],
+        category_total_sales=stats["category_summary"]["money_total"],
+        carts=carts["carts"],
+    )
+    extracts = [stats[f"extract_{e}"] for e in ENDPOINTS]
+    rows = {name: n for facts in stats.values() for name, n in facts.get("rows", {}).items()}
+    rows.update({f"{s['endpoint']}.jsonl": s["records"] for s in extracts})
+    # stats written before "source" existed (a partition resumed across an upgrade) have "url"
+    sources = sorted({s.get("source") or s["url"].rsplit("/", 1)[0] for s in extracts})
+    return {
+        "partition": partition,
+        "source": sources[0] if len(sources) == 1 else sources,
+        "api_totals": {s["endpoint"]: s["api_total"] for s in extracts},
+        "requests": sum(s["requests"] for s in extracts),
+        "rows": dict(sorted(rows.items())),
+        "reconciliation": reconciliation,
+        "quality_warnings": carts.get("quality_warnings", []),
+        "min_product_price": stats["clean_products"]["min_product_price"],
+        "tasks": {key: {k: s[k] for k in TIMING} for key, s in stats.items()},
+        "written": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }

@@ -1,0 +1,1 @@
+"""Storage: the partition layout, file formats, atomic writes, locks and the ``latest`` pointer."""

@@ -1,0 +1,58 @@
+"""``latest``: a relative symlink to the newest complete partition, switched atomically.
+
+It only moves forwards, under a lock on the data root, so two runs of different hours that
+finish together cannot move it backwards.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from pipeline.storage.layout import LATEST, PARTITION_RE
+
+
+def latest_link(root: Path) -> Path:
+    return root / LATEST
+
+
+def latest_lock(root: Path) -> Path:
+    return root / f".{LATEST}.lock"
+
+
+def latest_partition(root: Path) -> str | None:
+    """Name of the partition ``latest`` points to, or None when there is none yet."""
+    try:
+        target = os.readlink(latest_link(root))
+    except OSError:
+        return None
+    name = Path(target).name
+    return name if PARTITION_RE.match(name) else None
+
+
+def point_latest_to(root: Path, name: str) -> None:
+    """Switch ``latest`` atomically: readers see the old or the new partition, never neither."""
+    tmp = root / f".{LATEST}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(name, tmp)  # relative, so the data root can be moved or mounted elsewhere
+    os.replace(tmp, latest_link(root))
+
+
+def advance_latest(root: Path, name: str) -> bool:
+    """Point ``latest`` at partition ``name`` unless it already points at a newer one.
+
+    The read-compare-switch runs under a lock on the data root, so two runs of different hours
+    finishing together cannot move ``latest`` backwards. Returns True if it moved.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(latest_lock(root), os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for microseconds: waiting is fine
+        current = latest_partition(root)
+        if current is not None and current >= name:
+            return False
+        point_latest_to(root, name)
+        return True
+    finally:
+        os.close(fd)

@@ -1,0 +1,68 @@
+"""The partition lock: one run writes an hour; a second run of it is refused, naming the holder.
+
+An ``flock`` is released by the kernel when its holder exits, however it dies, so a crashed run
+never leaves a partition locked.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+
+class PartitionBusy(RuntimeError):
+    """Another process is writing this partition."""
+
+
+def lock_holder(lock_path: Path) -> int | None:
+    """Pid holding a ``flock`` on ``lock_path``, from ``/proc/locks`` (Linux); None if unknown.
+
+    Asking the kernel rather than writing our pid into the file keeps the lock file unchanged, so
+    a run that only finds the partition complete writes nothing at all.
+    """
+    try:
+        st = os.stat(lock_path)
+        with open("/proc/locks") as fh:
+            entries = fh.read().splitlines()
+    except OSError:
+        return None
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for entry in entries:
+        fields = entry.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters read "1: -> FLOCK ..."
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].lower() == wanted:
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None
+
+
+_held: dict[str, int] = {}
+
+
+def hold_partition_lock(lock_path: Path) -> bool:
+    """Hold an exclusive lock on the partition until this process exits; True if newly taken.
+
+    Two runs of one partition (the timer and a manual run) must not write it at once: the second
+    is refused with PartitionBusy naming the holder's pid and touches nothing. The lock is
+    released by the kernel when the holder exits, however it dies. Forked luigi workers inherit
+    it. Housekeeping probes the same lock so it never prunes a partition being written.
+    """
+    key = str(lock_path)
+    if key in _held:
+        return False
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            holder = lock_holder(lock_path)
+            raise PartitionBusy(
+                f"partition {lock_path.parent.name} is being written by another run "
+                f"(pid {holder or 'unknown'}); this run leaves it alone"
+            ) from None
+        raise
+    _held[key] = fd  # closed, and so released, when the process exits
+    return True

@@ -1,0 +1,113 @@
+"""Clean: raw JSON Lines become tidy CSVs, after the quality gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import luigi
+
+from pipeline import config
+from pipeline.rules import cleaning, quality
+from pipeline.storage import formats
+from pipeline.storage.atomic import target
+from pipeline.tasks.base import PartitionTask
+from pipeline.tasks.extract import ExtractEndpoint
+
+
+class CleanUsers(PartitionTask):
+    """cleaned_users.csv: one row per user, address flattened."""
+
+    def requires(self) -> ExtractEndpoint:
+        return ExtractEndpoint(endpoint="users", date_hour=self.date_hour)
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {"users": target(self.partition.cleaned("users")), "stats": self.stats_target()}
+
+    def produce(self) -> dict[str, Any]:
+        users = cleaning.clean_users(formats.read_users(Path(self.input()["raw"].path)))
+        quality.enforce(
+            quality.id_findings(users, "user", "user_id"), config.quality().max_bad_rows
+        )
+        rows = self.write_frame(users, self.partition.cleaned("users"))
+        self.report(f"cleaned_users.csv: {rows} rows", 100)
+        return {"rows": {"cleaned_users.csv": rows}}
+
+
+class CleanProducts(PartitionTask):
+    """cleaned_products.csv (priced above the minimum) and the full product_catalogue.csv."""
+
+    def requires(self) -> ExtractEndpoint:
+        return ExtractEndpoint(endpoint="products", date_hour=self.date_hour)
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {
+            "products": target(self.partition.cleaned("products")),
+            "catalogue": target(self.partition.catalogue),
+            "stats": self.stats_target(),
+        }
+
+    def produce(self) -> dict[str, Any]:
+        min_price = config.clean().min_product_price
+        catalogue = cleaning.product_catalogue(
+            formats.read_products(Path(self.input()["raw"].path))
+        )
+        quality.enforce(
+            quality.id_findings(catalogue, "product", "product_id"), config.quality().max_bad_rows
+        )
+        products = cleaning.clean_products(catalogue, min_price)
+        out = self.output()
+        rows = {
+            "product_catalogue.csv": self.write_frame(
+                catalogue, Path(out["catalogue"].path), ("price",)
+            ),
+            "cleaned_products.csv": self.write_frame(
+                products, Path(out["products"].path), ("price",)
+            ),
+        }
+        self.report(f"cleaned_products.csv: {rows['cleaned_products.csv']} rows", 100)
+        return {"rows": rows, "min_product_price": min_price}
+
+
+class CleanCarts(PartitionTask):
+    """cleaned_carts.csv: one row per cart line, after the quality gates on carts."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {
+            "carts": ExtractEndpoint(endpoint="carts", date_hour=self.date_hour),
+            "users": CleanUsers(date_hour=self.date_hour),
+            "products": CleanProducts(date_hour=self.date_hour),
+        }
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {"carts": target(self.partition.cleaned("carts")), "stats": self.stats_target()}
+
+    def produce(self) -> dict[str, Any]:
+        inputs = self.input()
+        users = formats.read_csv(Path(inputs["users"]["users"].path))
+        catalogue = formats.read_csv(Path(inputs["products"]["catalogue"].path))
+        checked = quality.check_carts(
+            *formats.read_carts(Path(inputs["carts"]["raw"].path)),
+            users["user_id"],
+            catalogue["product_id"],
+        )
+        self.write_rejected(checked.findings)
+        warnings = quality.enforce(checked.findings, config.quality().max_bad_rows)
+        rows = self.write_frame(
+            checked.lines, self.partition.cleaned("carts"), cleaning.CART_MONEY_COLUMNS
+        )
+        self.report(f"cleaned_carts.csv: {rows} rows", 100)
+        return {
+            "rows": {"cleaned_carts.csv": rows},
+            **checked.figures(),
+            "quality_warnings": warnings,
+        }
+
+    def write_rejected(self, findings: list[quality.Finding]) -> None:
+        """Offending rows go to rejected/<check>.csv; a passing check removes a stale file."""
+        for finding in findings:
+            path = self.partition.rejected(finding.check)
+            if finding.count:
+                self.write_frame(finding.rows, path)
+            else:
+                path.unlink(missing_ok=True)

@@ -1,0 +1,101 @@
+"""Insights: the three insight files, each checked against the cart lines before it is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import luigi
+import pandas as pd
+
+from pipeline.rules import insights
+from pipeline.storage import formats
+from pipeline.storage.atomic import read_json, target
+from pipeline.storage.layout import INSIGHTS
+from pipeline.tasks.base import PartitionTask
+from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
+
+
+class InsightTask(PartitionTask):
+    """Base of the three insight files: read cleaned inputs, compute, check, write."""
+
+    name: ClassVar[str]
+    money: ClassVar[tuple[str, ...]] = ()  # columns rounded to cents when written
+    line_columns: ClassVar[tuple[str, ...] | None] = None  # of cleaned_carts.csv; None: all
+    #: (money column, units column) that must add up to the cart lines; None: no total
+    totals: ClassVar[tuple[str, str] | None] = None
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {
+            "carts": CleanCarts(date_hour=self.date_hour),
+            "users": CleanUsers(date_hour=self.date_hour),
+            "products": CleanProducts(date_hour=self.date_hour),
+        }
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
+
+    def lines(self) -> pd.DataFrame:
+        return formats.read_csv(Path(self.input()["carts"]["carts"].path), self.line_columns)
+
+    def users(self) -> pd.DataFrame:
+        return formats.read_csv(Path(self.input()["users"]["users"].path))
+
+    def catalogue(self) -> pd.DataFrame:
+        return formats.read_csv(Path(self.input()["products"]["catalogue"].path))
+
+    def compute(self) -> pd.DataFrame:
+        """Call the insight's pure function on the inputs it needs."""
+        raise NotImplementedError
+
+    def produce(self) -> dict[str, Any]:
+        frame = self.compute()
+        facts: dict[str, Any] = {}
+        if self.totals:
+            lines = read_json(Path(self.input()["carts"]["stats"].path))
+            facts = insights.check_against_lines(
+                frame, self.name, *self.totals, lines["line_total"], lines["units"]
+            )
+        rows = self.write_frame(frame, self.partition.insight(self.name), self.money)
+        self.report(f"{self.name}.csv: {rows} rows", 100)
+        return {"rows": {f"{self.name}.csv": rows}, **facts}
+
+
+class UserSummary(InsightTask):
+    """user_summary.csv: carts, units and spend per user who has a cart."""
+
+    name = "user_summary"
+    money = insights.USER_SUMMARY_MONEY
+    line_columns = insights.USER_SUMMARY_LINE_COLUMNS
+    totals = ("total_spent", "total_items")
+
+    def compute(self) -> pd.DataFrame:
+        return insights.user_summary(self.lines(), self.users())
+
+
+class CategorySummary(InsightTask):
+    """category_summary.csv: sales and units per category over every cart line."""
+
+    name = "category_summary"
+    money = insights.CATEGORY_SUMMARY_MONEY
+    line_columns = insights.CATEGORY_SUMMARY_LINE_COLUMNS
+    totals = ("total_sales", "total_items_sold")
+
+    def compute(self) -> pd.DataFrame:
+        return insights.category_summary(self.lines(), self.catalogue())
+
+
+class CartDetails(InsightTask):
+    """cart_details.csv: every cart line with buyer and product attributes."""
+
+    name = "cart_details"
+    money = insights.CART_DETAIL_MONEY
+
+    def compute(self) -> pd.DataFrame:
+        return insights.cart_details(self.lines(), self.users(), self.catalogue())
+
+
+INSIGHT_TASKS: dict[str, type[InsightTask]] = {
+    t.name: t for t in (UserSummary, CategorySummary, CartDetails)
+}
+assert tuple(INSIGHT_TASKS) == INSIGHTS

@@ -1,0 +1,138 @@
+"""A run through luigid (config/luigid.cfg) shows every task DONE and the extracts' progress.
+
+Starts a real luigid on a free local port with a temporary state folder, runs the pipeline
+through run_pipeline.sh against the in-process fake API, then asks luigid what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
+from tests.support import REPO
+
+STATE_PATH = "/var/lib/etl-pipeline/luigi-state.pickle"
+NOT_DONE = ("PENDING", "RUNNING", "BATCH_RUNNING", "FAILED", "DISABLED", "UNKNOWN")
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def task_list(url: str, status: str) -> dict[str, dict[str, Any]]:
+    query = json.dumps({"status": status, "upstream_status": "", "search": ""})
+    with urllib.request.urlopen(f"{url}/api/task_list?data={urllib.parse.quote(query)}") as resp:
+        return json.load(resp)["response"]
+
+
+class Luigid:
+    """A luigid process on a free port, with its own config and state file."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.state = tmp_path / "state" / "luigi-state.pickle"
+        self.state.parent.mkdir()
+        config = (REPO / "config" / "luigid.cfg").read_text()
+        assert STATE_PATH in config
+        self.cfg = tmp_path / "luigid.cfg"
+        self.cfg.write_text(config.replace(STATE_PATH, str(self.state)))
+        self.cwd, self.log = tmp_path, tmp_path / "luigid.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "LUIGI_CONFIG_PATH": str(self.cfg)}
+        with self.log.open("a") as out:  # cwd without luigi.cfg: only our config is read
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).with_name("luigid")), "--address", "127.0.0.1",
+                 "--port", str(self.port)],
+                cwd=self.cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                task_list(self.url, "DONE")
+                return
+            except OSError:
+                assert self.proc.poll() is None, self.log.read_text()
+                assert time.monotonic() < deadline, "luigid did not answer in 30 s"
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+@pytest.fixture
+def luigid(tmp_path: Path) -> Iterator[Luigid]:
+    server = Luigid(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_pipeline_through_luigid(luigid: Luigid, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "LUIGI_"))}
+    with DummyJSONServer(Dataset.load(REPO / "tests" / "fixtures" / "api")) as api:
+        result = subprocess.run(
+            [str(REPO / "run_pipeline.sh"), "--scheduler-url", luigid.url,
+             "--date-hour", "2026-11-25T10"],
+            env={**env, "PIPELINE_API_URL": api.url, "PIPELINE_DATA_DIR": str(tmp_path / "data")},
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "scheduler: central (from the command line)" in result.stderr
+
+    done = task_list(luigid.url, "DONE")
+    families = sorted(task["name"] for task in done.values())
+    assert families == [
+        "CartDetails", "CategorySummary", "CleanCarts", "CleanProducts", "CleanUsers",
+        "ExtractEndpoint", "ExtractEndpoint", "ExtractEndpoint", "Insights", "UserSummary",
+    ]  # fmt: skip
+    for status in NOT_DONE:
+        assert task_list(luigid.url, status) == {}, status
+    assert all(task["params"]["date_hour"] == "2026-11-25T10" for task in done.values())
+
+    extracts = [task for task in done.values() if task["name"].startswith("Extract")]
+    assert extracts, families
+    messages = sorted(task["status_message"] for task in extracts)
+    assert messages == [
+        "carts: 6/6 records, page 1/1",
+        "products: 8/8 records, page 1/1",
+        "users: 6/6 records, page 1/1",
+    ]
+    assert [task["progress_percentage"] for task in extracts] == [100, 100, 100]
+    cleans = {
+        t["name"]: t["status_message"] for t in done.values() if t["name"].startswith("Clean")
+    }
+    assert cleans == {
+        "CleanCarts": "cleaned_carts.csv: 14 rows",
+        "CleanProducts": "cleaned_products.csv: 3 rows",
+        "CleanUsers": "cleaned_users.csv: 6 rows",
+    }
+
+    # state_path from config/luigid.cfg: written on SIGTERM, read back at start.
+    luigid.stop()
+    assert luigid.state.is_file()
+    luigid.start()
+    assert set(task_list(luigid.url, "DONE")) == set(done)

@@ -1,0 +1,147 @@
+"""HTTP client against the local server: retries, Retry-After, timeouts, clear errors."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from pipeline.api.client import ApiClient, ClientSettings
+from pipeline.api.errors import ApiError
+from pipeline.api.limits import CircuitBreaker, RateLimiter
+from pipeline.devtools.fakeapi import DummyJSONServer
+
+FAST = ClientSettings(
+    connect_timeout=1.0, read_timeout=0.5, retries=2, backoff_factor=0.01, backoff_max=2.0,
+    rate_limit_requests=1000, rate_limit_window=1.0,
+)  # fmt: skip
+
+
+def get(api: DummyJSONServer, settings: ClientSettings = FAST) -> dict:
+    with ApiClient(api.url, settings) as client:
+        return client.get_json("/carts", {"limit": 2, "skip": 0})
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("status", {"status": 500}),
+        ("status", {"status": 502}),
+        ("status", {"status": 503}),
+        ("status", {"status": 504}),
+        ("close", {}),
+        ("truncate", {}),
+        ("stall", {"seconds": 2.0}),
+        ("body", {"body": b"<html>busy</html>", "content_type": "text/html"}),
+    ],
+)
+def test_transient_faults_are_retried_to_success(
+    api: DummyJSONServer, kind: str, options: dict
+) -> None:
+    api.add_fault(kind, endpoint="carts", times=1, **options)
+    body = get(api)
+    assert [c["id"] for c in body["carts"]] == [1, 2]
+    assert api.request_count == 2  # the failed attempt and the retry
+
+
+def test_429_waits_what_retry_after_says(api: DummyJSONServer) -> None:
+    api.add_fault("status", endpoint="carts", times=1, status=429, headers={"Retry-After": "1"})
+    t0 = time.monotonic()
+    get(api)
+    assert time.monotonic() - t0 >= 1.0
+    assert api.request_count == 2
+
+
+def test_persistent_failure_gives_up_after_the_retries_naming_url_and_status(
+    api: DummyJSONServer,
+) -> None:
+    api.add_fault("status", endpoint="carts", times=None, status=503)
+    with pytest.raises(ApiError) as err:
+        get(api)
+    assert api.request_count == 3  # 1 + retries
+    assert f"GET {api.url}/carts?limit=2&skip=0: HTTP 503" in str(err.value)
+
+
+def test_stalled_server_fails_within_the_timeouts(api: DummyJSONServer) -> None:
+    api.add_fault("stall", endpoint="carts", times=None, seconds=30)
+    with pytest.raises(ApiError, match="timed out"):
+        get(api)  # would hang for the 30 s stall without the read timeout
+    assert api.request_count == 3  # 1 + retries, each cut off by the read timeout
+
+
+def test_other_4xx_fail_at_once(api: DummyJSONServer) -> None:
+    api.add_fault("status", endpoint="carts", times=None, status=404)
+    with pytest.raises(ApiError, match=r"HTTP 404 .*\(not retried\)"):
+        get(api)
+    assert api.request_count == 1
+
+
+def test_closed_port_is_a_connection_error() -> None:
+    with ApiClient("http://127.0.0.1:9", FAST) as client, pytest.raises(ApiError) as err:
+        client.get_json("/carts")
+    assert "GET http://127.0.0.1:9/carts: connection failed" in str(err.value)
+
+
+def test_rate_limiter_spaces_requests_beyond_the_window() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2, 10.0, clock=lambda: now[0])
+    assert [limiter.try_acquire(), limiter.try_acquire()] == [0.0, 0.0]
+    now[0] = 4.0
+    assert limiter.try_acquire() == 6.0  # the oldest of the last 2 starts leaves at t=10
+    now[0] = 10.0  # both starts of t=0 have left the window
+    assert [limiter.try_acquire(), limiter.try_acquire()] == [0.0, 0.0]
+    assert limiter.try_acquire() == 10.0
+
+
+def test_a_shared_limiter_is_one_budget_across_forked_workers() -> None:
+    limiter = RateLimiter(3, 60.0, shared=True)
+    assert [limiter.try_acquire(), limiter.try_acquire()] == [0.0, 0.0]
+    pid = os.fork()  # as luigi starts a worker process per task with --workers N
+    if pid == 0:
+        os._exit(0 if limiter.try_acquire() == 0.0 else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert limiter.try_acquire() > 59  # the child used the third start of the window
+
+
+def test_clients_share_the_run_rate_limit_budget() -> None:
+    settings = ClientSettings(rate_limit_requests=7, rate_limit_window=3.0)
+    with (
+        ApiClient("http://127.0.0.1:1", settings) as a,
+        ApiClient("http://127.0.0.1:2", settings) as b,
+    ):
+        assert a.limiter is b.limiter
+        assert (a.limiter.requests, a.limiter.window) == (7, 3.0)
+
+
+def test_the_breaker_opens_only_on_an_unanswering_api_and_per_base_url() -> None:
+    breaker = CircuitBreaker()
+    assert breaker.reason("http://api") is None
+    pid = os.fork()  # as luigi starts a worker process per task with --workers N
+    if pid == 0:
+        breaker.trip("http://api", "carts: GET http://api/carts: timed out")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert breaker.reason("http://api") == "carts: GET http://api/carts: timed out"
+    assert breaker.reason("http://elsewhere") is None
+    breaker.trip("http://api", "a later failure does not overwrite the first cause")
+    assert breaker.reason("http://api") == "carts: GET http://api/carts: timed out"
+    breaker.reset()
+    assert breaker.reason("http://api") is None
+
+    def error(cause: str, status: int | None = None) -> ApiError:
+        return ApiError("x", retryable=True, cause=cause, status=status)
+
+    assert CircuitBreaker.opens_on(error("timeout"))
+    assert CircuitBreaker.opens_on(error("connection"))
+    assert CircuitBreaker.opens_on(error("status", 429))
+    assert not CircuitBreaker.opens_on(error("status", 503))
+    assert not CircuitBreaker.opens_on(error("body", 200))
+
+
+def test_a_limit_beyond_the_ring_means_no_limit() -> None:
+    limiter = RateLimiter(10**6, 10.0, shared=True)
+    assert limiter.unlimited
+    assert [limiter.try_acquire() for _ in range(5)] == [0.0] * 5
+    with pytest.raises(ValueError, match="requests >= 1"):
+        limiter.configure(0, 10.0)

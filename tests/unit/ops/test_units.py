@@ -1,0 +1,192 @@
+"""The rendered units say what operations needs and pass `systemd-analyze verify`."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.ops.units import (
+    CHECKOUT,
+    UNITS,
+    UnitSettings,
+    main,
+    protect_home,
+    render,
+    write_units,
+)
+
+ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(
+    ANALYZE is None, reason="systemd-analyze not installed (.ci/run installs it when root)"
+)
+ME = pwd.getpwuid(os.geteuid()).pw_name
+
+
+def parse(text: str) -> dict[str, list[tuple[str, str]]]:
+    """Sections -> (key, value) pairs in order; systemd allows repeated keys, configparser not."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), [])
+        else:
+            key, _, value = line.partition("=")
+            current.append((key, value))
+    return sections
+
+
+def values(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> list[str]:
+    return [v for k, v in unit[section] if k == key]
+
+
+def one(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> str:
+    (value,) = values(unit, section, key)
+    return value
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    return root
+
+
+def analyze(*args: str) -> subprocess.CompletedProcess[str]:
+    assert ANALYZE is not None
+    return subprocess.run(
+        [ANALYZE, *args], capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0"},
+    )  # fmt: skip
+
+
+def test_pipeline_service(data_root: Path) -> None:
+    unit = parse(render(UnitSettings(user="etl", data_dir=data_root))["etl-pipeline.service"])
+    service = dict(unit["Service"])
+    assert service["Type"] == "oneshot"
+    assert service["TimeoutStartSec"] == "45min"
+    assert service["User"] == "etl"
+    assert service["WorkingDirectory"] == str(CHECKOUT)
+    assert service["ExecStart"] == f"{CHECKOUT}/run_pipeline.sh"
+    env = values(unit, "Service", "Environment")
+    assert f"PIPELINE_DATA_DIR={data_root}" in env
+    assert "PIPELINE_NO_BOOTSTRAP=1" in env
+    assert not [e for e in env if e.startswith("LUIGI_SCHEDULER_URL")]
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["ProtectSystem"] == "strict"
+    assert service["ReadWritePaths"] == str(data_root)
+    assert service["PrivateTmp"] == "yes"
+    assert service["ProtectHome"] in ("yes", "read-only")
+    assert "luigid.service" not in " ".join(values(unit, "Unit", "Wants"))
+    assert "Install" not in unit  # started by the timer only
+
+
+def test_pipeline_service_with_luigid(data_root: Path) -> None:
+    settings = UnitSettings(user="etl", data_dir=data_root, with_luigid=True, port=8099)
+    unit = parse(render(settings)["etl-pipeline.service"])
+    assert one(unit, "Unit", "Wants").split() == ["network-online.target", "luigid.service"]
+    assert one(unit, "Unit", "After").split() == ["network-online.target", "luigid.service"]
+    assert "LUIGI_SCHEDULER_URL=http://127.0.0.1:8099" in values(unit, "Service", "Environment")
+
+
+def test_failure_hook_is_documented(data_root: Path) -> None:
+    text = render(UnitSettings(user="etl", data_dir=data_root))["etl-pipeline.service"]
+    assert "#OnFailure=etl-pipeline-failure@%n.service" in text
+
+
+def test_timer(data_root: Path) -> None:
+    unit = parse(render(UnitSettings(user="etl", data_dir=data_root))["etl-pipeline.timer"])
+    assert dict(unit["Timer"]) == {
+        "OnCalendar": "hourly",
+        "Persistent": "true",
+        "RandomizedDelaySec": "300",
+        "Unit": "etl-pipeline.service",
+    }
+    assert dict(unit["Install"]) == {"WantedBy": "timers.target"}
+
+
+def test_luigid_service_is_local_only_with_persistent_state(data_root: Path) -> None:
+    unit = parse(render(UnitSettings(user="etl", port=8123))["luigid.service"])
+    service = dict(unit["Service"])
+    assert service["ExecStart"].split() == [
+        f"{CHECKOUT}/.venv/bin/luigid", "--address", "127.0.0.1", "--port", "8123",
+        "--logdir", "%L/etl-pipeline", "--state-path", "%S/etl-pipeline/luigi-state.pickle",
+    ]  # fmt: skip
+    assert service["StateDirectory"] == service["LogsDirectory"] == "etl-pipeline"
+    assert service["User"] == "etl"
+    assert f"LUIGI_CONFIG_PATH={CHECKOUT}/config/luigid.cfg" in values(
+        unit, "Service", "Environment"
+    )
+    assert dict(unit["Install"]) == {"WantedBy": "multi-user.target"}
+
+
+def test_protect_home_follows_where_things_live() -> None:
+    outside = UnitSettings(checkout=Path("/srv/etl"), user="etl", data_dir=Path("/srv/data"))
+    assert protect_home(outside)[0] == "yes"
+    for data in ("/home/etl/data", "/root/data", "/run/user/1000/data"):
+        settings = UnitSettings(checkout=Path("/srv/etl"), user="etl", data_dir=Path(data))
+        home, why = protect_home(settings)
+        assert home == "read-only" and data in why
+    in_home = UnitSettings(checkout=Path("/home/etl/src"), user="etl")
+    assert protect_home(in_home)[0] == "read-only"
+    assert protect_home(UnitSettings(checkout=Path("/homestead"), user="etl"))[0] == "yes"
+
+
+@pytest.mark.parametrize("data_dir", ["relative/data", "/srv/my data", "/srv/100%", "/srv/$X"])
+def test_rejects_paths_systemd_would_mangle(data_dir: str) -> None:
+    with pytest.raises(ValueError):
+        render(UnitSettings(user="etl", data_dir=Path(data_dir)))
+
+
+def test_cli_writes_units(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = tmp_path / "units"
+    assert main([str(dest), "--user", "nosuchuser-xyz", "--data-dir", str(tmp_path / "nope")]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == sorted(UNITS)
+    assert all((dest / u).stat().st_mode & 0o777 == 0o644 for u in UNITS)
+    out, err = capsys.readouterr()
+    assert "systemctl daemon-reload" in out
+    assert "nosuchuser-xyz" in err and f"{tmp_path / 'nope'} does not exist" in err
+    assert "User=nosuchuser-xyz" in (dest / "etl-pipeline.service").read_text()
+
+
+@needs_analyze
+@pytest.mark.parametrize("with_luigid", [False, True])
+def test_systemd_analyze_verify_is_silent(
+    tmp_path: Path, data_root: Path, with_luigid: bool
+) -> None:
+    # verify checks ExecStart= binaries exist: this checkout's script and venv's luigid.
+    assert (CHECKOUT / "run_pipeline.sh").exists() and (CHECKOUT / ".venv/bin/luigid").exists()
+    settings = UnitSettings(user=ME, data_dir=data_root, with_luigid=with_luigid)
+    paths = write_units(tmp_path / "units", settings)
+    result = analyze("verify", "--man=no", *map(str, paths))
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@needs_analyze
+def test_systemd_analyze_verify_really_checks_here(tmp_path: Path, data_root: Path) -> None:
+    """Control: without PID 1 systemd, verify must still catch broken units, or the above lies."""
+    text = render(UnitSettings(user=ME, data_dir=data_root))["etl-pipeline.service"]
+    broken = tmp_path / "etl-pipeline.service"
+    broken.write_text(
+        text.replace("ExecStart=", "ExecStart=/nonexistent")
+        .replace("ProtectHome=", "ProtectHomme=")
+    )  # fmt: skip
+    result = analyze("verify", "--man=no", str(broken))
+    assert result.returncode != 0
+    assert "Unknown key 'ProtectHomme'" in result.stderr
+    assert "is not executable" in result.stderr
+
+
+@needs_analyze
+def test_timer_calendar_expression(data_root: Path) -> None:
+    unit = parse(render(UnitSettings(user=ME, data_dir=data_root))["etl-pipeline.timer"])
+    result = analyze("calendar", one(unit, "Timer", "OnCalendar"))
+    assert result.returncode == 0, result.stderr
+    assert "Normalized form: *-*-* *:00:00" in result.stdout

@@ -1,0 +1,71 @@
+"""The manifest is assembled from the tasks' stats and carries the reconciliation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.rules import manifest
+from pipeline.rules.insights import ReconciliationError
+
+
+def stats(user_money: float = 30.0, source_b: str = "http://api") -> dict[str, dict[str, Any]]:
+    timing = {"task": "T", "started": "s", "finished": "f", "seconds": 0.1}
+    extract = {
+        e: {"endpoint": e, "source": "http://api", "api_total": n, "records": n, "requests": 1,
+            **timing}
+        for e, n in (("carts", 2), ("products", 3), ("users", 4))
+    }  # fmt: skip
+    extract["users"]["source"] = source_b
+    return {
+        **{f"extract_{e}": s for e, s in extract.items()},
+        "clean_users": {"rows": {"cleaned_users.csv": 4}, **timing},
+        "clean_products": {"rows": {"cleaned_products.csv": 1}, "min_product_price": 50.0,
+                           **timing},
+        "clean_carts": {"rows": {"cleaned_carts.csv": 5}, "carts": 2, "api_cart_total": 30.0,
+                        "line_total": 30.0, "quality_warnings": ["w"], **timing},
+        "user_summary": {"rows": {"user_summary.csv": 2}, "money_total": user_money, **timing},
+        "category_summary": {"rows": {"category_summary.csv": 3}, "money_total": 30.0,
+                             **timing},
+    }  # fmt: skip
+
+
+def test_manifest_lists_sources_totals_rows_and_reconciliation() -> None:
+    got = manifest.build("2026-11-25T17", stats())
+    got.pop("written")
+    assert got == {
+        "partition": "2026-11-25T17",
+        "source": "http://api",
+        "api_totals": {"carts": 2, "products": 3, "users": 4},
+        "requests": 3,
+        "rows": {"carts.jsonl": 2, "category_summary.csv": 3, "cleaned_carts.csv": 5,
+                 "cleaned_products.csv": 1, "cleaned_users.csv": 4, "products.jsonl": 3,
+                 "user_summary.csv": 2, "users.jsonl": 4},
+        "reconciliation": {"carts": 2, "api_cart_total": 30.0, "line_total": 30.0,
+                           "user_total_spent": 30.0, "category_total_sales": 30.0,
+                           "difference_lines_vs_api": 0.0},
+        "quality_warnings": ["w"],
+        "min_product_price": 50.0,
+        "tasks": {key: {"task": "T", "started": "s", "finished": "f", "seconds": 0.1}
+                  for key in stats()},
+    }  # fmt: skip
+
+
+def test_a_partition_extracted_from_two_sources_says_so() -> None:
+    assert manifest.build("P", stats(source_b="http://other"))["source"] == [
+        "http://api", "http://other",
+    ]  # fmt: skip
+
+
+def test_stats_from_before_source_was_recorded_still_give_the_source() -> None:
+    old = stats()
+    for e in ("carts", "products", "users"):
+        old[f"extract_{e}"]["url"] = f"http://api/{e}"
+        del old[f"extract_{e}"]["source"]
+    assert manifest.build("P", old)["source"] == "http://api"
+
+
+def test_no_manifest_when_the_money_does_not_add_up() -> None:
+    with pytest.raises(ReconciliationError, match=r"user_summary\.total_spent"):
+        manifest.build("P", stats(user_money=29.0))

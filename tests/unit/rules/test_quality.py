@@ -1,0 +1,116 @@
+"""Quality gates: each check finds exactly the offending rows; thresholds decide the verdict."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline.rules import quality
+from pipeline.rules.quality import QualityError
+
+
+def carts() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "cart_id": [1, 2, 3],
+            "user_id": [1, 2, 99],  # user 99 does not exist
+            "total": [7.96, 100.0, 5.0],
+            "discounted_total": [7.0, 90.0, 4.5],
+        }
+    )
+
+
+def lines() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "cart_id": [1, 1, 2, 3],
+            "user_id": [1, 1, 2, 99],
+            "product_id": [16, 16, 500, 16],  # product 500 is not in the catalogue
+            "quantity": [2, 2, 1, 2],
+            "price": [1.99, 1.99, 100.0, 2.5],
+            "line_total": [3.98, 3.98, 100.0, 5.0],
+            "discounted_line_total": [3.5, 3.5, 90.0, 4.5],
+        }
+    )
+
+
+def findings(api_line_totals: list[float] | None = None) -> dict[str, quality.Finding]:
+    api_totals = pd.Series(api_line_totals or [3.98, 3.98, 100.0, 5.0])
+    found = quality.cart_findings(
+        carts(), lines(), api_totals, pd.Series([1, 2]), pd.Series([16, 17])
+    )
+    return {f.check: f for f in found}
+
+
+def test_each_check_reports_exactly_its_offending_rows() -> None:
+    found = findings(api_line_totals=[3.98, 3.98, 100.0, 6.0])
+    counts = {name: f.count for name, f in found.items()}
+    assert counts == {
+        "cart_ids_unique": 0,
+        "cart_keys_not_null": 0,
+        "line_keys_not_null": 0,
+        "cart_user_exists": 1,
+        "line_product_exists": 1,
+        "line_total_matches": 1,
+        "cart_total_matches": 0,
+    }
+    assert found["cart_user_exists"].example_ids() == [3]
+    assert found["line_product_exists"].rows["product_id"].tolist() == [500]
+    assert found["line_total_matches"].rows["api_line_total"].tolist() == [6.0]
+
+
+def test_cart_total_check_tolerates_one_cent_and_no_more() -> None:
+    c = carts()
+    c.loc[0, "total"] = 7.97  # lines sum to 7.96: one cent off is the API's rounding
+    found = quality.cart_findings(
+        c, lines(), lines()["line_total"], c["user_id"], pd.Series([16, 500])
+    )
+    assert {f.check: f.count for f in found}["cart_total_matches"] == 0
+    c.loc[0, "total"] = 7.98
+    found = quality.cart_findings(
+        c, lines(), lines()["line_total"], c["user_id"], pd.Series([16, 500])
+    )
+    assert {f.check: f.count for f in found}["cart_total_matches"] == 1
+
+
+def test_enforce_names_check_count_and_example_ids() -> None:
+    found = list(findings().values())
+    with pytest.raises(QualityError) as err:
+        quality.enforce(found, {})
+    assert str(err.value) == (
+        "check cart_user_exists: 1 offending row(s), e.g. cart_id 3; "
+        "check line_product_exists: 1 offending row(s), e.g. cart_id 2"
+    )
+
+
+def test_enforce_tolerates_up_to_the_threshold_with_a_warning() -> None:
+    found = list(findings().values())
+    warnings = quality.enforce(found, {"cart_user_exists": 1, "line_product_exists": 1})
+    assert warnings == [
+        "check cart_user_exists: 1 offending row(s), e.g. cart_id 3 (tolerated: threshold 1)",
+        "check line_product_exists: 1 offending row(s), e.g. cart_id 2 (tolerated: threshold 1)",
+    ]
+
+
+def test_example_ids_are_capped_at_ten() -> None:
+    frame = pd.DataFrame({"user_id": [5] * 2 + list(range(10, 30))})
+    found = quality.id_findings(frame, "user", "user_id")
+    assert found[0].count == 2 and found[0].example_ids() == [5]
+    many = quality.Finding("x", "user_id", frame)
+    assert many.example_ids() == [5, *range(10, 19)]
+
+
+def test_check_carts_cleans_checks_and_sums_in_one_pass() -> None:
+    raw_carts = pd.DataFrame({"id": [1], "userId": [1], "total": [7.96], "discountedTotal": [7.0]})
+    raw_lines = pd.DataFrame(
+        {"cart_id": [1, 1], "user_id": [1, 1], "line_no": [1, 2], "id": [16, 16],
+         "price": [1.99, 1.99], "quantity": [2, 2], "total": [3.98, 3.98],
+         "discountedTotal": [3.5, 3.5]}
+    )  # fmt: skip
+    checked = quality.check_carts(raw_carts, raw_lines, pd.Series([1]), pd.Series([16]))
+    assert checked.lines["line_total"].tolist() == [3.98, 3.98]
+    assert not [f.check for f in checked.findings if f.count]
+    assert checked.figures() == {
+        "carts": 1, "units": 4, "api_cart_total": 7.96, "api_cart_discounted_total": 7.0,
+        "line_total": 7.96, "discounted_line_total": 7.0,
+    }  # fmt: skip
