@@ -14,8 +14,6 @@ import luigi
 
 from pipeline.api.client import ClientSettings
 
-ENDPOINTS: tuple[str, ...] = ("carts", "products", "users")
-
 #: Fields removed from user records before anything touches disk; ``image`` because its URL
 #: embeds the username (https://dummyjson.com/icon/<username>/128).
 DEFAULT_SECRET_FIELDS = (

@@ -36,9 +36,9 @@ from typing import Any
 import luigi
 import orjson
 
-from pipeline.config import ENDPOINTS
 from pipeline.devtools.datagen import write_dataset
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
+from pipeline.schema import ENDPOINTS
 from pipeline.tasks import ExtractEndpoint
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.config import ENDPOINTS
 from pipeline.rules.insights import reconcile
+from pipeline.schema import ENDPOINTS
 
 TIMING = ("task", "started", "finished", "seconds")
 

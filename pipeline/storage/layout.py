@@ -17,8 +17,6 @@ LATEST = "latest"
 LOCK = ".lock"  # held by the run writing a partition
 LOGS = "logs"  # run_pipeline.sh's per-run log files, beside the partitions
 
-INSIGHTS = ("user_summary", "category_summary", "cart_details")
-
 
 def partition_name(date_hour: datetime) -> str:
     return date_hour.strftime(PARTITION_FORMAT)

@@ -10,6 +10,7 @@ import luigi
 from pipeline import config
 from pipeline.api.client import ApiClient
 from pipeline.extract import snapshot_endpoint
+from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import target
 from pipeline.tasks.base import PartitionTask
 
@@ -18,7 +19,7 @@ class ExtractEndpoint(PartitionTask):
     """Raw records of one endpoint as JSON Lines, secrets removed."""
 
     endpoint = luigi.ChoiceParameter(
-        choices=config.ENDPOINTS, description="Which API collection to snapshot."
+        choices=ENDPOINTS, description="Which API collection to snapshot."
     )
 
     def stats_path(self) -> Path:

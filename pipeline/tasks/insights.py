@@ -9,9 +9,9 @@ import luigi
 import pandas as pd
 
 from pipeline.rules import insights
+from pipeline.schema import INSIGHTS
 from pipeline.storage import formats
 from pipeline.storage.atomic import read_json, target
-from pipeline.storage.layout import INSIGHTS
 from pipeline.tasks.base import PartitionTask
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 

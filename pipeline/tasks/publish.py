@@ -11,6 +11,7 @@ from pipeline import config
 from pipeline.logs import task_context
 from pipeline.ops import housekeeping
 from pipeline.rules import manifest
+from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import read_json, target, write_json
 from pipeline.storage.latest import advance_latest, latest_partition
 from pipeline.tasks.base import PartitionTask, log
@@ -24,8 +25,7 @@ class Insights(PartitionTask):
 
     def requires(self) -> dict[str, luigi.Task]:
         deps: dict[str, luigi.Task] = {
-            f"extract_{e}": ExtractEndpoint(endpoint=e, date_hour=self.date_hour)
-            for e in config.ENDPOINTS
+            f"extract_{e}": ExtractEndpoint(endpoint=e, date_hour=self.date_hour) for e in ENDPOINTS
         }
         deps.update(
             clean_users=CleanUsers(date_hour=self.date_hour),
