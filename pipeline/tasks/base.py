@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import luigi
 import luigi.interface
@@ -51,14 +52,15 @@ class PartitionTask(luigi.Task):
         default=_current_hour(),
         description="The UTC hour this snapshot belongs to (e.g. 2026-11-25T17); its folder name.",
     )
-    stats_name: ClassVar[str] = ""
 
     @property
     def partition(self) -> Partition:
         return Partition(config.paths().root(), self.date_hour)
 
     def stats_path(self) -> Path:
-        return self.partition.stats(self.stats_name or self.get_task_family())
+        """This task's facts for the manifest, which lists the task under its family in snake
+        case (``CleanCarts`` -> ``clean_carts``); ``layout.STATS`` names the file."""
+        return self.partition.stats(re.sub(r"(?<!^)(?=[A-Z])", "_", self.task_family).lower())
 
     def stats_target(self) -> luigi.LocalTarget:
         return target(self.stats_path())

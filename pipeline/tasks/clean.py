@@ -12,14 +12,14 @@ from pipeline.rules import cleaning, quality
 from pipeline.storage import formats
 from pipeline.storage.atomic import target
 from pipeline.tasks.base import PartitionTask
-from pipeline.tasks.extract import ExtractEndpoint
+from pipeline.tasks.extract import EXTRACTS
 
 
 class CleanUsers(PartitionTask):
     """cleaned_users.csv: one row per user, address flattened."""
 
-    def requires(self) -> ExtractEndpoint:
-        return ExtractEndpoint(endpoint="users", date_hour=self.date_hour)
+    def requires(self) -> luigi.Task:
+        return EXTRACTS["users"](date_hour=self.date_hour)
 
     def output(self) -> dict[str, luigi.LocalTarget]:
         return {"users": target(self.partition.cleaned("users")), "stats": self.stats_target()}
@@ -37,8 +37,8 @@ class CleanUsers(PartitionTask):
 class CleanProducts(PartitionTask):
     """cleaned_products.csv (priced above the minimum) and the full product_catalogue.csv."""
 
-    def requires(self) -> ExtractEndpoint:
-        return ExtractEndpoint(endpoint="products", date_hour=self.date_hour)
+    def requires(self) -> luigi.Task:
+        return EXTRACTS["products"](date_hour=self.date_hour)
 
     def output(self) -> dict[str, luigi.LocalTarget]:
         return {
@@ -74,7 +74,7 @@ class CleanCarts(PartitionTask):
 
     def requires(self) -> dict[str, luigi.Task]:
         return {
-            "carts": ExtractEndpoint(endpoint="carts", date_hour=self.date_hour),
+            "carts": EXTRACTS["carts"](date_hour=self.date_hour),
             "users": CleanUsers(date_hour=self.date_hour),
             "products": CleanProducts(date_hour=self.date_hour),
         }

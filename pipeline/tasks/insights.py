@@ -15,22 +15,24 @@ from pipeline.storage.atomic import read_json, target
 from pipeline.tasks.base import PartitionTask
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 
+#: The cleaned inputs an insight may read besides the cart lines, and the task writing each.
+SOURCES: dict[str, type[PartitionTask]] = {"users": CleanUsers, "catalogue": CleanProducts}
+
 
 class InsightTask(PartitionTask):
     """Base of the three insight files: read cleaned inputs, compute, check, write."""
 
     name: ClassVar[str]
+    reads: ClassVar[tuple[str, ...]] = ()  # of SOURCES: what compute() reads besides the lines
     money: ClassVar[tuple[str, ...]] = ()  # columns rounded to cents when written
     line_columns: ClassVar[tuple[str, ...] | None] = None  # of cleaned_carts.csv; None: all
     #: (money column, units column) that must add up to the cart lines; None: no total
     totals: ClassVar[tuple[str, str] | None] = None
 
     def requires(self) -> dict[str, luigi.Task]:
-        return {
-            "carts": CleanCarts(date_hour=self.date_hour),
-            "users": CleanUsers(date_hour=self.date_hour),
-            "products": CleanProducts(date_hour=self.date_hour),
-        }
+        deps = {"carts": CleanCarts(date_hour=self.date_hour)}
+        deps.update({key: SOURCES[key](date_hour=self.date_hour) for key in self.reads})
+        return deps
 
     def output(self) -> dict[str, luigi.LocalTarget]:
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
@@ -42,7 +44,7 @@ class InsightTask(PartitionTask):
         return formats.read_csv(Path(self.input()["users"]["users"].path))
 
     def catalogue(self) -> pd.DataFrame:
-        return formats.read_csv(Path(self.input()["products"]["catalogue"].path))
+        return formats.read_csv(Path(self.input()["catalogue"]["catalogue"].path))
 
     def compute(self) -> pd.DataFrame:
         """Call the insight's pure function on the inputs it needs."""
@@ -65,6 +67,7 @@ class UserSummary(InsightTask):
     """user_summary.csv: carts, units and spend per user who has a cart."""
 
     name = "user_summary"
+    reads = ("users",)
     money = insights.USER_SUMMARY_MONEY
     line_columns = insights.USER_SUMMARY_LINE_COLUMNS
     totals = ("total_spent", "total_items")
@@ -77,6 +80,7 @@ class CategorySummary(InsightTask):
     """category_summary.csv: sales and units per category over every cart line."""
 
     name = "category_summary"
+    reads = ("catalogue",)
     money = insights.CATEGORY_SUMMARY_MONEY
     line_columns = insights.CATEGORY_SUMMARY_LINE_COLUMNS
     totals = ("total_sales", "total_items_sold")
@@ -89,6 +93,7 @@ class CartDetails(InsightTask):
     """cart_details.csv: every cart line with buyer and product attributes."""
 
     name = "cart_details"
+    reads = ("users", "catalogue")
     money = insights.CART_DETAIL_MONEY
 
     def compute(self) -> pd.DataFrame:
