@@ -3,8 +3,10 @@
 Every task writes a small stats file (timings, row counts, figures) last; ``Insights`` assembles
 them into the manifest. A task is complete when all its outputs exist, so a rerun skips it.
 
-A run claims its partition's lock while it schedules, so a second run of the same hour exits
-with [retcode] already_running before doing anything.
+Checking is not writing: ``complete()`` only looks for files. A run claims its partition's lock
+when luigi schedules an incomplete task of it (``deps()``), before any task runs, so a second
+run of the same hour exits with [retcode] already_running before doing anything, and checking
+an hour that is complete, or not run at all, creates no folder and no file.
 """
 
 from __future__ import annotations
@@ -69,14 +71,26 @@ class PartitionTask(luigi.Task):
         """Do the work and write the data outputs; return facts for the manifest."""
         raise NotImplementedError
 
-    def claim(self) -> None:
-        """Lock the partition for this process before anything is checked or written.
+    def deps(self) -> list[luigi.Task]:
+        """Claim the partition, then list the dependencies (luigi's scheduling hook).
 
-        ``complete()`` is the first thing luigi asks of each task while scheduling, so a second
-        run of a partition being written stops there, schedules nothing and exits with
+        luigi asks a task for its dependencies only once it has found it incomplete and is
+        scheduling it to run, before it tells the scheduler or runs anything: the moment to
+        claim the hour. A run with no workers (``--workers 0``, or ``[core] workers = 0``)
+        only schedules, for other workers to run, so it claims nothing: the task's ``run()``
+        claims, wherever it runs.
+        """
+        if luigi.interface.core().workers > 0:
+            self.claim()
+        return super().deps()
+
+    def claim(self) -> None:
+        """Hold the partition's lock for the rest of this process (forked workers share it).
+
+        A second run of a partition being written stops here, schedules nothing and exits with
         [retcode] already_running, as luigi does for a duplicate command line or for a task
         that a central scheduler sees running elsewhere. The first claim also sweeps temporary
-        files that a killed run left behind.
+        files that a killed run left behind; later claims in the process do nothing.
         """
         os.umask(0o027)  # data may hold personal fields: not world-readable
         try:
@@ -89,18 +103,8 @@ class PartitionTask(luigi.Task):
             for path in stale + remove_orphaned_links(self.partition.root):
                 log.info("removed %s, left by an interrupted run", path)
 
-    def complete(self) -> bool:
-        self.claim()
-        return super().complete()
-
-    def hold(self) -> None:
-        """Before writing: files not world-readable, and the partition ours (claimed while
-        scheduling; this fails if another run took it since)."""
-        os.umask(0o027)
-        hold_partition_lock(self.partition.lock)
-
     def run(self) -> None:
-        self.hold()
+        self.claim()  # claimed while scheduling; not so when another process scheduled it
         started, t0 = datetime.now(UTC), time.perf_counter()
         with task_context(self.stats_path().stem):
             facts = self.produce()

@@ -13,7 +13,7 @@ from pipeline.logs import task_context
 from pipeline.ops import housekeeping
 from pipeline.rules import manifest
 from pipeline.storage.atomic import target, write_json
-from pipeline.storage.latest import advance_latest, latest_partition
+from pipeline.storage.latest import advance_latest, latest_reached
 from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.insights import INSIGHT_TASKS
 
@@ -46,14 +46,10 @@ class Insights(PartitionTask):
     def complete(self) -> bool:
         # Complete once the manifest exists and `latest` is at this partition or a newer one;
         # a crash between the two leaves the task incomplete, and the rerun moves `latest`.
-        self.claim()
-        if not self.output().exists():
-            return False
-        current = latest_partition(self.partition.root)
-        return current is not None and current >= self.partition.name
+        return self.output().exists() and latest_reached(self.partition.root, self.partition.name)
 
     def run(self) -> Iterator[list[luigi.Task]]:
-        self.hold()
+        self.claim()
         if not self.output().exists():
             # An upstream task whose outputs or stats went missing after its dependents ran
             # (removed by hand) is redone first: luigi runs what is yielded, then this again.
