@@ -7,25 +7,27 @@ Checking is not writing: ``complete()`` only looks for files. A run claims its p
 when luigi schedules an incomplete task of it (``deps()``), before any task runs, so a second
 run of the same hour exits with [retcode] already_running before doing anything, and checking
 an hour that is complete, or not run at all, creates no folder and no file.
+
+This module and the task modules import pandas and pyarrow only when a task runs, so that
+``import pipeline`` (luigi's start-up, housekeeping) stays light.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import luigi
 import luigi.interface
-import pandas as pd
 
 from pipeline import config
 from pipeline.logs import task_context
-from pipeline.storage import formats
 from pipeline.storage.atomic import (
     atomic_path,
     remove_orphaned_links,
@@ -36,6 +38,9 @@ from pipeline.storage.atomic import (
 from pipeline.storage.layout import Partition
 from pipeline.storage.locks import PartitionBusy, hold_partition_lock
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger("luigi-interface.pipeline")
 
 
@@ -45,6 +50,22 @@ def _current_hour() -> datetime:
 
 class PartitionBusyExit(luigi.interface.PidLockAlreadyTakenExit):
     """Raised while scheduling: luigi then exits with [retcode] already_running (10)."""
+
+
+class Lazy:
+    """A class attribute read from a heavy module (``"module:name"``) when a task reads it.
+
+    On the class it is this placeholder, which luigi's scan for parameters skips, so defining
+    the task classes imports neither pandas nor pyarrow.
+    """
+
+    def __init__(self, ref: str) -> None:
+        self.module, self.name = ref.split(":")
+
+    def __get__(self, task: object, owner: type | None = None) -> Any:
+        if task is None:
+            return self
+        return getattr(importlib.import_module(self.module), self.name)
 
 
 class PartitionTask(luigi.Task):
@@ -123,6 +144,8 @@ class PartitionTask(luigi.Task):
             self.set_progress_percentage(percent)
 
     def write_frame(self, frame: pd.DataFrame, path: Path, money: tuple[str, ...] = ()) -> int:
+        from pipeline.storage import formats
+
         with atomic_path(path) as tmp:
             formats.write_csv(frame, tmp, money)
         return len(frame)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
-import pandas as pd
 
-from pipeline.rules import insights
 from pipeline.schema import INSIGHTS
-from pipeline.storage import formats
 from pipeline.storage.atomic import read_json, target
-from pipeline.tasks.base import PartitionTask
+from pipeline.tasks.base import Lazy, PartitionTask
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The cleaned inputs an insight may read besides the cart lines, and the task writing each.
 SOURCES: dict[str, type[PartitionTask]] = {"users": CleanUsers, "catalogue": CleanProducts}
@@ -37,20 +38,27 @@ class InsightTask(PartitionTask):
     def output(self) -> dict[str, luigi.LocalTarget]:
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
 
+    def read(self, source: str, output: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        from pipeline.storage import formats
+
+        return formats.read_csv(Path(self.input()[source][output].path), columns)
+
     def lines(self) -> pd.DataFrame:
-        return formats.read_csv(Path(self.input()["carts"]["carts"].path), self.line_columns)
+        return self.read("carts", "carts", self.line_columns)
 
     def users(self) -> pd.DataFrame:
-        return formats.read_csv(Path(self.input()["users"]["users"].path))
+        return self.read("users", "users")
 
     def catalogue(self) -> pd.DataFrame:
-        return formats.read_csv(Path(self.input()["catalogue"]["catalogue"].path))
+        return self.read("catalogue", "catalogue")
 
     def compute(self) -> pd.DataFrame:
         """Call the insight's pure function on the inputs it needs."""
         raise NotImplementedError
 
     def produce(self) -> dict[str, Any]:
+        from pipeline.rules import insights
+
         frame = self.compute()
         facts: dict[str, Any] = {}
         if self.totals:
@@ -68,11 +76,13 @@ class UserSummary(InsightTask):
 
     name = "user_summary"
     reads = ("users",)
-    money = insights.USER_SUMMARY_MONEY
-    line_columns = insights.USER_SUMMARY_LINE_COLUMNS
+    money = Lazy("pipeline.rules.insights:USER_SUMMARY_MONEY")
+    line_columns = Lazy("pipeline.rules.insights:USER_SUMMARY_LINE_COLUMNS")
     totals = ("total_spent", "total_items")
 
     def compute(self) -> pd.DataFrame:
+        from pipeline.rules import insights
+
         return insights.user_summary(self.lines(), self.users())
 
 
@@ -81,11 +91,13 @@ class CategorySummary(InsightTask):
 
     name = "category_summary"
     reads = ("catalogue",)
-    money = insights.CATEGORY_SUMMARY_MONEY
-    line_columns = insights.CATEGORY_SUMMARY_LINE_COLUMNS
+    money = Lazy("pipeline.rules.insights:CATEGORY_SUMMARY_MONEY")
+    line_columns = Lazy("pipeline.rules.insights:CATEGORY_SUMMARY_LINE_COLUMNS")
     totals = ("total_sales", "total_items_sold")
 
     def compute(self) -> pd.DataFrame:
+        from pipeline.rules import insights
+
         return insights.category_summary(self.lines(), self.catalogue())
 
 
@@ -94,9 +106,11 @@ class CartDetails(InsightTask):
 
     name = "cart_details"
     reads = ("users", "catalogue")
-    money = insights.CART_DETAIL_MONEY
+    money = Lazy("pipeline.rules.insights:CART_DETAIL_MONEY")
 
     def compute(self) -> pd.DataFrame:
+        from pipeline.rules import insights
+
         return insights.cart_details(self.lines(), self.users(), self.catalogue())
 
 

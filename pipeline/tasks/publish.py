@@ -11,7 +11,6 @@ from luigi.task import flatten
 from pipeline import config
 from pipeline.logs import task_context
 from pipeline.ops import housekeeping
-from pipeline.rules import manifest
 from pipeline.storage.atomic import target, write_json
 from pipeline.storage.latest import advance_latest, latest_reached
 from pipeline.tasks.base import PartitionTask, log
@@ -61,6 +60,8 @@ class Insights(PartitionTask):
 
     def publish(self) -> None:
         """Manifest first, then ``latest``, then retention: a reader never sees less."""
+        from pipeline.rules import manifest
+
         retention = housekeeping.housekeeping().retention_hours
         if retention < 1:  # checked before publishing, not after
             raise config.ConfigError(
