@@ -6,7 +6,7 @@ from pipeline.tasks import (
     CleanCarts,
     CleanProducts,
     CleanUsers,
-    ExtractEndpoint,
+    ExtractTask,
     Insights,
     UserSummary,
 )
@@ -17,7 +17,7 @@ __all__ = [
     "CleanCarts",
     "CleanProducts",
     "CleanUsers",
-    "ExtractEndpoint",
+    "ExtractTask",
     "Insights",
     "UserSummary",
 ]

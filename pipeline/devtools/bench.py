@@ -39,7 +39,7 @@ import orjson
 from pipeline.devtools.datagen import write_dataset
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from pipeline.schema import ENDPOINTS
-from pipeline.tasks import ExtractEndpoint
+from pipeline.tasks.extract import EXTRACTS, ExtractTask
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITION = "2026-11-25T17"
@@ -49,12 +49,12 @@ LOCAL_LIMIT = ("--api-rate-limit-requests", "1000000")
 
 
 class ExtractOnly(luigi.WrapperTask):
-    """The three ExtractEndpoint tasks of one partition and nothing downstream."""
+    """The extract tasks of one partition (ExtractCarts ...) and nothing downstream."""
 
     date_hour = luigi.DateHourParameter()
 
-    def requires(self) -> list[ExtractEndpoint]:
-        return [ExtractEndpoint(endpoint=e, date_hour=self.date_hour) for e in ENDPOINTS]
+    def requires(self) -> list[ExtractTask]:
+        return [extract(date_hour=self.date_hour) for extract in EXTRACTS.values()]
 
 
 class Nothing(luigi.WrapperTask):

@@ -1,7 +1,8 @@
 """The partition's manifest: what was read, what was written, and the proof that it adds up.
 
-Assembled from the stats file every task writes, so it describes the partition as it was
-produced, even when the tasks ran in different runs (a resume after a failure).
+Assembled from the stats file every task leaves in the partition folder (``layout.STATS``), so
+it describes the partition as it was produced, even when the tasks ran in different runs (a
+resume after a failure), and ``Insights`` needs no dependency on the tasks it only reports on.
 """
 
 from __future__ import annotations
@@ -11,15 +12,22 @@ from typing import Any
 
 from pipeline.rules.insights import reconcile
 from pipeline.schema import ENDPOINTS
+from pipeline.storage.atomic import read_json
+from pipeline.storage.layout import STATS, Partition
 
 TIMING = ("task", "started", "finished", "seconds")
 
 
-def build(partition: str, stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Manifest of ``partition`` from the stats of its tasks, keyed as ``Insights.requires``.
+def build(partition: Partition) -> dict[str, Any]:
+    """Manifest of ``partition`` from the stats files of its tasks (all must exist).
 
     Raises ReconciliationError when the summaries and the API's cart totals disagree.
     """
+    return assemble(partition.name, {key: read_json(partition.stats(key)) for key in STATS})
+
+
+def assemble(partition: str, stats: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Manifest of the partition named ``partition`` from its tasks' stats, keyed as ``STATS``."""
     carts = stats["clean_carts"]
     reconciliation = reconcile(
         api_cart_total=carts["api_cart_total"],

@@ -31,6 +31,13 @@ def latest_partition(root: Path) -> str | None:
     return name if PARTITION_RE.match(name) else None
 
 
+def latest_reached(root: Path, name: str) -> bool:
+    """True once ``latest`` points at partition ``name`` or a newer one: ``name`` is published
+    (or superseded). Only reads a link, so checking an hour writes nothing."""
+    current = latest_partition(root)
+    return current is not None and current >= name
+
+
 def point_latest_to(root: Path, name: str) -> None:
     """Switch ``latest`` atomically: readers see the old or the new partition, never neither."""
     tmp = root / f".{LATEST}.{os.getpid()}.tmp"

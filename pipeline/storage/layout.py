@@ -11,11 +11,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.schema import ENDPOINTS, INSIGHTS
+
 PARTITION_FORMAT = "%Y-%m-%dT%H"
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 LATEST = "latest"
 LOCK = ".lock"  # held by the run writing a partition
 LOGS = "logs"  # run_pipeline.sh's per-run log files, beside the partitions
+CLEANED = ("users", "products", "carts")  # the cleaned tables, in the order they are built
+
+
+def camel(name: str) -> str:
+    """``user_summary`` -> ``UserSummary``: the task family that writes a table."""
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+#: The stats file under ``_stats/`` of every task that writes data, keyed as the manifest lists
+#: the task (its family in snake case). Each is named after its task's family, except the
+#: extracts': they keep ``Extract-<endpoint>``, the name partitions already written carry.
+STATS: dict[str, str] = {
+    **{f"extract_{e}": f"Extract-{e}" for e in ENDPOINTS},
+    **{f"clean_{t}": f"Clean{camel(t)}" for t in CLEANED},
+    **{name: camel(name) for name in INSIGHTS},
+}
 
 
 def partition_name(date_hour: datetime) -> str:
@@ -51,9 +69,10 @@ class Partition:
     def insight(self, name: str) -> Path:
         return self.dir / "insights" / f"{name}.csv"
 
-    def stats(self, task_id: str) -> Path:
-        """Per-task facts (timings, row counts, checks) that the manifest is assembled from."""
-        return self.dir / "_stats" / f"{task_id}.json"
+    def stats(self, key: str) -> Path:
+        """Facts (timings, row counts, checks) of the task ``key`` of ``STATS``: the manifest is
+        assembled from them."""
+        return self.dir / "_stats" / f"{STATS[key]}.json"
 
     def rejected(self, check: str) -> Path:
         return self.dir / "rejected" / f"{check}.csv"

@@ -1,24 +1,32 @@
 """Luigi tasks, one module per stage; each task wires inputs to one pure function and writes
-its outputs atomically.
+its outputs atomically, and requires only the tasks whose outputs it reads.
 
-Graph, per hourly partition::
+Each task and what it requires, per hourly partition (15 edges)::
 
-    ExtractEndpoint(carts|products|users) -> CleanUsers, CleanProducts, CleanCarts
-        -> UserSummary, CategorySummary, CartDetails -> Insights (manifest.json, `latest`)
+    Insights        <- UserSummary, CategorySummary, CartDetails
+    UserSummary     <- CleanCarts, CleanUsers
+    CategorySummary <- CleanCarts, CleanProducts
+    CartDetails     <- CleanCarts, CleanUsers, CleanProducts
+    CleanCarts      <- ExtractCarts, CleanUsers, CleanProducts
+    CleanUsers      <- ExtractUsers
+    CleanProducts   <- ExtractProducts
+
+``Insights`` writes manifest.json from every task's stats file and then moves ``latest``.
 """
 
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
-from pipeline.tasks.extract import ExtractEndpoint
+from pipeline.tasks.extract import EXTRACTS, ExtractTask
 from pipeline.tasks.insights import CartDetails, CategorySummary, UserSummary
 from pipeline.tasks.publish import Insights
 
 __all__ = [
+    "EXTRACTS",
     "CartDetails",
     "CategorySummary",
     "CleanCarts",
     "CleanProducts",
     "CleanUsers",
-    "ExtractEndpoint",
+    "ExtractTask",
     "Insights",
     "UserSummary",
 ]

@@ -3,26 +3,31 @@
 Every task writes a small stats file (timings, row counts, figures) last; ``Insights`` assembles
 them into the manifest. A task is complete when all its outputs exist, so a rerun skips it.
 
-A run claims its partition's lock while it schedules, so a second run of the same hour exits
-with [retcode] already_running before doing anything.
+Checking is not writing: ``complete()`` only looks for files. A run claims its partition's lock
+when luigi schedules an incomplete task of it (``deps()``), before any task runs, so a second
+run of the same hour exits with [retcode] already_running before doing anything, and checking
+an hour that is complete, or not run at all, creates no folder and no file.
+
+This module and the task modules import pandas and pyarrow only when a task runs, so that
+``import pipeline`` (luigi's start-up, housekeeping) stays light.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import luigi
 import luigi.interface
-import pandas as pd
 
 from pipeline import config
 from pipeline.logs import task_context
-from pipeline.storage import formats
 from pipeline.storage.atomic import (
     atomic_path,
     remove_orphaned_links,
@@ -32,6 +37,9 @@ from pipeline.storage.atomic import (
 )
 from pipeline.storage.layout import Partition
 from pipeline.storage.locks import PartitionBusy, hold_partition_lock
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("luigi-interface.pipeline")
 
@@ -44,6 +52,22 @@ class PartitionBusyExit(luigi.interface.PidLockAlreadyTakenExit):
     """Raised while scheduling: luigi then exits with [retcode] already_running (10)."""
 
 
+class Lazy:
+    """A class attribute read from a heavy module (``"module:name"``) when a task reads it.
+
+    On the class it is this placeholder, which luigi's scan for parameters skips, so defining
+    the task classes imports neither pandas nor pyarrow.
+    """
+
+    def __init__(self, ref: str) -> None:
+        self.module, self.name = ref.split(":")
+
+    def __get__(self, task: object, owner: type | None = None) -> Any:
+        if task is None:
+            return self
+        return getattr(importlib.import_module(self.module), self.name)
+
+
 class PartitionTask(luigi.Task):
     """Base: one hourly partition, atomic outputs, a stats file, the partition lock."""
 
@@ -51,14 +75,15 @@ class PartitionTask(luigi.Task):
         default=_current_hour(),
         description="The UTC hour this snapshot belongs to (e.g. 2026-11-25T17); its folder name.",
     )
-    stats_name: ClassVar[str] = ""
 
     @property
     def partition(self) -> Partition:
         return Partition(config.paths().root(), self.date_hour)
 
     def stats_path(self) -> Path:
-        return self.partition.stats(self.stats_name or self.get_task_family())
+        """This task's facts for the manifest, which lists the task under its family in snake
+        case (``CleanCarts`` -> ``clean_carts``); ``layout.STATS`` names the file."""
+        return self.partition.stats(re.sub(r"(?<!^)(?=[A-Z])", "_", self.task_family).lower())
 
     def stats_target(self) -> luigi.LocalTarget:
         return target(self.stats_path())
@@ -67,14 +92,26 @@ class PartitionTask(luigi.Task):
         """Do the work and write the data outputs; return facts for the manifest."""
         raise NotImplementedError
 
-    def claim(self) -> None:
-        """Lock the partition for this process before anything is checked or written.
+    def deps(self) -> list[luigi.Task]:
+        """Claim the partition, then list the dependencies (luigi's scheduling hook).
 
-        ``complete()`` is the first thing luigi asks of each task while scheduling, so a second
-        run of a partition being written stops there, schedules nothing and exits with
+        luigi asks a task for its dependencies only once it has found it incomplete and is
+        scheduling it to run, before it tells the scheduler or runs anything: the moment to
+        claim the hour. A run with no workers (``--workers 0``, or ``[core] workers = 0``)
+        only schedules, for other workers to run, so it claims nothing: the task's ``run()``
+        claims, wherever it runs.
+        """
+        if luigi.interface.core().workers > 0:
+            self.claim()
+        return super().deps()
+
+    def claim(self) -> None:
+        """Hold the partition's lock for the rest of this process (forked workers share it).
+
+        A second run of a partition being written stops here, schedules nothing and exits with
         [retcode] already_running, as luigi does for a duplicate command line or for a task
         that a central scheduler sees running elsewhere. The first claim also sweeps temporary
-        files that a killed run left behind.
+        files that a killed run left behind; later claims in the process do nothing.
         """
         os.umask(0o027)  # data may hold personal fields: not world-readable
         try:
@@ -87,18 +124,8 @@ class PartitionTask(luigi.Task):
             for path in stale + remove_orphaned_links(self.partition.root):
                 log.info("removed %s, left by an interrupted run", path)
 
-    def complete(self) -> bool:
-        self.claim()
-        return super().complete()
-
-    def hold(self) -> None:
-        """Before writing: files not world-readable, and the partition ours (claimed while
-        scheduling; this fails if another run took it since)."""
-        os.umask(0o027)
-        hold_partition_lock(self.partition.lock)
-
     def run(self) -> None:
-        self.hold()
+        self.claim()  # claimed while scheduling; not so when another process scheduled it
         started, t0 = datetime.now(UTC), time.perf_counter()
         with task_context(self.stats_path().stem):
             facts = self.produce()
@@ -117,6 +144,8 @@ class PartitionTask(luigi.Task):
             self.set_progress_percentage(percent)
 
     def write_frame(self, frame: pd.DataFrame, path: Path, money: tuple[str, ...] = ()) -> int:
+        from pipeline.storage import formats
+
         with atomic_path(path) as tmp:
             formats.write_csv(frame, tmp, money)
         return len(frame)

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import luigi
 
 from pipeline import config
-from pipeline.rules import cleaning, quality
-from pipeline.storage import formats
 from pipeline.storage.atomic import target
 from pipeline.tasks.base import PartitionTask
-from pipeline.tasks.extract import ExtractEndpoint
+from pipeline.tasks.extract import EXTRACTS
+
+if TYPE_CHECKING:
+    from pipeline.rules import quality
 
 
 class CleanUsers(PartitionTask):
     """cleaned_users.csv: one row per user, address flattened."""
 
-    def requires(self) -> ExtractEndpoint:
-        return ExtractEndpoint(endpoint="users", date_hour=self.date_hour)
+    def requires(self) -> luigi.Task:
+        return EXTRACTS["users"](date_hour=self.date_hour)
 
     def output(self) -> dict[str, luigi.LocalTarget]:
         return {"users": target(self.partition.cleaned("users")), "stats": self.stats_target()}
 
     def produce(self) -> dict[str, Any]:
+        from pipeline.rules import cleaning, quality
+        from pipeline.storage import formats
+
         users = cleaning.clean_users(formats.read_users(Path(self.input()["raw"].path)))
         quality.enforce(
             quality.id_findings(users, "user", "user_id"), config.quality().max_bad_rows
@@ -37,8 +41,8 @@ class CleanUsers(PartitionTask):
 class CleanProducts(PartitionTask):
     """cleaned_products.csv (priced above the minimum) and the full product_catalogue.csv."""
 
-    def requires(self) -> ExtractEndpoint:
-        return ExtractEndpoint(endpoint="products", date_hour=self.date_hour)
+    def requires(self) -> luigi.Task:
+        return EXTRACTS["products"](date_hour=self.date_hour)
 
     def output(self) -> dict[str, luigi.LocalTarget]:
         return {
@@ -48,6 +52,9 @@ class CleanProducts(PartitionTask):
         }
 
     def produce(self) -> dict[str, Any]:
+        from pipeline.rules import cleaning, quality
+        from pipeline.storage import formats
+
         min_price = config.clean().min_product_price
         catalogue = cleaning.product_catalogue(
             formats.read_products(Path(self.input()["raw"].path))
@@ -74,7 +81,7 @@ class CleanCarts(PartitionTask):
 
     def requires(self) -> dict[str, luigi.Task]:
         return {
-            "carts": ExtractEndpoint(endpoint="carts", date_hour=self.date_hour),
+            "carts": EXTRACTS["carts"](date_hour=self.date_hour),
             "users": CleanUsers(date_hour=self.date_hour),
             "products": CleanProducts(date_hour=self.date_hour),
         }
@@ -83,6 +90,9 @@ class CleanCarts(PartitionTask):
         return {"carts": target(self.partition.cleaned("carts")), "stats": self.stats_target()}
 
     def produce(self) -> dict[str, Any]:
+        from pipeline.rules import cleaning, quality
+        from pipeline.storage import formats
+
         inputs = self.input()
         users = formats.read_csv(Path(inputs["users"]["users"].path))
         catalogue = formats.read_csv(Path(inputs["products"]["catalogue"].path))

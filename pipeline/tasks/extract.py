@@ -1,9 +1,13 @@
-"""Extract: one task per endpoint writes its raw records as JSON Lines."""
+"""Extract: one task family per endpoint (``ExtractCarts`` ...) writes its raw records as JSON
+Lines.
+
+The families are generated from ``schema.ENDPOINTS``, so an endpoint is declared once and each
+extract carries its own name in the luigid visualiser and in the scheduler's task list.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import luigi
 
@@ -12,18 +16,14 @@ from pipeline.api.client import ApiClient
 from pipeline.extract import snapshot_endpoint
 from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import target
+from pipeline.storage.layout import camel
 from pipeline.tasks.base import PartitionTask
 
 
-class ExtractEndpoint(PartitionTask):
-    """Raw records of one endpoint as JSON Lines, secrets removed."""
+class ExtractTask(PartitionTask):
+    """Raw records of one endpoint as JSON Lines, secrets removed (base of the families below)."""
 
-    endpoint = luigi.ChoiceParameter(
-        choices=ENDPOINTS, description="Which API collection to snapshot."
-    )
-
-    def stats_path(self) -> Path:
-        return self.partition.stats(f"Extract-{self.endpoint}")
+    endpoint: ClassVar[str]
 
     def output(self) -> dict[str, luigi.LocalTarget]:
         return {"raw": target(self.partition.raw(self.endpoint)), "stats": self.stats_target()}
@@ -59,3 +59,15 @@ class ExtractEndpoint(PartitionTask):
                 "bytes": stats.bytes,
                 "dropped_fields": stats.dropped_fields,
             }
+
+
+def _family(endpoint: str) -> type[ExtractTask]:
+    name = f"Extract{camel(endpoint)}"
+    doc = f"jsons/{endpoint}.jsonl: every {endpoint} record of the API, secrets removed."
+    namespace = {"endpoint": endpoint, "__module__": __name__, "__qualname__": name, "__doc__": doc}
+    return type(ExtractTask)(name, (ExtractTask,), namespace)  # luigi's metaclass registers it
+
+
+#: The extract task of each endpoint: ``EXTRACTS["carts"]`` is ``ExtractCarts``.
+EXTRACTS: dict[str, type[ExtractTask]] = {e: _family(e) for e in ENDPOINTS}
+globals().update({cls.__name__: cls for cls in EXTRACTS.values()})  # importable, picklable

@@ -2,53 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
-import pandas as pd
 
-from pipeline.rules import insights
 from pipeline.schema import INSIGHTS
-from pipeline.storage import formats
 from pipeline.storage.atomic import read_json, target
-from pipeline.tasks.base import PartitionTask
+from pipeline.tasks.base import Lazy, PartitionTask
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: The cleaned inputs an insight may read besides the cart lines, and the task writing each.
+SOURCES: dict[str, type[PartitionTask]] = {"users": CleanUsers, "catalogue": CleanProducts}
 
 
 class InsightTask(PartitionTask):
     """Base of the three insight files: read cleaned inputs, compute, check, write."""
 
     name: ClassVar[str]
+    reads: ClassVar[tuple[str, ...]] = ()  # of SOURCES: what compute() reads besides the lines
     money: ClassVar[tuple[str, ...]] = ()  # columns rounded to cents when written
     line_columns: ClassVar[tuple[str, ...] | None] = None  # of cleaned_carts.csv; None: all
     #: (money column, units column) that must add up to the cart lines; None: no total
     totals: ClassVar[tuple[str, str] | None] = None
 
     def requires(self) -> dict[str, luigi.Task]:
-        return {
-            "carts": CleanCarts(date_hour=self.date_hour),
-            "users": CleanUsers(date_hour=self.date_hour),
-            "products": CleanProducts(date_hour=self.date_hour),
-        }
+        deps = {"carts": CleanCarts(date_hour=self.date_hour)}
+        deps.update({key: SOURCES[key](date_hour=self.date_hour) for key in self.reads})
+        return deps
 
     def output(self) -> dict[str, luigi.LocalTarget]:
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
 
+    def read(self, source: str, output: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        from pipeline.storage import formats
+
+        return formats.read_csv(Path(self.input()[source][output].path), columns)
+
     def lines(self) -> pd.DataFrame:
-        return formats.read_csv(Path(self.input()["carts"]["carts"].path), self.line_columns)
+        return self.read("carts", "carts", self.line_columns)
 
     def users(self) -> pd.DataFrame:
-        return formats.read_csv(Path(self.input()["users"]["users"].path))
+        return self.read("users", "users")
 
     def catalogue(self) -> pd.DataFrame:
-        return formats.read_csv(Path(self.input()["products"]["catalogue"].path))
+        return self.read("catalogue", "catalogue")
 
     def compute(self) -> pd.DataFrame:
         """Call the insight's pure function on the inputs it needs."""
         raise NotImplementedError
 
     def produce(self) -> dict[str, Any]:
+        from pipeline.rules import insights
+
         frame = self.compute()
         facts: dict[str, Any] = {}
         if self.totals:
@@ -65,11 +75,14 @@ class UserSummary(InsightTask):
     """user_summary.csv: carts, units and spend per user who has a cart."""
 
     name = "user_summary"
-    money = insights.USER_SUMMARY_MONEY
-    line_columns = insights.USER_SUMMARY_LINE_COLUMNS
+    reads = ("users",)
+    money = Lazy("pipeline.rules.insights:USER_SUMMARY_MONEY")
+    line_columns = Lazy("pipeline.rules.insights:USER_SUMMARY_LINE_COLUMNS")
     totals = ("total_spent", "total_items")
 
     def compute(self) -> pd.DataFrame:
+        from pipeline.rules import insights
+
         return insights.user_summary(self.lines(), self.users())
 
 
@@ -77,11 +90,14 @@ class CategorySummary(InsightTask):
     """category_summary.csv: sales and units per category over every cart line."""
 
     name = "category_summary"
-    money = insights.CATEGORY_SUMMARY_MONEY
-    line_columns = insights.CATEGORY_SUMMARY_LINE_COLUMNS
+    reads = ("catalogue",)
+    money = Lazy("pipeline.rules.insights:CATEGORY_SUMMARY_MONEY")
+    line_columns = Lazy("pipeline.rules.insights:CATEGORY_SUMMARY_LINE_COLUMNS")
     totals = ("total_sales", "total_items_sold")
 
     def compute(self) -> pd.DataFrame:
+        from pipeline.rules import insights
+
         return insights.category_summary(self.lines(), self.catalogue())
 
 
@@ -89,9 +105,12 @@ class CartDetails(InsightTask):
     """cart_details.csv: every cart line with buyer and product attributes."""
 
     name = "cart_details"
-    money = insights.CART_DETAIL_MONEY
+    reads = ("users", "catalogue")
+    money = Lazy("pipeline.rules.insights:CART_DETAIL_MONEY")
 
     def compute(self) -> pd.DataFrame:
+        from pipeline.rules import insights
+
         return insights.cart_details(self.lines(), self.users(), self.catalogue())
 
 

@@ -2,38 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import luigi
+from luigi.task import flatten
 
 from pipeline import config
 from pipeline.logs import task_context
 from pipeline.ops import housekeeping
-from pipeline.rules import manifest
-from pipeline.schema import ENDPOINTS
-from pipeline.storage.atomic import read_json, target, write_json
-from pipeline.storage.latest import advance_latest, latest_partition
+from pipeline.storage.atomic import target, write_json
+from pipeline.storage.latest import advance_latest, latest_reached
 from pipeline.tasks.base import PartitionTask, log
-from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
-from pipeline.tasks.extract import ExtractEndpoint
 from pipeline.tasks.insights import INSIGHT_TASKS
 
 
+def upstream(task: luigi.Task) -> list[luigi.Task]:
+    """Every task ``task`` depends on, directly or not."""
+    found: dict[str, luigi.Task] = {}
+    todo = flatten(task.requires())
+    while todo:
+        dep = todo.pop()
+        if dep.task_id not in found:
+            found[dep.task_id] = dep
+            todo.extend(flatten(dep.requires()))
+    return list(found.values())
+
+
 class Insights(PartitionTask):
-    """The whole snapshot: reconciles the figures, writes manifest.json, moves ``latest``."""
+    """The whole snapshot: reconciles the figures, writes manifest.json, moves ``latest``.
+
+    It requires what it reads, the three insights; the manifest reads the other tasks' facts
+    from their stats files in the partition folder.
+    """
 
     def requires(self) -> dict[str, luigi.Task]:
-        deps: dict[str, luigi.Task] = {
-            f"extract_{e}": ExtractEndpoint(endpoint=e, date_hour=self.date_hour) for e in ENDPOINTS
-        }
-        deps.update(
-            clean_users=CleanUsers(date_hour=self.date_hour),
-            clean_products=CleanProducts(date_hour=self.date_hour),
-            clean_carts=CleanCarts(date_hour=self.date_hour),
-        )
-        deps.update({name: cls(date_hour=self.date_hour) for name, cls in INSIGHT_TASKS.items()})
-        return deps
+        return {name: cls(date_hour=self.date_hour) for name, cls in INSIGHT_TASKS.items()}
 
     def output(self) -> luigi.LocalTarget:
         return target(self.partition.manifest)
@@ -41,27 +45,30 @@ class Insights(PartitionTask):
     def complete(self) -> bool:
         # Complete once the manifest exists and `latest` is at this partition or a newer one;
         # a crash between the two leaves the task incomplete, and the rerun moves `latest`.
+        return self.output().exists() and latest_reached(self.partition.root, self.partition.name)
+
+    def run(self) -> Iterator[list[luigi.Task]]:
         self.claim()
         if not self.output().exists():
-            return False
-        current = latest_partition(self.partition.root)
-        return current is not None and current >= self.partition.name
-
-    def run(self) -> None:
-        self.hold()
+            # An upstream task whose outputs or stats went missing after its dependents ran
+            # (removed by hand) is redone first: luigi runs what is yielded, then this again.
+            missing = [task for task in upstream(self) if not task.complete()]
+            if missing:
+                yield missing
         with task_context("Insights"):
             self.publish()
 
     def publish(self) -> None:
         """Manifest first, then ``latest``, then retention: a reader never sees less."""
+        from pipeline.rules import manifest
+
         retention = housekeeping.housekeeping().retention_hours
         if retention < 1:  # checked before publishing, not after
             raise config.ConfigError(
                 f"[housekeeping] retention_hours must be >= 1, got {retention}"
             )
         if not self.output().exists():
-            stats = {key: read_json(Path(out["stats"].path)) for key, out in self.input().items()}
-            write_json(self.partition.manifest, manifest.build(self.partition.name, stats))
+            write_json(self.partition.manifest, manifest.build(self.partition))
         root, name = self.partition.root, self.partition.name
         if advance_latest(root, name):
             log.info("latest -> %s", name)

@@ -1,8 +1,9 @@
-"""Two runs of one partition at once (the hourly timer and a manual run).
+"""Two runs of one partition at once (the hourly timer and a manual run), and runs that only check.
 
-The first to schedule claims the partition's lock; the other exits at once with [retcode]
-already_running (10) and a message naming the partition and the pid writing it. No task runs
-twice, nothing is corrupted, and a killed holder never leaves the partition locked.
+The first to schedule a task of the partition to run claims its lock; the other exits at once
+with [retcode] already_running (10) and a message naming the partition and the pid writing it.
+No task runs twice, nothing is corrupted, and a killed holder never leaves the partition locked.
+A run that finds the hour complete, or schedules it without running it, writes nothing at all.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import pytest
 
 from pipeline.devtools.fakeapi import DummyJSONServer
 from pipeline.storage.locks import PartitionBusy, hold_partition_lock, lock_holder
-from tests.support import PARTITION, REPO, luigi_command, pipeline_env
+from tests.support import PARTITION, REPO, luigi_command, pipeline_env, run_luigi
 from tests.support.expected import CART_DETAILS, CATEGORY_SUMMARY, USER_SUMMARY
 
 pytestmark = pytest.mark.slow
 
 ALREADY_RUNNING = 10
+NOT_RUN = 25
 #: 10 pages at 0.5 s each, 2-3 in a row per endpoint: a run writes for ~3 s, long enough for
 #: a second run to start while it does, even on a busy machine.
 SLOW = ("--api-page-size", "2")
@@ -129,6 +131,36 @@ def test_a_killed_holder_leaves_the_partition_free(api: DummyJSONServer, tmp_pat
     code, out, _ = finish(start(api.url, data, tmp_path / "pids-2"))
     assert code == 0, out
     assert os.readlink(data / "latest") == PARTITION
+
+
+def tree(root: Path) -> dict[str, int]:
+    """Every path under ``root`` (folders too) with its mtime: a new file changes its folder's."""
+    return {str(p.relative_to(root)): p.lstat().st_mtime_ns for p in [root, *root.rglob("*")]}
+
+
+def test_a_run_that_finds_the_hour_complete_writes_nothing(
+    api: DummyJSONServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    assert run_luigi(api.url, data).returncode == 0
+    (data / PARTITION / ".lock").unlink()  # e.g. a partition restored from a backup
+    before = tree(data)
+    api.reset_log()
+    again = run_luigi(api.url, data)
+    assert again.returncode == 0, again.output
+    assert tree(data) == before  # no lock file, no folder touched
+    assert api.request_count == 0
+
+
+def test_a_run_with_no_workers_schedules_the_hour_without_creating_it(
+    api: DummyJSONServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    result = run_luigi(api.url, data, "--workers", "0")
+    assert result.returncode == NOT_RUN, result.output
+    assert "Scheduled 10 tasks of which:\n* 10 were left pending" in result.output
+    assert not data.exists()
+    assert api.request_count == 0
 
 
 HOLD = """

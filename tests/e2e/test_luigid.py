@@ -1,4 +1,5 @@
-"""A run through luigid (config/luigid.cfg) shows every task DONE and the extracts' progress.
+"""A run through luigid (config/luigid.cfg) shows every task DONE, the extracts' progress, and a
+dependency graph in which each task points only at what it reads.
 
 Starts a real luigid on a free local port with a temporary state folder, runs the pipeline
 through run_pipeline.sh against the in-process fake API, then asks luigid what it saw.
@@ -35,10 +36,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def task_list(url: str, status: str) -> dict[str, dict[str, Any]]:
-    query = json.dumps({"status": status, "upstream_status": "", "search": ""})
-    with urllib.request.urlopen(f"{url}/api/task_list?data={urllib.parse.quote(query)}") as resp:
+#: Insights' dependency graph, as the visualiser draws it: (task, what it requires).
+EDGES = {
+    ("Insights", "UserSummary"), ("Insights", "CategorySummary"), ("Insights", "CartDetails"),
+    ("UserSummary", "CleanCarts"), ("UserSummary", "CleanUsers"),
+    ("CategorySummary", "CleanCarts"), ("CategorySummary", "CleanProducts"),
+    ("CartDetails", "CleanCarts"), ("CartDetails", "CleanUsers"), ("CartDetails", "CleanProducts"),
+    ("CleanCarts", "ExtractCarts"), ("CleanCarts", "CleanUsers"), ("CleanCarts", "CleanProducts"),
+    ("CleanUsers", "ExtractUsers"),
+    ("CleanProducts", "ExtractProducts"),
+}  # fmt: skip
+
+
+def api_call(url: str, method: str, **data: Any) -> Any:
+    """One call of luigid's JSON API (what the visualiser itself asks)."""
+    query = urllib.parse.quote(json.dumps(data))
+    with urllib.request.urlopen(f"{url}/api/{method}?data={query}") as resp:
         return json.load(resp)["response"]
+
+
+def task_list(url: str, status: str) -> dict[str, dict[str, Any]]:
+    return api_call(url, "task_list", status=status, upstream_status="", search="")
 
 
 class Luigid:
@@ -107,7 +125,7 @@ def test_pipeline_through_luigid(luigid: Luigid, tmp_path: Path) -> None:
     families = sorted(task["name"] for task in done.values())
     assert families == [
         "CartDetails", "CategorySummary", "CleanCarts", "CleanProducts", "CleanUsers",
-        "ExtractEndpoint", "ExtractEndpoint", "ExtractEndpoint", "Insights", "UserSummary",
+        "ExtractCarts", "ExtractProducts", "ExtractUsers", "Insights", "UserSummary",
     ]  # fmt: skip
     for status in NOT_DONE:
         assert task_list(luigid.url, status) == {}, status
@@ -131,8 +149,20 @@ def test_pipeline_through_luigid(luigid: Luigid, tmp_path: Path) -> None:
         "CleanUsers": "cleaned_users.csv: 6 rows",
     }
 
+    # The graph luigid draws for Insights: each node labelled by its family, one edge per
+    # requirement, every task of the run in it.
+    (root,) = [task_id for task_id, task in done.items() if task["name"] == "Insights"]
+    graph = api_call(luigid.url, "dep_graph", task_id=root)
+    assert set(graph) == set(done)
+    edges = {(node["name"], graph[dep]["name"]) for node in graph.values() for dep in node["deps"]}
+    assert edges == EDGES
+    assert sum(len(node["deps"]) for node in graph.values()) == len(EDGES) == 15
+    assert len(graph[root]["deps"]) == 3
+
     # state_path from config/luigid.cfg: written on SIGTERM, read back at start.
     luigid.stop()
     assert luigid.state.is_file()
     luigid.start()
     assert set(task_list(luigid.url, "DONE")) == set(done)
+    graph = api_call(luigid.url, "dep_graph", task_id=root)
+    assert {(n["name"], graph[d]["name"]) for n in graph.values() for d in n["deps"]} == EDGES

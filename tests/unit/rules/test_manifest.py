@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from pipeline.rules import manifest
 from pipeline.rules.insights import ReconciliationError
+from pipeline.storage.layout import Partition
+
+#: The stats file each task leaves in the partition folder, by the key the manifest uses.
+FILES = {
+    "extract_carts": "Extract-carts", "extract_products": "Extract-products",
+    "extract_users": "Extract-users", "clean_users": "CleanUsers",
+    "clean_products": "CleanProducts", "clean_carts": "CleanCarts",
+    "user_summary": "UserSummary", "category_summary": "CategorySummary",
+    "cart_details": "CartDetails",
+}  # fmt: skip
 
 
 def stats(user_money: float = 30.0, source_b: str = "http://api") -> dict[str, dict[str, Any]]:
@@ -28,18 +41,20 @@ def stats(user_money: float = 30.0, source_b: str = "http://api") -> dict[str, d
         "user_summary": {"rows": {"user_summary.csv": 2}, "money_total": user_money, **timing},
         "category_summary": {"rows": {"category_summary.csv": 3}, "money_total": 30.0,
                              **timing},
+        "cart_details": {"rows": {"cart_details.csv": 5}, **timing},
     }  # fmt: skip
 
 
 def test_manifest_lists_sources_totals_rows_and_reconciliation() -> None:
-    got = manifest.build("2026-11-25T17", stats())
+    got = manifest.assemble("2026-11-25T17", stats())
     got.pop("written")
     assert got == {
         "partition": "2026-11-25T17",
         "source": "http://api",
         "api_totals": {"carts": 2, "products": 3, "users": 4},
         "requests": 3,
-        "rows": {"carts.jsonl": 2, "category_summary.csv": 3, "cleaned_carts.csv": 5,
+        "rows": {"cart_details.csv": 5, "carts.jsonl": 2, "category_summary.csv": 3,
+                 "cleaned_carts.csv": 5,
                  "cleaned_products.csv": 1, "cleaned_users.csv": 4, "products.jsonl": 3,
                  "user_summary.csv": 2, "users.jsonl": 4},
         "reconciliation": {"carts": 2, "api_cart_total": 30.0, "line_total": 30.0,
@@ -53,7 +68,7 @@ def test_manifest_lists_sources_totals_rows_and_reconciliation() -> None:
 
 
 def test_a_partition_extracted_from_two_sources_says_so() -> None:
-    assert manifest.build("P", stats(source_b="http://other"))["source"] == [
+    assert manifest.assemble("P", stats(source_b="http://other"))["source"] == [
         "http://api", "http://other",
     ]  # fmt: skip
 
@@ -63,9 +78,34 @@ def test_stats_from_before_source_was_recorded_still_give_the_source() -> None:
     for e in ("carts", "products", "users"):
         old[f"extract_{e}"]["url"] = f"http://api/{e}"
         del old[f"extract_{e}"]["source"]
-    assert manifest.build("P", old)["source"] == "http://api"
+    assert manifest.assemble("P", old)["source"] == "http://api"
 
 
 def test_no_manifest_when_the_money_does_not_add_up() -> None:
     with pytest.raises(ReconciliationError, match=r"user_summary\.total_spent"):
-        manifest.build("P", stats(user_money=29.0))
+        manifest.assemble("P", stats(user_money=29.0))
+
+
+def test_the_manifest_of_a_partition_is_built_from_the_stats_files_in_its_folder(
+    tmp_path: Path,
+) -> None:
+    part = tmp_path / "2026-11-25T17" / "_stats"
+    part.mkdir(parents=True)
+    for key, facts in stats().items():
+        (part / f"{FILES[key]}.json").write_bytes(orjson.dumps(facts))
+    got = manifest.build(Partition(tmp_path, datetime(2026, 11, 25, 17)))
+    want = manifest.assemble("2026-11-25T17", stats())
+    got.pop("written"), want.pop("written")
+    assert got == want
+    assert got["api_totals"] == {"carts": 2, "products": 3, "users": 4}
+    assert sorted(got["tasks"]) == sorted(FILES)
+
+
+def test_no_manifest_while_a_task_has_left_no_stats(tmp_path: Path) -> None:
+    part = tmp_path / "2026-11-25T17" / "_stats"
+    part.mkdir(parents=True)
+    for key, facts in stats().items():
+        if key != "clean_users":
+            (part / f"{FILES[key]}.json").write_bytes(orjson.dumps(facts))
+    with pytest.raises(FileNotFoundError, match=r"_stats/CleanUsers\.json"):
+        manifest.build(Partition(tmp_path, datetime(2026, 11, 25, 17)))

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.storage.latest import latest_partition, point_latest_to
-from pipeline.storage.layout import Partition
+from pipeline.storage.layout import STATS, Partition
 
 
 def test_partition_layout(tmp_path: Path) -> None:
@@ -22,6 +22,22 @@ def test_partition_layout(tmp_path: Path) -> None:
     )
     assert p.manifest == tmp_path / "2026-11-25T07/manifest.json"
     assert p.lock == tmp_path / "2026-11-25T07/.lock"
+    assert p.stats("extract_carts") == tmp_path / "2026-11-25T07/_stats/Extract-carts.json"
+    assert p.stats("clean_carts") == tmp_path / "2026-11-25T07/_stats/CleanCarts.json"
+
+
+def test_every_task_has_a_stats_file_named_as_partitions_always_had() -> None:
+    assert STATS == {
+        "extract_carts": "Extract-carts",
+        "extract_products": "Extract-products",
+        "extract_users": "Extract-users",
+        "clean_users": "CleanUsers",
+        "clean_products": "CleanProducts",
+        "clean_carts": "CleanCarts",
+        "user_summary": "UserSummary",
+        "category_summary": "CategorySummary",
+        "cart_details": "CartDetails",
+    }
 
 
 def test_latest_is_a_relative_link_to_a_partition_name(tmp_path: Path) -> None:

@@ -1,0 +1,94 @@
+"""Checking is not writing: asking a task whether it is complete creates no folder and no file;
+only scheduling an incomplete task to run claims the partition."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.tasks.publish import Insights, upstream
+from tests.support import REPO
+
+HOUR = datetime(2026, 11, 25, 17)
+PARTITION = "2026-11-25T17"
+#: Every output of a complete partition (the stats files under their kept names).
+OUTPUTS = [
+    "jsons/carts.jsonl", "jsons/products.jsonl", "jsons/users.jsonl",
+    "cleaned/cleaned_users.csv", "cleaned/cleaned_products.csv", "cleaned/product_catalogue.csv",
+    "cleaned/cleaned_carts.csv", "insights/user_summary.csv", "insights/category_summary.csv",
+    "insights/cart_details.csv", "manifest.json",
+    "_stats/Extract-carts.json", "_stats/Extract-products.json", "_stats/Extract-users.json",
+    "_stats/CleanUsers.json", "_stats/CleanProducts.json", "_stats/CleanCarts.json",
+    "_stats/UserSummary.json", "_stats/CategorySummary.json", "_stats/CartDetails.json",
+]  # fmt: skip
+
+
+def tree(root: Path) -> dict[str, int]:
+    """Every path under ``root`` (folders too) with its mtime: a new file changes its folder's."""
+    return {str(p.relative_to(root)): p.lstat().st_mtime_ns for p in [root, *root.rglob("*")]}
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    data = tmp_path / "data"
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(data))
+    return data
+
+
+def test_checking_an_hour_never_run_creates_nothing(root: Path) -> None:
+    tasks = [Insights(date_hour=HOUR), *upstream(Insights(date_hour=HOUR))]
+    assert [task.complete() for task in tasks] == [False] * 10
+    assert not root.exists()
+
+
+def test_checking_a_complete_hour_writes_nothing(root: Path) -> None:
+    for name in OUTPUTS:
+        (root / PARTITION / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / PARTITION / name).write_text("x")
+    (root / "latest").symlink_to(PARTITION)
+    before = tree(root)
+    tasks = [Insights(date_hour=HOUR), *upstream(Insights(date_hour=HOUR))]
+    assert [task.complete() for task in tasks] == [True] * 10
+    assert tree(root) == before
+    assert not (root / PARTITION / ".lock").exists()
+
+
+def test_a_published_hour_is_complete_only_while_latest_is_at_it_or_newer(root: Path) -> None:
+    (root / PARTITION).mkdir(parents=True)
+    (root / PARTITION / "manifest.json").write_text("{}")
+    assert not Insights(date_hour=HOUR).complete()  # crash between the manifest and `latest`
+    (root / "latest").symlink_to("2026-11-25T16")
+    assert not Insights(date_hour=HOUR).complete()
+    os.replace(root / "latest", root / "old")
+    (root / "latest").symlink_to("2026-11-25T18")
+    assert Insights(date_hour=HOUR).complete()
+
+
+CLAIM = """
+import os, sys
+from datetime import datetime
+from pipeline.storage.locks import lock_holder
+from pipeline.tasks.publish import Insights
+task = Insights(date_hour=datetime(2026, 11, 25, 17))
+lock = task.partition.lock
+assert not task.complete() and not lock.exists()
+stale = task.partition.dir / "jsons" / ".carts.jsonl.4242.tmp"  # left by a killed run
+stale.parent.mkdir(parents=True)
+stale.write_text("half")
+deps = sorted(dep.task_family for dep in task.deps())  # what luigi asks while scheduling
+print(deps, lock_holder(lock) == os.getpid(), stale.exists())
+"""
+
+
+def test_scheduling_an_incomplete_task_claims_its_partition_and_sweeps_it(root: Path) -> None:
+    env = {**os.environ, "PIPELINE_DATA_DIR": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", CLAIM], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "['CartDetails', 'CategorySummary', 'UserSummary'] True False\n"
