@@ -15,6 +15,8 @@ from typing import Any
 import luigi
 import pytest
 from luigi.cmdline_parser import CmdlineParser
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from pipeline import config
 from pipeline.api.client import ClientSettings
@@ -178,3 +180,30 @@ def test_luigi_configuration_found_elsewhere_is_left_alone(tmp_path: Path) -> No
     other.write_text("[retcode]\ntask_failed = 8\n[core]\nlogging_conf_file = rel.conf\n")
     (tmp_path / "luigi.cfg").unlink()
     assert probe(tmp_path, LUIGI_CONFIG_PATH=str(other)) == "8 rel.conf"
+
+
+def locked() -> dict[str, str]:
+    """requirements.lock as name -> pinned version; every line is a pin, a comment or blank."""
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([\w.+!-]+)", line)
+            assert match, f"requirements.lock: not a plain pin: {line!r}"  # no URL, no path
+            pins[canonicalize_name(match[1])] = match[2]
+    return pins
+
+
+def test_the_lock_pins_every_runtime_and_test_dependency_within_setup_cfg() -> None:
+    setup = configparser.ConfigParser()
+    setup.read(REPO / "setup.cfg")
+    wanted = [
+        Requirement(line)
+        for key in ("install_requires", "test")
+        for line in setup.get("options" if key == "install_requires" else "options.extras_require",
+                              key).strip().splitlines()
+    ]  # fmt: skip
+    pins = locked()
+    for req in wanted:
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{req.name} is not in requirements.lock"
+        assert req.specifier.contains(pins[name], prereleases=True), (req, pins[name])
