@@ -309,9 +309,9 @@ def _bench(argv: list[str]) -> int:
 
 #: Subcommands whose arguments (``--help`` included) belong to the module they delegate to.
 DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "units": (_units, "render the systemd units for this checkout into DEST (units --help)"),
-    "prune": (_prune, "apply the retention now, e.g. prune --dry-run (prune --help)"),
-    "bench": (_bench, "benchmark the pipeline at scale against a local API (bench --help)"),
+    "units": (_units, "render this checkout's systemd units into DEST"),
+    "prune": (_prune, "apply the retention now (try --dry-run first)"),
+    "bench": (_bench, "benchmark the pipeline at scale (a dev tool)"),
 }  # fmt: skip
 
 
@@ -319,14 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         allow_abbrev=False,
-        description="Hourly snapshot of a DummyJSON-style shop API into analytics CSVs.",
+        description="Hourly snapshot of a DummyJSON-style shop API into analytics CSVs.\n"
+        "Without a SUBCOMMAND: run. `SUBCOMMAND --help` explains each one.",
         epilog=ENVIRONMENT,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
     run = sub.add_parser(
         "run",
-        help="run the pipeline for one UTC hour (the default subcommand)",
+        help="run the pipeline for one UTC hour (the default)",
         allow_abbrev=False,  # luigi's options are passed on: never take one for an abbreviation
         description=RUN_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -387,3 +387,12 @@ def test_help_imports_no_dev_tool() -> None:
                                   ["-m", "pipeline", "--help"]])  # fmt: skip
 def test_housekeeping_and_help_load_neither_pandas_nor_pyarrow(args: list[str]) -> None:
     assert {"pandas", "pyarrow"}.isdisjoint(imported(*args))
+
+
+def test_the_readme_shows_the_help_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what argparse wraps to when not on a terminal
+    readme = (CHECKOUT / "README.md").read_text()
+    parser = cli.build_parser()
+    assert parser.format_help() in readme
+    run_help = parser._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
+    assert run_help.split("\nenvironment:")[0] in readme
