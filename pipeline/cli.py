@@ -1,10 +1,11 @@
 """``python -m pipeline [SUBCOMMAND]``: the one entry point for people, systemd and CI.
 
-``run_pipeline.sh`` only bootstraps ``.venv`` and hands over to this. ``run`` (the default) runs
-``Insights`` through luigi's own ``run_with_retcodes``, so the exit code is luigi's ``[retcode]``
-mapping, after choosing the scheduler, and copies everything the run prints into a per-run log
-under the data root. Importing this module stays light: luigi's runner, the systemd renderer,
-retention and the dev tools are imported by the subcommand that needs them.
+``run_pipeline.sh`` only bootstraps ``.venv`` and hands over to this. ``run`` (the default)
+chooses the scheduler, then runs ``Insights`` through luigi's own ``run_with_retcodes`` in this
+process (so the exit code is luigi's ``[retcode]`` mapping) while everything it prints is also
+copied into a per-run log under the data root. Importing this module stays light: luigi's
+runner, the systemd renderer, retention and the dev tools are imported by the subcommand that
+needs them.
 """
 
 from __future__ import annotations
@@ -204,8 +205,12 @@ def run_logged(
         )
         fh.write(header.encode())
         fh.flush()
-        with tee_output(fh):
-            rc = runner(luigi_args)
+        try:
+            with tee_output(fh):
+                rc = runner(luigi_args)
+        except BaseException as exc:  # Ctrl-C: the log still says how the run ended
+            fh.write(f"# interrupted: {type(exc).__name__}\n".encode())
+            raise
         fh.write(f"# exit code: {rc}\n".encode())
     if rc != 0:
         say(f"luigi exited with {rc}; see {log}")
@@ -223,6 +228,7 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     try:
         log = log_path(root)
         log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
     except OSError as exc:
         raise CliError(f"cannot write run logs under the data root {root}: {exc}") from None
     return run_logged(luigi_args, log.resolve(), scheduler, run_luigi)

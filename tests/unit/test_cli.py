@@ -260,6 +260,21 @@ def test_everything_the_run_writes_reaches_console_and_log(
     assert log.read_text().endswith("# exit code: 30\n")
 
 
+def test_an_interrupted_run_says_so_in_its_log_and_gives_the_console_back(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(args: Sequence[str]) -> int:
+        os.write(1, b"working\n")
+        raise KeyboardInterrupt
+
+    log = tmp_path / "run.log"
+    with pytest.raises(KeyboardInterrupt):
+        cli.run_logged(["--module", "pipeline", "Insights"], log, "local", interrupted)
+    assert log.read_text().splitlines()[-2:] == ["working", "# interrupted: KeyboardInterrupt"]
+    os.write(1, b"console\n")
+    assert capfd.readouterr().out == "working\nconsole\n"
+
+
 def test_run_pipeline_chooses_scheduler_and_log_under_the_data_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
