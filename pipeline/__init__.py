@@ -1,7 +1,7 @@
 """Hourly DummyJSON snapshot pipeline: `luigi --module pipeline Insights`, `python -m pipeline`.
 
 Importing the package registers the Luigi tasks (what ``--module pipeline`` needs) and, when luigi
-found no configuration of its own, points it at the checkout's ``luigi.cfg`` first, so
+found no configuration of its own, points it at the checkout's ``luigi.cfg``, so
 ``[retcode]`` and the logging setup apply from any working directory.
 """
 

@@ -182,10 +182,10 @@ def use_project_config() -> bool:
     luigi reads ``luigi.cfg`` (and ``client.cfg``) from the working directory, ``/etc/luigi/``
     and ``LUIGI_CONFIG_PATH`` only, so ``luigi --module pipeline Insights`` started anywhere but
     the checkout would lose ``[retcode]`` (a failed run exiting 0) and the logging setup. luigi
-    imports ``--module`` before it reads any option (``[retcode]`` included), so calling this
-    from ``pipeline/__init__.py`` is early enough. A relative ``[core] logging_conf_file`` is
-    made absolute against the checkout, since luigi would resolve it against the cwd. Returns
-    whether the project's file was added.
+    imports ``--module`` before it reads ``[retcode]``, sets up logging or makes any task, so
+    calling this from ``pipeline/__init__.py`` is early enough. A relative ``[core]
+    logging_conf_file`` is made absolute against the checkout, since luigi would resolve it
+    against the cwd. Returns whether the project's file was added.
     """
     if os.environ.get("LUIGI_CONFIG_PARSER", "cfg") != "cfg":
         return False  # a toml configuration was asked for; leave luigi to it
