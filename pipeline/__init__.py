@@ -1,6 +1,15 @@
-"""Hourly DummyJSON snapshot pipeline: ``luigi --module pipeline Insights``."""
+"""Hourly DummyJSON snapshot pipeline: `luigi --module pipeline Insights`, `python -m pipeline`.
 
-from pipeline.tasks import (
+Importing the package registers the Luigi tasks (what ``--module pipeline`` needs) and, when luigi
+found no configuration of its own, points it at the checkout's ``luigi.cfg``, so
+``[retcode]`` and the logging setup apply from any working directory.
+"""
+
+from pipeline.config import use_project_config
+
+use_project_config()
+
+from pipeline.tasks import (  # noqa: E402  (after the configuration is in place)
     CartDetails,
     CategorySummary,
     CleanCarts,

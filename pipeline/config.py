@@ -1,18 +1,28 @@
-"""Configuration, read through ``luigi.Config`` classes so every option lives in ``luigi.cfg``.
+"""Every setting of the pipeline: its default and its description, declared once, here.
 
-Two settings may also come from the environment because they differ per machine rather than per
-deployment: ``PIPELINE_API_URL`` and ``PIPELINE_DATA_DIR``. The environment wins over the file.
+Each ``luigi.Config`` class is a section of ``luigi.cfg`` (section name = class name), and each
+option can be set there or for one run on the command line (``--api-page-size 100``).
+``luigi.cfg`` itself holds only luigi's own sections and deliberate overrides. Two settings may
+also come from the environment because they differ per machine rather than per deployment:
+``PIPELINE_API_URL`` and ``PIPELINE_DATA_DIR``; the environment wins over the file.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import luigi
+import luigi.configuration
 
-from pipeline.api.client import ClientSettings
+if TYPE_CHECKING:  # importing the HTTP stack is left to the tasks that talk to the API
+    from pipeline.api.client import ClientSettings
+
+#: The checkout: the project's luigi.cfg, config/ and the default data root live here.
+CHECKOUT = Path(__file__).resolve().parents[1]
+PROJECT_CONFIG = CHECKOUT / "luigi.cfg"
 
 #: Fields removed from user records before anything touches disk; ``image`` because its URL
 #: embeds the username (https://dummyjson.com/icon/<username>/128).
@@ -79,6 +89,8 @@ class api(luigi.Config):
         return attempts * (self.connect_timeout + self.read_timeout) + sleeps
 
     def client_settings(self) -> ClientSettings:
+        from pipeline.api.client import ClientSettings
+
         return ClientSettings(
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
@@ -132,11 +144,16 @@ class paths(luigi.Config):
 
     data_dir = luigi.Parameter(
         default="data",
-        description="Data root; the PIPELINE_DATA_DIR environment variable overrides it.",
+        description="Data root; a relative path is from the checkout (like luigi.cfg), whatever "
+        "the working directory. The PIPELINE_DATA_DIR environment variable overrides it; a "
+        "relative path there is from the working directory.",
     )
 
     def root(self) -> Path:
-        return Path(os.environ.get("PIPELINE_DATA_DIR") or str(self.data_dir)).absolute()
+        env = os.environ.get("PIPELINE_DATA_DIR")
+        if env:
+            return Path(env).absolute()
+        return CHECKOUT / str(self.data_dir)  # an absolute data_dir replaces CHECKOUT
 
 
 class quality(luigi.Config):
@@ -146,3 +163,39 @@ class quality(luigi.Config):
         default={},
         description='Per-check tolerance, e.g. {"line_product_exists": 5}; unnamed checks: 0.',
     )
+
+
+class housekeeping(luigi.Config):
+    """How long outputs are kept."""
+
+    retention_hours = luigi.IntParameter(
+        default=168,
+        description="Keep this many hourly partitions (a week): the current hour and the ones "
+        "before it. Older partitions and run logs are deleted after each successful run, except "
+        "the one `latest` points to and any partition a run holds the lock of.",
+    )
+
+
+def use_project_config() -> bool:
+    """Make luigi read the checkout's ``luigi.cfg`` when it finds no configuration of its own.
+
+    luigi reads ``luigi.cfg`` (and ``client.cfg``) from the working directory, ``/etc/luigi/``
+    and ``LUIGI_CONFIG_PATH`` only, so ``luigi --module pipeline Insights`` started anywhere but
+    the checkout would lose ``[retcode]`` (a failed run exiting 0) and the logging setup. luigi
+    imports ``--module`` before it reads ``[retcode]``, sets up logging or makes any task, so
+    calling this from ``pipeline/__init__.py`` is early enough. A relative ``[core]
+    logging_conf_file`` is made absolute against the checkout, since luigi would resolve it
+    against the cwd. Returns whether the project's file was added.
+    """
+    if os.environ.get("LUIGI_CONFIG_PARSER", "cfg") != "cfg":
+        return False  # a toml configuration was asked for; leave luigi to it
+    parser = luigi.configuration.LuigiConfigParser
+    # luigi's own search list (cwd-relative names included), LUIGI_CONFIG_PATH appended to it.
+    if any(os.path.isfile(path) for path in parser._config_paths):
+        return False
+    luigi.configuration.add_config_path(str(PROJECT_CONFIG))
+    config = luigi.configuration.get_config()
+    logging_conf = config.get("core", "logging_conf_file", "")
+    if logging_conf and not os.path.isabs(logging_conf):
+        config.set("core", "logging_conf_file", str(CHECKOUT / logging_conf))
+    return True

@@ -34,14 +34,16 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class ClientSettings:
-    connect_timeout: float = 5.0
-    read_timeout: float = 15.0
-    retries: int = 4
-    backoff_factor: float = 0.5
-    backoff_max: float = 10.0
-    rate_limit_requests: int = 90
-    rate_limit_window: float = 10.0
-    pool_size: int = 4
+    """How the client behaves; no defaults here: they are ``[api]``'s (``config.api``)."""
+
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+    backoff_factor: float
+    backoff_max: float
+    rate_limit_requests: int
+    rate_limit_window: float
+    pool_size: int
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -73,9 +75,9 @@ def _is_retryable(exc: BaseException) -> bool:
 class ApiClient:
     """GETs JSON documents. Thread-safe: pages may be fetched from a thread pool."""
 
-    def __init__(self, base_url: str, settings: ClientSettings | None = None):
+    def __init__(self, base_url: str, settings: ClientSettings):
         self.base_url = base_url.rstrip("/")
-        self.settings = s = settings or ClientSettings()
+        self.settings = s = settings
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, s.pool_size), max_retries=0)
         self.session.mount("http://", adapter)

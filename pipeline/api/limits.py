@@ -30,12 +30,13 @@ class RateLimiter:
 
     def __init__(
         self,
-        requests: int,
-        window: float,
+        requests: int | None,
+        window: float | None,
         clock: Callable[[], float] = time.monotonic,
         *,
         shared: bool = False,
     ):
+        """``requests``/``window`` may be None for a shared limiter that ``configure()`` sets."""
         self._clock = clock
         if shared:  # CLOCK_MONOTONIC is system-wide, so forked processes agree on the time
             ctx = multiprocessing.get_context("fork")
@@ -43,10 +44,13 @@ class RateLimiter:
             self._state: Any = ctx.RawArray("d", 3)  # head, requests, window
             self._lock: Any = ctx.Lock()
         else:
+            if requests is None or window is None:
+                raise ValueError("an unshared rate limiter needs its limit when it is made")
             self._ring = [0.0] * requests
             self._state = [0.0, 0.0, 0.0]
             self._lock = threading.Lock()
-        self.configure(requests, window)
+        if requests is not None and window is not None:
+            self.configure(requests, window)
 
     @property
     def requests(self) -> int:
@@ -80,6 +84,8 @@ class RateLimiter:
         """Take a start if the window allows one (return 0), else return seconds to wait."""
         if self.unlimited:
             return 0.0
+        if not self.requests:
+            raise RuntimeError("rate limiter used before configure() set its limit")
         with self._lock:
             now, head = self._clock(), int(self._state[0])
             wait = self._state[2] - (now - self._ring[head])
@@ -94,8 +100,9 @@ class RateLimiter:
             time.sleep(wait)
 
 
-#: One budget for the whole run, made at import so luigi's forked workers (--workers N) share it.
-_RUN_LIMITER = RateLimiter(90, 10.0, shared=True)
+#: One budget for the whole run, made at import so luigi's forked workers (--workers N) share it;
+#: its limit comes from [api] through shared_limiter().
+_RUN_LIMITER = RateLimiter(None, None, shared=True)
 
 
 def shared_limiter(requests: int, window: float) -> RateLimiter:

@@ -1,8 +1,9 @@
 """Retention: delete hourly partitions (and run logs) that are older than the retention window.
 
-Runs at the end of every successful pipeline run and as ``python -m pipeline.ops.housekeeping`` for
-manual use. It never deletes what a reader or writer may be using: the partition ``latest``
-points to, and any partition whose ``.lock`` is held by a running pipeline.
+Runs at the end of every successful pipeline run and as ``python -m pipeline prune`` for manual
+use; the window is ``[housekeeping] retention_hours`` (``pipeline.config.housekeeping``). It never
+deletes what a reader or writer may be using: the partition ``latest`` points to, and any
+partition whose ``.lock`` is held by a running pipeline.
 """
 
 from __future__ import annotations
@@ -17,26 +18,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import luigi
-
+from pipeline.config import housekeeping, paths
 from pipeline.storage.latest import latest_partition
 from pipeline.storage.layout import LOCK, PARTITION_FORMAT, PARTITION_RE, logs_dir
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETENTION_HOURS = 168
 _DELETING = ".deleting"
 
-
-class housekeeping(luigi.Config):  # lower case: it is the section name in luigi.cfg
-    """How long outputs are kept."""
-
-    retention_hours = luigi.IntParameter(
-        default=DEFAULT_RETENTION_HOURS,
-        description="Keep this many hourly partitions: the current hour and the ones before it. "
-        "Older partitions and run logs are deleted, except the one `latest` points to and any "
-        "partition a run holds the lock of.",
-    )
+__all__ = ["housekeeping", "main", "prune_logs", "prune_partitions"]
 
 
 def _utc_hour(now: datetime) -> datetime:
@@ -150,14 +140,12 @@ def prune_logs(
 
 def main(argv: list[str] | None = None) -> int:
     """Manual pruning, e.g. after lowering the retention (``--dry-run`` first)."""
-    from pipeline.config import paths  # here, so importing this module stays light
-
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.ops.housekeeping", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m pipeline prune", description=__doc__)
     parser.add_argument("--data-dir", type=Path, help="data root (default: as the pipeline's)")
     parser.add_argument(
-        "--retention-hours", type=int, help="default: [housekeeping] retention_hours or 168"
+        "--retention-hours",
+        type=int,
+        help=f"default: [housekeeping] retention_hours ({housekeeping().retention_hours})",
     )
     parser.add_argument("-n", "--dry-run", action="store_true", help="only list what would go")
     args = parser.parse_args(argv)

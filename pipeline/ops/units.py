@@ -1,6 +1,6 @@
 """Render the systemd units that run this checkout hourly, from ``config/systemd/*.in``.
 
-``python -m pipeline.ops.units DEST [--user U] [--data-dir D] [--with-luigid]`` (or
+``python -m pipeline units DEST [--user U] [--data-dir D] [--with-luigid]`` (or
 ``./run_pipeline.sh units DEST ...``) writes etl-pipeline.service, etl-pipeline.timer and
 luigid.service with absolute paths, so the units work whatever the checkout is called.
 """
@@ -121,7 +121,7 @@ def _warnings(settings: UnitSettings) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="./run_pipeline.sh units", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pipeline units", description=__doc__)
     parser.add_argument("dest", type=Path, help="folder to write into, e.g. /etc/systemd/system")
     parser.add_argument("--user", default=pwd.getpwuid(os.geteuid()).pw_name,
                         help="account the services run as (default: you)")  # fmt: skip

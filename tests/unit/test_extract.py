@@ -17,8 +17,9 @@ from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from pipeline.extract import ExtractError, extract_to, snapshot_endpoint
 
 SETTINGS = ClientSettings(
-    read_timeout=2.0, retries=1, backoff_factor=0.01, rate_limit_requests=1000
-)
+    connect_timeout=5.0, read_timeout=2.0, retries=1, backoff_factor=0.01, backoff_max=10.0,
+    rate_limit_requests=1000, rate_limit_window=10.0, pool_size=4,
+)  # fmt: skip
 
 
 def carts(n: int) -> list[dict[str, Any]]:

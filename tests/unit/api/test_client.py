@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -14,7 +15,7 @@ from pipeline.devtools.fakeapi import DummyJSONServer
 
 FAST = ClientSettings(
     connect_timeout=1.0, read_timeout=0.5, retries=2, backoff_factor=0.01, backoff_max=2.0,
-    rate_limit_requests=1000, rate_limit_window=1.0,
+    rate_limit_requests=1000, rate_limit_window=1.0, pool_size=4,
 )  # fmt: skip
 
 
@@ -105,7 +106,7 @@ def test_a_shared_limiter_is_one_budget_across_forked_workers() -> None:
 
 
 def test_clients_share_the_run_rate_limit_budget() -> None:
-    settings = ClientSettings(rate_limit_requests=7, rate_limit_window=3.0)
+    settings = dataclasses.replace(FAST, rate_limit_requests=7, rate_limit_window=3.0)
     with (
         ApiClient("http://127.0.0.1:1", settings) as a,
         ApiClient("http://127.0.0.1:2", settings) as b,
@@ -145,3 +146,11 @@ def test_a_limit_beyond_the_ring_means_no_limit() -> None:
     assert [limiter.try_acquire() for _ in range(5)] == [0.0] * 5
     with pytest.raises(ValueError, match="requests >= 1"):
         limiter.configure(0, 10.0)
+
+
+def test_the_run_limiter_has_no_limit_of_its_own_until_configured() -> None:
+    limiter = RateLimiter(None, None, shared=True)  # as made at import, before [api] is read
+    with pytest.raises(RuntimeError, match="before configure"):
+        limiter.try_acquire()
+    limiter.configure(5, 1.0)
+    assert limiter.try_acquire() == 0.0

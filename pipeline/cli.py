@@ -1,0 +1,382 @@
+"""``python -m pipeline [SUBCOMMAND]``: the one entry point for people, systemd and CI.
+
+``run_pipeline.sh`` only bootstraps ``.venv`` and hands over to this. ``run`` (the default)
+chooses the scheduler, then runs ``Insights`` through luigi's own ``run_with_retcodes`` in this
+process (so the exit code is luigi's ``[retcode]`` mapping) while everything it prints is also
+copied into a per-run log under the data root. Importing this module stays light: luigi's
+runner, the systemd renderer, retention and the dev tools are imported by the subcommand that
+needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from pipeline.config import CHECKOUT, paths
+
+PROG = "python -m pipeline"
+UMASK = 0o027  # data and logs may hold personal fields: never world-readable
+DEMO_DIR = CHECKOUT / "data-demo"
+DEMO_API_TIMEOUT = 30.0  # seconds the demo API may take to say where it listens
+
+ENVIRONMENT = """\
+environment:
+  PIPELINE_API_URL      API root (default: [api] base_url)
+  PIPELINE_DATA_DIR     data root (default: [paths] data_dir, from the checkout); relative
+                        paths here and in DIR/DEST are from the working directory
+  LUIGI_SCHEDULER_URL   central scheduler to use when none is given on the command line
+  LUIGI_CONFIG_PATH     luigi configuration to read instead of the checkout's luigi.cfg
+"""
+
+RUN_HELP = """\
+Run `luigi --module pipeline Insights` for one UTC hour. The central scheduler is used when one
+is configured (--scheduler-url, LUIGI_SCHEDULER_URL, or [core] default_scheduler_url in
+luigi.cfg), else --local-scheduler. Everything printed also goes to
+$PIPELINE_DATA_DIR/logs/run-<UTC time>-<pid>.log; the exit code is luigi's ([retcode]). Any
+other option goes to luigi, e.g. --api-page-size 100, --no-lock (`luigi --module pipeline
+Insights --help-all` lists them).
+"""
+
+
+class CliError(Exception):
+    """An expected failure of the command line itself: one message, exit code 2."""
+
+
+def say(message: str) -> None:
+    print(f"pipeline: {message}", file=sys.stderr, flush=True)
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def _given(args: Sequence[str], *flags: str) -> bool:
+    return any(a == f or a.startswith(f + "=") for a in args for f in flags)
+
+
+def _value(args: Sequence[str], flag: str) -> str | None:
+    """The last value of ``flag`` in luigi's arguments (``--flag V`` or ``--flag=V``), or None."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith(flag + "="):
+            found = arg.split("=", 1)[1]
+    return found
+
+
+def configured_scheduler_url() -> str:
+    """``[core] default_scheduler_url`` (or host and port) from luigi's configuration, or ''."""
+    import luigi.configuration
+
+    config = luigi.configuration.get_config()
+    url = config.get("core", "default_scheduler_url", "")
+    host = config.get("core", "default_scheduler_host", "")
+    if not url and host:
+        url = f"http://{host}:{config.get('core', 'default_scheduler_port', '8082')}"
+    return url
+
+
+def choose_scheduler(
+    luigi_args: Sequence[str], scheduler_url: str | None, env_url: str, config_url: str
+) -> tuple[list[str], str]:
+    """Arguments to add for luigi and how the scheduler was chosen, in that order of precedence:
+    the command line, ``LUIGI_SCHEDULER_URL``, luigi's configuration, else a local scheduler
+    (luigi itself would try a central one on localhost:8082)."""
+    if "--local-scheduler" in luigi_args:
+        return [], "local (--local-scheduler given)"
+    if scheduler_url:
+        return ["--scheduler-url", scheduler_url], "central (from the command line)"
+    if _given(luigi_args, "--scheduler-url", "--scheduler-host"):
+        return [], "central (from the command line)"
+    if env_url:
+        return ["--scheduler-url", env_url], f"central {env_url} (LUIGI_SCHEDULER_URL)"
+    if config_url:
+        return [], f"central {config_url} (luigi config)"
+    return ["--local-scheduler"], "local (no central scheduler configured)"
+
+
+def data_root(luigi_args: Sequence[str]) -> Path:
+    """Where the run writes: as ``config.paths`` resolves it, ``--paths-data-dir`` included."""
+    data_dir = _value(luigi_args, "--paths-data-dir")
+    return (paths() if data_dir is None else paths(data_dir=data_dir)).root()
+
+
+def log_path(root: Path, now: float | None = None, pid: int | None = None) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return root / "logs" / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
+
+
+@contextlib.contextmanager
+def tee_output(log: BinaryIO) -> Iterator[None]:
+    """Copy everything written to stdout and stderr into ``log`` and onto the console's stdout.
+
+    Done on file descriptors 1 and 2, not ``sys.stdout``, so luigi's forked workers
+    (``--workers N``) and anything else writing there are caught too, in the order written
+    (``sys.stdout`` is line-buffered meanwhile, as on a terminal).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    line_buffering = getattr(sys.stdout, "line_buffering", None)
+    if line_buffering is False:
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    console, saved_err = os.dup(1), os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 1)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        to_console = True
+        while chunk := os.read(read_end, 65536):
+            log.write(chunk)
+            log.flush()
+            if to_console:
+                try:
+                    os.write(console, chunk)
+                except OSError:  # the console went away (a closed pipe): keep logging
+                    to_console = False
+
+    thread = threading.Thread(target=pump, name="tee", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(console, 1)  # closes the pipe's last write ends: the pump sees the end
+        os.dup2(saved_err, 2)
+        thread.join(timeout=10)  # a process the run left behind may still hold the pipe
+        for fd in (console, saved_err):
+            os.close(fd)
+        if not thread.is_alive():
+            os.close(read_end)
+        if line_buffering is False:
+            sys.stdout.reconfigure(line_buffering=False)  # type: ignore[union-attr]
+
+
+def exit_code(exc: SystemExit) -> int:
+    """The status ``sys.exit(x)`` gives the shell: None is 0, a message is printed and is 1."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def run_luigi(luigi_args: Sequence[str]) -> int:
+    """luigi's own command line in this process; its exit code from ``[retcode]``."""
+    from luigi.retcodes import run_with_retcodes
+
+    try:
+        run_with_retcodes(list(luigi_args))
+    except SystemExit as exc:
+        return exit_code(exc)
+    return 0  # run_with_retcodes always exits; never reached with luigi 3
+
+
+def run_logged(
+    luigi_args: Sequence[str],
+    log: Path,
+    scheduler: str,
+    runner: Callable[[Sequence[str]], int] = run_luigi,
+) -> int:
+    """Run ``runner(luigi_args)`` with its output on the console and in ``log``; its exit code.
+
+    The log starts with the command, the working directory and the scheduler, and ends with
+    ``# exit code: N``, so a log found later says what ran and how it ended.
+    """
+    say(f"scheduler: {scheduler}")
+    say(f"log file: {log}")
+    with log.open("wb") as fh:
+        header = (
+            f"# {shlex.join(['luigi', *luigi_args])}\n# cwd: {os.getcwd()}\n"
+            f"# scheduler: {scheduler}\n"
+        )
+        fh.write(header.encode())
+        fh.flush()
+        try:
+            with tee_output(fh):
+                rc = runner(luigi_args)
+        except BaseException as exc:  # Ctrl-C: the log still says how the run ended
+            fh.write(f"# interrupted: {type(exc).__name__}\n".encode())
+            raise
+        fh.write(f"# exit code: {rc}\n".encode())
+    if rc != 0:
+        say(f"luigi exited with {rc}; see {log}")
+    return rc
+
+
+def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
+    """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged."""
+    os.umask(UMASK)
+    added, scheduler = choose_scheduler(
+        extra, scheduler_url, os.environ.get("LUIGI_SCHEDULER_URL", ""), configured_scheduler_url()
+    )
+    luigi_args = ["--module", "pipeline", "Insights", *added, *extra]
+    root = data_root(extra)
+    try:
+        log = log_path(root)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.touch()
+    except OSError as exc:
+        raise CliError(f"cannot write run logs under the data root {root}: {exc}") from None
+    return run_logged(luigi_args, log.resolve(), scheduler, run_luigi)
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def demo_api(timeout: float = DEMO_API_TIMEOUT) -> Iterator[str]:
+    """Serve ``pipeline.devtools.demo_api`` on a free 127.0.0.1 port; yield its URL; stop it."""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.devtools.demo_api", "--host", "127.0.0.1"],
+            cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            url = _wait_for_url(proc, out, timeout)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for_url(proc: subprocess.Popen[bytes], out: BinaryIO, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+        if match := re.search(r"^serving (http\S+)", text, re.M):
+            return match[1]
+        if proc.poll() is not None:
+            raise CliError(f"demo API exited early (status {proc.returncode}):\n{text.rstrip()}")
+        if time.monotonic() > deadline:
+            raise CliError(f"demo API did not report its URL within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def demo(directory: Path | None) -> int:
+    """The whole pipeline offline: a generated shop served locally, outputs in ``directory``."""
+    os.umask(UMASK)
+    out = Path(directory) if directory is not None else DEMO_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+    with demo_api() as url:
+        say(f"demo API at {url}; data in {out}")
+        os.environ.update(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(out))
+        # --no-lock: luigi's host-wide lock is keyed on the command line, which every demo shares.
+        rc = run_pipeline(["--local-scheduler", "--no-lock"])
+    if rc != 0:
+        return rc
+    latest = out / "latest"
+    target = os.readlink(latest) if latest.is_symlink() else "?"
+    print(f"\nDemo outputs (latest -> {target}):")
+    for path in [latest, *sorted((latest / "insights").glob("*"))]:
+        print(f"  {path}{'/' if path == latest else ''}")
+    return 0
+
+
+# -- delegated subcommands ----------------------------------------------------------------------
+
+
+def _units(argv: list[str]) -> int:
+    from pipeline.ops import units
+
+    return units.main(argv)
+
+
+def _prune(argv: list[str]) -> int:
+    from pipeline.ops import housekeeping
+
+    return housekeeping.main(argv)
+
+
+def _bench(argv: list[str]) -> int:
+    from pipeline.devtools import bench  # a dev tool: imported only when asked for
+
+    return bench.main(argv)
+
+
+#: Subcommands whose arguments (``--help`` included) belong to the module they delegate to.
+DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "units": (_units, "render this checkout's systemd units into DEST"),
+    "prune": (_prune, "apply the retention now (try --dry-run first)"),
+    "bench": (_bench, "benchmark the pipeline at scale (a dev tool)"),
+}  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        allow_abbrev=False,
+        description="Hourly snapshot of a DummyJSON-style shop API into analytics CSVs.\n"
+        "Without a SUBCOMMAND: run. `SUBCOMMAND --help` explains each one.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run the pipeline for one UTC hour (the default)",
+        allow_abbrev=False,  # luigi's options are passed on: never take one for an abbreviation
+        description=RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ENVIRONMENT,
+    )
+    run.add_argument(
+        "--date-hour", metavar="YYYY-MM-DDTHH", help="UTC hour to snapshot (default: the current)"
+    )
+    run.add_argument(
+        "--workers", type=int, metavar="N", help="tasks run at once (default: [core] workers)"
+    )
+    run.add_argument("--scheduler-url", metavar="URL", help="central scheduler (luigid) to use")
+    demo_parser = sub.add_parser(
+        "demo",
+        help="run the whole pipeline offline against a local demo API",
+        description="Serve a generated shop on 127.0.0.1, run the pipeline against it into "
+        "DIR, stop the server and show where the outputs are.",
+    )
+    demo_parser.add_argument(
+        "dir", nargs="?", type=Path, metavar="DIR", help="data root (default: data-demo in the "
+        "checkout)",
+    )  # fmt: skip
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in and args_in[0] in DELEGATED:
+        return DELEGATED[args_in[0]][0](args_in[1:])
+    if not args_in or (args_in[0].startswith("-") and args_in[0] not in ("-h", "--help")):
+        args_in.insert(0, "run")
+    parser = build_parser()
+    args, extra = parser.parse_known_args(args_in)
+    if args.command != "run" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "demo":
+            return demo(args.dir)
+        own = [("--date-hour", args.date_hour), ("--workers", args.workers)]
+        luigi_args = [s for flag, value in own if value is not None for s in (flag, str(value))]
+        return run_pipeline([*luigi_args, *extra], args.scheduler_url)
+    except CliError as exc:
+        say(f"error: {exc}")
+        return 2

@@ -1,0 +1,345 @@
+"""The entry points as a user runs them: ``./run_pipeline.sh``, ``python -m pipeline``, ``luigi``.
+
+Real runs against the local fake API from a working directory outside the checkout; only the
+bootstrap of ``run_pipeline.sh`` (creating a venv, installing) is checked against a fake .venv,
+since a real one costs a minute and the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.devtools.fakeapi import DummyJSONServer
+from tests.support import LUIGI, PARTITION, REPO
+from tests.support.expected import USER_SUMMARY
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = REPO / "run_pipeline.sh"
+UTC_STAMP = "%Y%m%dT%H%M%SZ"
+#: A line in config/logging.conf's format (luigi's own default looks nothing like it).
+LOG_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} %s +\[[-\w]+\] luigi-interface\S*: "
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "LUIGI_"))}
+    return {**base, **extra}
+
+
+def refused_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, int]:
+    """Run ``cmd`` and also return its pid (run_pipeline.sh execs Python: the same pid)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), proc.pid
+
+
+def the_log(logs: Path, pid: int, started: float, ended: float) -> Path:
+    """The one run log in ``logs``, named for the run's start (UTC) and its process id."""
+    (log,) = logs.iterdir()
+    match = re.fullmatch(rf"run-(\d{{8}}T\d{{6}}Z)-{pid}\.log", log.name)
+    assert match, log.name
+    stamps = {time.strftime(UTC_STAMP, time.gmtime(t)) for t in range(int(started), int(ended) + 1)}
+    assert match[1] in stamps
+    return log
+
+
+@pytest.fixture
+def caller(tmp_path: Path) -> Path:
+    """A working directory outside the checkout, without any luigi configuration."""
+    path = tmp_path / "caller"
+    path.mkdir()
+    return path
+
+
+def test_run_from_elsewhere_writes_outputs_and_the_run_log(
+    api: DummyJSONServer, caller: Path
+) -> None:
+    pids = caller.parent / "pids"
+    started = time.time()
+    result, pid = run(
+        [str(SCRIPT), "--date-hour", PARTITION, "--lock-pid-dir", str(pids)], caller,
+        clean_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR="data"),  # relative: to the caller
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = caller / "data"
+    assert os.readlink(data / "latest") == PARTITION
+    assert (data / "latest" / "insights" / "user_summary.csv").read_text() == USER_SUMMARY
+    assert orjson.loads((data / PARTITION / "manifest.json").read_bytes())["source"] == api.url
+
+    log = the_log(data / "logs", pid, started, time.time())
+    lines = log.read_text().splitlines()
+    assert lines[:3] == [
+        f"# luigi --module pipeline Insights --local-scheduler --date-hour {PARTITION} "
+        f"--lock-pid-dir {pids}",
+        f"# cwd: {caller}",
+        "# scheduler: local (no central scheduler configured)",
+    ]
+    assert lines[-1] == "# exit code: 0"
+    assert "===== Luigi Execution Summary =====" in lines
+    # config/logging.conf applied although luigi.cfg names it relative to the checkout:
+    assert re.search(LOG_LINE % "INFO", log.read_text(), re.M)
+    assert "===== Luigi Execution Summary =====" in result.stdout  # and on the console
+    assert result.stderr.splitlines() == [
+        "pipeline: scheduler: local (no central scheduler configured)",
+        f"pipeline: log file: {log}",
+    ]
+    assert log.stat().st_mode & 0o777 == 0o640
+    assert (data / PARTITION).stat().st_mode & 0o777 == 0o750
+
+
+def test_a_failed_run_exits_30_and_says_where_its_log_is(caller: Path) -> None:
+    started = time.time()
+    result, pid = run(
+        [str(SCRIPT), "--date-hour", PARTITION, "--api-retries", "0",
+         "--lock-pid-dir", str(caller.parent / "pids")], caller,
+        clean_env(PIPELINE_API_URL=refused_url(), PIPELINE_DATA_DIR=str(caller / "data")),
+    )  # fmt: skip
+    assert result.returncode == 30, result.stdout[-3000:] + result.stderr[-3000:]
+    log = the_log(caller / "data" / "logs", pid, started, time.time())
+    text = log.read_text()
+    assert "connection failed" in text
+    assert "This progress looks :( because there were failed tasks" in text
+    assert text.endswith("\n# exit code: 30\n")
+    assert result.stderr.splitlines()[-1] == f"pipeline: luigi exited with 30; see {log}"
+    assert not (caller / "data" / "latest").exists()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        [LUIGI, "--module", "pipeline", "Insights", "--local-scheduler"],
+        [sys.executable, "-m", "pipeline", "run"],
+    ],
+    ids=["luigi", "python-m-pipeline"],
+)
+def test_retcode_applies_from_any_directory(entry: list[str], caller: Path) -> None:
+    """Run outside the checkout, luigi reads the checkout's luigi.cfg, so a failure exits 30."""
+    args = ["--date-hour", PARTITION, "--api-retries", "0", "--lock-pid-dir", str(caller / "p")]
+    env = clean_env(PIPELINE_API_URL=refused_url(), PIPELINE_DATA_DIR=str(caller / "d"))
+    result, _ = run([*entry, *args], caller, env)
+    assert result.returncode == 30, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.search(LOG_LINE % "ERROR", result.stdout + result.stderr, re.M)
+
+
+def test_demo_end_to_end(caller: Path) -> None:
+    result, _ = run([str(SCRIPT), "demo", "out"], caller, clean_env())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = caller / "out"
+    latest = out / "latest"
+    assert latest.is_symlink() and (latest / "manifest.json").is_file()
+    insights = sorted(p.name for p in (latest / "insights").glob("*.csv"))
+    assert insights == ["cart_details.csv", "category_summary.csv", "user_summary.csv"]
+    assert result.stdout.endswith(
+        f"\nDemo outputs (latest -> {os.readlink(latest)}):\n  {latest}/\n"
+        + "".join(f"  {latest}/insights/{name}\n" for name in insights)
+    )
+    url = re.search(r"^pipeline: demo API at (\S+); data in (\S+)$", result.stderr, re.M)
+    assert url and url[2] == str(out)
+    assert "pipeline: scheduler: local (--local-scheduler given)" in result.stderr
+    (log,) = (out / "logs").glob("run-*.log")
+    assert "--local-scheduler --no-lock" in log.read_text().splitlines()[0]
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url[1]}/carts", timeout=5)  # the demo API was stopped
+
+
+def test_help_lists_the_shells_and_the_pipelines_subcommands(caller: Path) -> None:
+    result, _ = run([str(SCRIPT), "help"], caller, clean_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: ./run_pipeline.sh bootstrap | test [--fast]")
+    assert "usage: python -m pipeline [-h] SUBCOMMAND ..." in result.stdout
+    for word in ("run", "demo", "units", "prune", "bench", "PIPELINE_NO_BOOTSTRAP=1"):
+        assert word in result.stdout
+
+
+def test_unknown_subcommand_is_a_usage_error(caller: Path) -> None:
+    result, _ = run([str(SCRIPT), "tets"], caller, clean_env())
+    assert result.returncode == 2
+    assert "invalid choice: 'tets'" in result.stderr
+
+
+# -- bootstrap, against a fake .venv ------------------------------------------------------------
+
+FAKE_PYTHON = f"""#!/usr/bin/env bash
+echo "python $*" >>"$FAKE_LOG"
+case "$1 ${{2:-}}" in
+    "-m pip")
+        echo start >>"$FAKE_LOG"; sleep "${{FAKE_PIP_SLEEP:-0}}"; echo end >>"$FAKE_LOG"
+        exit "${{FAKE_PIP_RC:-0}}" ;;
+    "-m venv") mkdir -p "$3/bin" && cp "$0" "$3/bin/python" && exit 0 ;;
+    "-P -m") echo "cwd=$PWD"; exit "${{FAKE_RC:-0}}" ;;
+esac
+exec {sys.executable} "$@"
+"""
+
+FAKE_TOOL = """#!/usr/bin/env bash
+echo "$(basename "$0") $*" >>"$FAKE_LOG"
+exit "${FAKE_TOOL_RC:-0}"
+"""
+
+DEPS = ("setup.cfg", "pyproject.toml", "requirements.lock")
+
+
+def deps_hash(checkout: Path) -> str:
+    """The stamp the script keeps: sha256 of the dependency files, concatenated in this order."""
+    return hashlib.sha256(b"".join((checkout / name).read_bytes() for name in DEPS)).hexdigest()
+
+
+def write_exe(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+class Checkout:
+    """A copy of run_pipeline.sh and the dependency files with a fake, up-to-date .venv."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "checkout"
+        self.caller = root / "caller"
+        self.log = root / "calls.log"
+        self.root.mkdir()
+        self.caller.mkdir()
+        for name in ("run_pipeline.sh", *DEPS):
+            shutil.copy2(REPO / name, self.root / name)
+        bin_ = self.root / ".venv" / "bin"
+        write_exe(bin_ / "python", FAKE_PYTHON)
+        write_exe(bin_ / "ruff", FAKE_TOOL)
+        write_exe(bin_ / "pytest", FAKE_TOOL)
+        self.stamp.write_text(deps_hash(self.root) + "\n")
+
+    @property
+    def stamp(self) -> Path:
+        return self.root / ".venv" / ".deps-sha256"
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [str(self.root / "run_pipeline.sh"), *args], cwd=self.caller, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=clean_env(FAKE_LOG=str(self.log), **env),
+        )  # fmt: skip
+
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        proc = self.start(*args, **env)
+        out, err = proc.communicate(timeout=60)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def calls(self, prefix: str = "") -> list[str]:
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [line for line in lines if line.startswith(prefix)]
+
+
+@pytest.fixture
+def co(tmp_path: Path) -> Checkout:
+    return Checkout(tmp_path)
+
+
+def test_hands_over_to_python_in_the_callers_directory(co: Checkout) -> None:
+    result = co.run("--date-hour", PARTITION, "--workers", "2", FAKE_RC="30")
+    assert result.returncode == 30
+    assert co.calls() == [f"python -P -m pipeline --date-hour {PARTITION} --workers 2"]
+    assert result.stdout == f"cwd={co.caller}\n"  # not cd'ed: relative paths stay the caller's
+
+
+@pytest.mark.parametrize("changed", DEPS)
+def test_bootstrap_installs_only_when_a_dependency_file_changes(co: Checkout, changed: str) -> None:
+    assert co.run("bootstrap").returncode == 0
+    assert co.calls() == []
+    with (co.root / changed).open("a") as fh:
+        fh.write("\n# changed\n")
+    result = co.run("demo")
+    assert result.returncode == 0, result.stderr
+    assert co.calls() == [
+        "python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .[test]",
+        "start", "end", "python -P -m pipeline demo",
+    ]  # fmt: skip
+    assert co.stamp.read_text() == deps_hash(co.root) + "\n"
+    assert co.run("bootstrap").returncode == 0
+    assert len(co.calls("python -m pip")) == 1  # nothing changed since: no install, no network
+
+
+def test_a_failed_install_is_not_stamped_and_nothing_runs(co: Checkout) -> None:
+    co.stamp.write_text("stale\n")
+    result = co.run("--date-hour", PARTITION, FAKE_PIP_RC="1")
+    assert result.returncode == 1
+    assert co.calls("python") == [
+        "python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .[test]"
+    ]
+    assert co.stamp.read_text() == "stale\n"
+
+
+def test_bootstrap_creates_a_missing_venv(co: Checkout, tmp_path: Path) -> None:
+    shim = tmp_path / "shim"
+    write_exe(shim / "python3.11", FAKE_PYTHON)
+    shutil.rmtree(co.root / ".venv")
+    result = co.run("bootstrap", PATH=f"{shim}:{os.environ['PATH']}")
+    assert result.returncode == 0, result.stderr
+    assert f"run_pipeline: creating {co.root}/.venv with python3.11" in result.stderr
+    assert co.calls("python -m") == [
+        f"python -m venv {co.root}/.venv",
+        "python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .[test]",
+    ]
+    assert co.stamp.read_text() == deps_hash(co.root) + "\n"
+
+
+def test_concurrent_bootstraps_install_once(co: Checkout) -> None:
+    co.stamp.write_text("stale\n")
+    first, second = co.start("bootstrap", FAKE_PIP_SLEEP="1"), co.start("bootstrap")
+    assert first.wait(timeout=60) == 0 and second.wait(timeout=60) == 0
+    assert co.calls("python -m pip") + co.calls("start") + co.calls("end") == [
+        "python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .[test]",
+        "start", "end",
+    ]  # fmt: skip
+
+
+def test_no_bootstrap_mode_refuses_to_install(co: Checkout) -> None:
+    co.stamp.write_text("stale\n")
+    result = co.run(PIPELINE_NO_BOOTSTRAP="1")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"run_pipeline: error: PIPELINE_NO_BOOTSTRAP=1 and {co.root}/.venv is missing or out of "
+        "date with setup.cfg pyproject.toml requirements.lock; run "
+        f"'{co.root}/run_pipeline.sh bootstrap' as the service user\n"
+    )
+    assert co.calls() == []
+
+
+def test_test_runs_ruff_then_pytest_from_the_checkout(co: Checkout) -> None:
+    assert co.run("test", "-k", "units", "-x").returncode == 0
+    assert co.calls() == ["ruff check .", "ruff format --check .", "pytest -k units -x"]
+    co.log.unlink()
+    assert co.run("test", "--fast", "-q").returncode == 0
+    assert co.calls() == ["ruff check .", "ruff format --check .", "pytest -m not slow -q"]
+    co.log.unlink()
+    assert co.run("test", FAKE_TOOL_RC="1").returncode == 1
+    assert co.calls() == ["ruff check ."]
+
+
+def test_shell_scripts_pass_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck not installed (apt-get install shellcheck; .ci/run does)")
+    result = subprocess.run(
+        [shellcheck, str(SCRIPT), str(REPO / ".ci" / "run")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
