@@ -17,7 +17,7 @@ PARTITION_FORMAT = "%Y-%m-%dT%H"
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 LATEST = "latest"
 LOCK = ".lock"  # held by the run writing a partition
-LOGS = "logs"  # run_pipeline.sh's per-run log files, beside the partitions
+LOGS = "logs"  # per-run log files of `python -m pipeline run`, beside the partitions
 CLEANED = ("users", "products", "carts")  # the cleaned tables, in the order they are built
 
 

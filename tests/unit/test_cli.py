@@ -393,11 +393,6 @@ def test_help_imports_no_dev_tool() -> None:
     assert "pipeline.ops.units" not in names  # imported by its subcommand only
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.tasks imports the pandas rules at module level until the `graph` branch "
-    "makes the task modules import pandas lazily; remove this mark when it lands",
-)
 @pytest.mark.parametrize("args", [["-c", "import pipeline.ops.housekeeping"],
                                   ["-m", "pipeline", "--help"]])  # fmt: skip
 def test_housekeeping_and_help_load_neither_pandas_nor_pyarrow(args: list[str]) -> None:
