@@ -39,6 +39,12 @@ def luigi_command(date_hour: str, pid_dir: Path, *args: str, task: str = "Insigh
             "--lock-pid-dir", str(pid_dir), *args]  # fmt: skip
 
 
+def crashpoint_command(date_hour: str, pid_dir: Path, *args: str) -> list[str]:
+    """``luigi_command`` through ``tests.support.crashpoint``, which dies at chosen points."""
+    return [sys.executable, "-m", "tests.support.crashpoint",
+            *luigi_command(date_hour, pid_dir, *args)[1:]]  # fmt: skip
+
+
 def run_luigi(
     api_url: str,
     data_dir: Path,
