@@ -42,6 +42,7 @@ def test_each_failing_check_is_named_counted_and_its_rows_rejected(tmp_path: Pat
     carts[2]["products"][0]["id"] = 999  # no such product
     carts[5]["products"][1]["total"] = 45.97  # the API's line total is not price x quantity
     carts[3]["total"] = 27.94  # the cart's total is not the sum of its lines
+    carts[4]["discountedTotal"] = 878.17  # nor its discounted total (its total agrees)
     data = tmp_path / "data"
     with DummyJSONServer(Dataset.from_records(records)) as server:
         result = run_luigi(server.url, data)
@@ -50,7 +51,7 @@ def test_each_failing_check_is_named_counted_and_its_rows_rejected(tmp_path: Pat
         "QualityError: check cart_user_exists: 1 offending row(s), e.g. cart_id 6; "
         "check line_product_exists: 1 offending row(s), e.g. cart_id 2; "
         "check line_total_matches: 1 offending row(s), e.g. cart_id 5; "
-        "check cart_total_matches: 1 offending row(s), e.g. cart_id 3"
+        "check cart_total_matches: 2 offending row(s), e.g. cart_id 3, 4"
     ) in result.output
 
     part = data / PARTITION
@@ -68,8 +69,20 @@ def test_each_failing_check_is_named_counted_and_its_rows_rejected(tmp_path: Pat
             for r in bad_line] == [("5", "3", "44.97", "45.97")]  # fmt: skip
     bad_cart = rejected(part, "cart_total_matches")
     assert [(r["cart_id"], r["total"], r["line_total"], r["difference"]) for r in bad_cart] == [
-        ("3", "27.94", "22.94", "-5")
+        ("3", "27.94", "22.94", "-5"),
+        ("4", "959.95", "959.95", "0"),
     ]  # a negative number stays a number: only text cells are neutralised
+    discounted = [
+        [
+            float(r[c])
+            for c in ("discounted_total", "discounted_line_total", "discounted_difference")
+        ]
+        for r in bad_cart
+    ]  # unrounded sums, as the check compared them
+    assert discounted == [
+        pytest.approx([20.44, 20.44, 0.0], abs=1e-9),
+        pytest.approx([878.17, 877.17, -1.0], abs=1e-9),
+    ]
     for name in CARTS_AND_LATER:
         assert not (part / name).exists(), name
     assert not (data / "latest").exists()
