@@ -120,3 +120,7 @@ class PartitionTask(luigi.Task):
         with atomic_path(path) as tmp:
             formats.write_csv(frame, tmp, money)
         return len(frame)
+
+    def write_exact(self, frame: pd.DataFrame, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            formats.write_exact(frame, tmp)

@@ -21,7 +21,7 @@ class InsightTask(PartitionTask):
 
     name: ClassVar[str]
     money: ClassVar[tuple[str, ...]] = ()  # columns rounded to cents when written
-    line_columns: ClassVar[tuple[str, ...] | None] = None  # of cleaned_carts.csv; None: all
+    line_columns: ClassVar[tuple[str, ...] | None] = None  # of the cart lines; None: all
     #: (money column, units column) that must add up to the cart lines; None: no total
     totals: ClassVar[tuple[str, str] | None] = None
 
@@ -36,7 +36,8 @@ class InsightTask(PartitionTask):
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
 
     def lines(self) -> pd.DataFrame:
-        return formats.read_csv(Path(self.input()["carts"]["carts"].path), self.line_columns)
+        """The cleaned cart lines with money unrounded: summaries round the sum, not each line."""
+        return formats.read_exact(Path(self.input()["carts"]["exact"].path), self.line_columns)
 
     def users(self) -> pd.DataFrame:
         return formats.read_csv(Path(self.input()["users"]["users"].path))
