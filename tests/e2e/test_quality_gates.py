@@ -7,13 +7,12 @@ from __future__ import annotations
 import copy
 import csv
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
-from tests.support import FIXTURES, PARTITION, run_luigi
+from tests.support import PARTITION, fixture_records, run_luigi
 from tests.support.expected import USER_SUMMARY
 
 pytestmark = pytest.mark.slow
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.slow
 CARTS_AND_LATER = (
     "cleaned/cleaned_carts.csv", "_stats/CleanCarts.json", "insights", "manifest.json",
 )  # fmt: skip
-
-
-def fixture_records() -> dict[str, list[dict[str, Any]]]:
-    return {
-        name: [orjson.loads(line) for line in (FIXTURES / f"{name}.jsonl").open("rb")]
-        for name in ("carts", "products", "users")
-    }
 
 
 def rejected(part: Path, check: str) -> list[dict[str, str]]:

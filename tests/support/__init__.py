@@ -20,6 +20,14 @@ PARTITION = "2026-11-25T17"
 LUIGI = str(Path(sys.executable).with_name("luigi"))
 
 
+def fixture_records() -> dict[str, list[dict[str, Any]]]:
+    """The fixture data set's records by endpoint, fresh copies a test may change."""
+    return {
+        name: [orjson.loads(line) for line in (FIXTURES / f"{name}.jsonl").open("rb")]
+        for name in ("carts", "products", "users")
+    }
+
+
 @dataclass
 class Run:
     returncode: int
