@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.storage.latest import advance_latest
+from pipeline.storage.latest import advance_latest, latest_partition, point_latest_to
 
 
 def test_latest_only_moves_forward(tmp_path: Path) -> None:
@@ -36,3 +36,13 @@ def test_a_reader_sees_the_old_or_the_new_partition_never_neither(
     assert seen == ["2026-11-25T07"]
     assert os.readlink(tmp_path / "latest") == "2026-11-25T08"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".latest.lock", "latest"]
+
+
+def test_latest_is_a_relative_link_to_a_partition_name(tmp_path: Path) -> None:
+    assert latest_partition(tmp_path) is None
+    point_latest_to(tmp_path, "2026-11-25T07")
+    assert os.readlink(tmp_path / "latest") == "2026-11-25T07"
+    assert latest_partition(tmp_path) == "2026-11-25T07"
+    (tmp_path / "latest").unlink()
+    (tmp_path / "latest").symlink_to("elsewhere")
+    assert latest_partition(tmp_path) is None  # not a partition name
