@@ -66,6 +66,10 @@ class Partition:
         """Every product whatever its price: the source of names and categories."""
         return self.dir / "cleaned" / "product_catalogue.csv"
 
+    def exact(self, name: str) -> Path:
+        """A cleaned table with money unrounded, for the tasks that sum it (not an output)."""
+        return self.dir / "_exact" / f"{name}.arrow"
+
     def insight(self, name: str) -> Path:
         return self.dir / "insights" / f"{name}.csv"
 

@@ -149,3 +149,9 @@ class PartitionTask(luigi.Task):
         with atomic_path(path) as tmp:
             formats.write_csv(frame, tmp, money)
         return len(frame)
+
+    def write_exact(self, frame: pd.DataFrame, path: Path) -> None:
+        from pipeline.storage import formats
+
+        with atomic_path(path) as tmp:
+            formats.write_exact(frame, tmp)

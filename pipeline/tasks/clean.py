@@ -87,7 +87,11 @@ class CleanCarts(PartitionTask):
         }
 
     def output(self) -> dict[str, luigi.LocalTarget]:
-        return {"carts": target(self.partition.cleaned("carts")), "stats": self.stats_target()}
+        return {
+            "carts": target(self.partition.cleaned("carts")),
+            "exact": target(self.partition.exact("cart_lines")),  # what the insights sum
+            "stats": self.stats_target(),
+        }
 
     def produce(self) -> dict[str, Any]:
         from pipeline.rules import cleaning, quality
@@ -106,6 +110,7 @@ class CleanCarts(PartitionTask):
         rows = self.write_frame(
             checked.lines, self.partition.cleaned("carts"), cleaning.CART_MONEY_COLUMNS
         )
+        self.write_exact(checked.lines, self.partition.exact("cart_lines"))
         self.report(f"cleaned_carts.csv: {rows} rows", 100)
         return {
             "rows": {"cleaned_carts.csv": rows},

@@ -26,7 +26,7 @@ class InsightTask(PartitionTask):
     name: ClassVar[str]
     reads: ClassVar[tuple[str, ...]] = ()  # of SOURCES: what compute() reads besides the lines
     money: ClassVar[tuple[str, ...]] = ()  # columns rounded to cents when written
-    line_columns: ClassVar[tuple[str, ...] | None] = None  # of cleaned_carts.csv; None: all
+    line_columns: ClassVar[tuple[str, ...] | None] = None  # of the cart lines; None: all
     #: (money column, units column) that must add up to the cart lines; None: no total
     totals: ClassVar[tuple[str, str] | None] = None
 
@@ -44,7 +44,10 @@ class InsightTask(PartitionTask):
         return formats.read_csv(Path(self.input()[source][output].path), columns)
 
     def lines(self) -> pd.DataFrame:
-        return self.read("carts", "carts", self.line_columns)
+        """The cleaned cart lines with money unrounded: summaries round the sum, not each line."""
+        from pipeline.storage import formats
+
+        return formats.read_exact(Path(self.input()["carts"]["exact"].path), self.line_columns)
 
     def users(self) -> pd.DataFrame:
         return self.read("users", "users")

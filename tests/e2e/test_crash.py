@@ -1,21 +1,30 @@
-"""Crash safety: SIGKILL the pipeline at random moments in every stage, then rerun.
+"""Crash safety: SIGKILL the pipeline at chosen points in every stage, then rerun.
+
+The kills are deterministic. The real luigi command runs through ``tests/support/crashpoint.py``,
+which kills it at a named point: mid-stream in each extract; just before each file is renamed
+into place (every extract, clean and insight output, each task's stats, the manifest and
+``latest``) and, in a second partition, just after outputs of every stage; while a run sweeps a
+killed run's temporary files; and while retention renames or deletes an old partition. The
+rename points are listed by an uninterrupted run first, so an output added later is covered
+without editing this test.
 
 After every kill, each file at a target path is complete (it parses, and equals what an
 uninterrupted run writes), and ``latest`` points to a complete partition. After the reruns, the
-outputs equal an uninterrupted run's byte for byte (timing facts aside), and no temporary file
-is left. The moments are drawn from a seeded RNG around stage boundaries observed on disk, so
-every stage is hit whatever the machine's speed.
+outputs equal an uninterrupted run's byte for byte (timing facts aside), finished partitions are
+untouched and no temporary file is left.
+
+Randomly timed kills are not needed: the files on disk change only at these points, so a kill at
+any other moment leaves one of the states tested here (plus, at most, a temporary file).
 """
 
 from __future__ import annotations
 
 import os
-import random
+import shutil
 import signal
 import subprocess
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +32,13 @@ import orjson
 import pyarrow.csv as pa_csv
 import pytest
 
-from pipeline.devtools.datagen import generate
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from tests.support import (
     PARTITION,
     REPO,
     VOLATILE,
     comparable,
-    luigi_command,
+    crashpoint_command,
     pipeline_env,
     run_luigi,
     temporaries,
@@ -38,47 +46,102 @@ from tests.support import (
 
 pytestmark = pytest.mark.slow
 
-SEED = 20261125
-KILLS = 25
-ARGS = (
-    "--api-page-size", "250", "--api-rate-limit-requests", "100000",
-    "--housekeeping-retention-hours", "1000000",  # keep every partition, whatever the clock
-)  # fmt: skip
+#: Pages of 2 records fetched one at a time: every endpoint of the fixture data spans 3 or more
+#: pages, so a kill at the second request always leaves the first page streamed and no more.
+ARGS = ("--api-page-size", "2", "--api-concurrency", "1", "--api-rate-limit-requests", "1000000")
 IGNORE = VOLATILE | {"partition", "task"}  # the same data in differently named partitions
-EXTRACTS = {"Extract-carts", "Extract-products", "Extract-users"}
-CLEANS = {"CleanUsers", "CleanProducts", "CleanCarts"}
-SUMMARIES = {"UserSummary", "CategorySummary", "CartDetails"}
-PHASES = ("scheduling", "extract", "clean", "insights", "publish")
+REFERENCE = "2026-11-24T23"
+FIRST, SECOND = "2026-11-25T00", "2026-11-25T01"
+#: Partitions older than the retention window the runs use: pruned by the next publish.
+STALE = ("1999-12-31T22", "1999-12-31T23")
+DATA_FILES = {
+    "jsons/carts.jsonl", "jsons/products.jsonl", "jsons/users.jsonl",
+    "cleaned/cleaned_users.csv", "cleaned/product_catalogue.csv", "cleaned/cleaned_products.csv",
+    "cleaned/cleaned_carts.csv", "insights/user_summary.csv", "insights/category_summary.csv",
+    "insights/cart_details.csv",
+}  # fmt: skip
+#: Killed just after these moved into place: each extract's, and one of every later stage.
+AFTER = (
+    "jsons/carts.jsonl", "jsons/products.jsonl", "jsons/users.jsonl", "cleaned/cleaned_carts.csv",
+    "insights/user_summary.csv", "manifest.json",
+)  # fmt: skip
+ENDPOINTS = ("carts", "products", "users")
+
+
+def retention_hours() -> str:
+    """A window that keeps every hour of 2026 and drops the STALE hours of 1999."""
+    now = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    return str(int((now - datetime(2000, 1, 1)).total_seconds() // 3600))
 
 
 @pytest.fixture(scope="module")
-def shop() -> Iterator[DummyJSONServer]:
-    """A few thousand carts, 80 pages, a little latency: every stage takes measurable time."""
-    dataset = Dataset.from_records(generate(carts=20_000, users=2_000, products=150, seed=7))
-    with DummyJSONServer(dataset, latency=0.01) as server:
+def shop(fixture_dataset: Dataset) -> Iterator[DummyJSONServer]:
+    """The fixture data without a server-side rate limit: the runs make a few hundred requests."""
+    with DummyJSONServer(fixture_dataset) as server:
         yield server
 
 
-def stats_done(part: Path) -> set[str]:
-    return {p.stem for p in (part / "_stats").glob("*.json")}
+class Runs:
+    """The luigi command through the crash-point wrapper, against one data root."""
+
+    def __init__(self, server: DummyJSONServer, root: Path):
+        self.server, self.root = server, root
+        self.report = root.parent / "reached"
+        self.args = (*ARGS, "--housekeeping-retention-hours", retention_hours())
+
+    def run(
+        self, hour: str, points: Iterable[str] = (), trace: Path | None = None
+    ) -> tuple[int, str | None, str]:
+        """Run ``hour``; return the exit code, the point it was killed at (if any), its output."""
+        self.report.unlink(missing_ok=True)
+        env = pipeline_env(
+            self.server.url, self.root, CRASH_POINTS=",".join(sorted(points)),
+            CRASH_REPORT=str(self.report), CRASH_TRACE=str(trace or ""),
+        )  # fmt: skip
+        proc = subprocess.run(
+            crashpoint_command(hour, self.root.parent / "pids", *self.args),
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            start_new_session=True,  # its own process group: the kill takes nothing else
+        )
+        reached = self.report.read_text() if self.report.exists() else None
+        return proc.returncode, reached, proc.stdout + proc.stderr
+
+    def kill_at_each(self, hour: str, points: set[str], reference: dict[str, Any]) -> list[str]:
+        """Run ``hour`` again and again, each run killed at the first pending point it meets.
+
+        A task cannot complete without passing its own points, so while any is pending the
+        next run reaches one: every point is hit exactly once, whatever order luigi picks.
+        """
+        pending, reached = set(points), []
+        while pending:
+            self.server.reset_log()
+            code, point, output = self.run(hour, pending)
+            assert code == -signal.SIGKILL and point in pending, (
+                f"run of {hour} reached none of {sorted(pending)} (exit {code})\n{output[-3000:]}"
+            )
+            pending.discard(point)
+            reached.append(point)
+            check_invariants(self.root, reference)
+            if point.startswith("request:"):  # died mid-stream: one page read, the next not
+                endpoint = point.split(":")[1]
+                assert [q["skip"] for p, q in self.server.requests if p == f"/{endpoint}"] == [
+                    "0"
+                ], point
+                assert not (self.root / hour / f"jsons/{endpoint}.jsonl").exists(), point
+        return reached
+
+    def finish(self, hour: str) -> None:
+        code, point, output = self.run(hour)
+        assert (code, point) == (0, None), output
 
 
-def published(root: Path, part: Path) -> bool:
-    latest = root / "latest"
-    return (
-        (part / "manifest.json").exists()
-        and latest.is_symlink()
-        and (os.readlink(latest) >= part.name)
-    )
-
-
-def phase(root: Path, part: Path) -> str:
-    """The stage a run of ``part`` is in (or would start with), judged from its outputs."""
-    done = stats_done(part)
-    for name, needed in (("extract", EXTRACTS), ("clean", CLEANS), ("insights", SUMMARIES)):
-        if not needed <= done:
-            return name
-    return "done" if published(root, part) else "publish"
+def plant_stale(root: Path, reference_part: Path, name: str) -> None:
+    """A complete partition from long ago (a copy of the reference): retention prunes it."""
+    shutil.copytree(reference_part, root / name, symlinks=True)
 
 
 def parse(path: Path) -> None:
@@ -94,9 +157,10 @@ def parse(path: Path) -> None:
 
 
 def check_invariants(root: Path, reference: dict[str, Any]) -> None:
+    """Every file at a target path is complete and a clean run's; ``latest`` is complete."""
     for part in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
-        if part.name in ("logs", "pids"):
-            continue
+        if part.name.startswith(".") or part.name in ("logs", "pids"):
+            continue  # a partition being deleted by retention is no target path
         present = {}
         for path in part.rglob("*"):
             if path.is_file() and path.name != ".lock" and path not in temporaries(part):
@@ -114,100 +178,54 @@ def check_invariants(root: Path, reference: dict[str, Any]) -> None:
         assert comparable(target, IGNORE) == reference, f"latest -> incomplete {target.name}"
 
 
-def start(api_url: str, data: Path, hour: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        luigi_command(hour, data.parent / "pids", *ARGS),
-        cwd=REPO,
-        env=pipeline_env(api_url, data),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, killed as a whole
-    )
-
-
-def trigger(target: str, part: Path, server: DummyJSONServer) -> Callable[[], bool]:
-    """When a run has reached ``target``: its first request, or the stats its stage waits for."""
-    if target == "scheduling":
-        return lambda: True
-    if target == "extract":
-        seen = server.request_count
-        return lambda: server.request_count > seen
-    needed = {"clean": EXTRACTS, "insights": CLEANS, "publish": SUMMARIES}[target]
-    return lambda: stats_done(part) >= needed
-
-
-def wait_for(proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float) -> bool:
-    """Poll until ``ready()``; False if the run ended first."""
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        if ready():
-            return True
-        assert time.monotonic() < deadline, "run made no progress"
-        time.sleep(0.003)
-    return False
-
-
-def test_sigkill_at_random_moments_in_every_stage_never_leaves_a_partial_output(
+def test_sigkill_at_chosen_points_in_every_stage_never_leaves_a_partial_output(
     shop: DummyJSONServer, tmp_path: Path
 ) -> None:
-    reference_root = tmp_path / "clean" / "data"
-    reference_root.parent.mkdir()
-    result = run_luigi(shop.url, reference_root, *ARGS, date_hour="2026-11-24T23")
-    assert result.returncode == 0, result.output
-    reference = comparable(reference_root / "2026-11-24T23", IGNORE)
-    seconds = {
-        name: orjson.loads(p.read_bytes())["seconds"]
-        for name, p in ((p.stem, p) for p in (reference_root / "2026-11-24T23/_stats").iterdir())
-    }
-    window = {  # how long after its trigger a phase may still be running
-        "scheduling": 0.8,
-        "extract": sum(seconds[n] for n in EXTRACTS),
-        "clean": sum(seconds[n] for n in CLEANS) + 0.05,
-        "insights": sum(seconds[n] for n in SUMMARIES) + 0.05,
-        "publish": 0.05,
-    }
+    # An uninterrupted run: the reference outputs, and every rename in the order it happens.
+    (tmp_path / "clean").mkdir()
+    reference_runs = Runs(shop, tmp_path / "clean" / "data")
+    trace = tmp_path / "trace"
+    assert reference_runs.run(REFERENCE, trace=trace)[:2] == (0, None)
+    reference_part = reference_runs.root / REFERENCE
+    reference = comparable(reference_part, IGNORE)
+    renames = [line.removeprefix("replace ") for line in trace.read_text().splitlines()]
+    assert renames[-2:] == [f"{REFERENCE}/manifest.json", "latest"]  # manifest first, then latest
+    files = [r.removeprefix(f"{REFERENCE}/") for r in renames[:-1]]
+    assert len(files) == len(set(files)) and set(files) == set(reference)
+    assert set(files) >= DATA_FILES
 
-    rng = random.Random(SEED)
+    (tmp_path / "crash").mkdir()
     root = tmp_path / "crash" / "data"
-    root.parent.mkdir()
-    kills: Counter[str] = Counter()
-    finished: dict[str, Any] = {}
-    hour = 0
-    while sum(kills.values()) < KILLS:
-        name = f"2026-11-25T{hour:02d}"
-        part = root / name
-        for target in PHASES:
-            if phase(root, part) == "done" or (
-                target != "scheduling" and PHASES.index(phase(root, part)) > PHASES.index(target)
-            ):
-                continue
-            reached = trigger(target, part, shop)
-            proc = start(shop.url, root, name)
-            if wait_for(proc, reached, timeout=60):
-                try:
-                    proc.wait(timeout=rng.uniform(0, window[target]))
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-                    kills[phase(root, part)] += 1
-            if proc.returncode != -signal.SIGKILL:
-                assert proc.returncode == 0, f"run of {name} failed: {proc.returncode}"
-            check_invariants(root, reference)
-        # Finish the partition without interruption; keep its files to prove nobody touches them.
-        final = run_luigi(shop.url, root, *ARGS, date_hour=name)
-        assert final.returncode == 0, final.output
-        assert comparable(part, IGNORE) == reference
-        assert not temporaries(part)
-        finished[name] = comparable(part, VOLATILE - {"tasks"})
-        hour += 1
+    runs = Runs(shop, root)
+    root.mkdir()
+    plant_stale(root, reference_part, STALE[0])
 
-    print(f"{sum(kills.values())} kills over {hour} partitions, by stage: {dict(kills)}")
-    assert sum(kills.values()) >= 20
-    # Every stage was hit ("publish": manifest written, `latest` not yet moved, or pruning).
-    assert {"extract", "clean", "insights"} <= set(kills), kills
-    assert os.readlink(root / "latest") == f"2026-11-25T{hour - 1:02d}"
-    for name, files in finished.items():
-        assert comparable(root / name, VOLATILE - {"tasks"}) == files, f"{name} was touched"
+    # 1. Killed just before every rename, mid-stream in every extract, while sweeping, while
+    #    retention deletes the stale partition; then finished by an uninterrupted run.
+    points = {f"before:{FIRST}/{f}" for f in files} | {"before:latest"}
+    points |= {f"request:{e}:2" for e in ENDPOINTS} | {"unlink:tmp", "unlink:rmtree"}
+    reached = runs.kill_at_each(FIRST, points, reference)
+    assert reached[-1] == "unlink:rmtree"  # retention runs last, after `latest` moved
+    assert not (root / STALE[0]).exists()  # renamed away before its deletion began
+    runs.finish(FIRST)
+    assert comparable(root / FIRST, IGNORE) == reference
+    assert not temporaries(root / FIRST)
+    first = comparable(root / FIRST, VOLATILE - {"tasks"})
+
+    # 2. Killed just after outputs of every stage moved into place, and as retention renames a
+    #    stale partition away: right after `latest` moved, and after this run's retention
+    #    removed the half-deleted partition the last kill of step 1 left.
+    plant_stale(root, reference_part, STALE[1])
+    after = {f"after:{SECOND}/{f}" for f in AFTER} | {f"before:.{STALE[1]}.deleting"}
+    reached = runs.kill_at_each(SECOND, after, reference)
+    assert reached[-1] == f"before:.{STALE[1]}.deleting"
+    assert os.readlink(root / "latest") == SECOND
+    assert not list(root.glob(".*.deleting"))
+    assert comparable(root / STALE[1], IGNORE) == reference  # still whole: pruned next time
+    runs.finish(SECOND)
+    assert comparable(root / SECOND, IGNORE) == reference
+
+    assert comparable(root / FIRST, VOLATILE - {"tasks"}) == first, f"{FIRST} was touched"
     assert not temporaries(root)
 
 
@@ -251,6 +269,7 @@ def test_temporary_files_of_killed_runs_are_swept_by_the_next_run(
 ) -> None:
     part = done / PARTITION
     (part / "_stats/CartDetails.json").unlink()
+    (part / "manifest.json").unlink()  # incomplete: a run that only checks it sweeps nothing
     litter = [
         part / "insights/.cart_details.csv.4242.tmp",
         part / "jsons/.carts.jsonl.4243.tmp",

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
-from tests.support import FIXTURES, PARTITION, partition_files, run_luigi
+from tests.support import PARTITION, fixture_records, partition_files, run_luigi
 from tests.support.expected import CART_DETAILS, CATEGORY_SUMMARY, CLEANED_PRODUCTS, USER_SUMMARY
 
 pytestmark = pytest.mark.slow
@@ -24,6 +24,7 @@ EXPECTED_TREE = (
         f"{PARTITION}/{name}"
         for name in (
             ".lock",
+            "_exact/cart_lines.arrow",
             "_stats/CartDetails.json",
             "_stats/CategorySummary.json",
             "_stats/CleanCarts.json",
@@ -197,18 +198,55 @@ def test_a_successful_run_prunes_partitions_past_retention(
 
 
 def test_an_endpoint_with_no_records_gives_empty_but_complete_outputs(tmp_path: Path) -> None:
-    fixtures = FIXTURES
-    records = {
-        name: [orjson.loads(line) for line in (fixtures / f"{name}.jsonl").open("rb")]
-        for name in ("products", "users")
-    }
+    records = fixture_records()
     with DummyJSONServer(Dataset.from_records({**records, "carts": []})) as server:
         result = run_luigi(server.url, tmp_path / "data")
     assert result.returncode == 0, result.output
     latest = tmp_path / "data" / "latest"
     assert (latest / "jsons/carts.jsonl").read_bytes() == b""
     assert (latest / "insights/user_summary.csv").read_text() == USER_SUMMARY.splitlines()[0] + "\n"
-    assert (latest / "insights/category_summary.csv").read_text().count("\n") == 1
+    assert (latest / "insights/category_summary.csv").read_text() == (
+        '"category","total_sales","total_items_sold","total_sales_discounted"\n'
+    )
     manifest = orjson.loads((latest / "manifest.json").read_bytes())
     assert manifest["api_totals"]["carts"] == 0
     assert manifest["reconciliation"]["line_total"] == 0.0
+
+
+def test_sub_cent_prices_are_summed_exactly_and_rounded_once(tmp_path: Path) -> None:
+    """Olivia (user 6) buys three stickers at $0.3333 (discounted to $0.33 each, as the API
+    rounds): she spent $0.9999, written 1.00. Rounding each line first would give 3 x 0.33 =
+    0.99: cleaned_carts.csv shows the lines rounded, the summaries the rounded sum."""
+    records = fixture_records()
+    sticker = {**records["products"][0], "id": 200, "title": "Sticker", "category": "stationery",
+               "brand": "Stick", "price": 0.3333}  # fmt: skip
+    line = {"id": 200, "title": "Sticker", "price": 0.3333, "quantity": 1, "total": 0.3333,
+            "discountPercentage": 1.0, "discountedTotal": 0.33, "thumbnail": "s.webp"}  # fmt: skip
+    cart = {"id": 7, "products": [line, line, line], "total": 1.0, "discountedTotal": 0.99,
+            "userId": 6, "totalProducts": 3, "totalQuantity": 3}  # fmt: skip
+    records["products"].append(sticker)
+    records["carts"].append(cart)
+    data = tmp_path / "data"
+    with DummyJSONServer(Dataset.from_records(records)) as server:
+        result = run_luigi(server.url, data)
+    assert result.returncode == 0, result.output
+    latest = data / "latest"
+
+    def rows(name: str, first: str) -> list[str]:
+        return [r for r in (latest / name).read_text().splitlines() if r.startswith(first)]
+
+    assert rows("cleaned/cleaned_carts.csv", "7,") == ["7,6,200,1,0.33,0.33,0.33"] * 3
+    assert rows("insights/user_summary.csv", "6,") == ['6,"Olivia",22,"Fort Worth",1,3,1.00,0.99']
+    assert (latest / "insights/category_summary.csv").read_text() == (
+        CATEGORY_SUMMARY.replace('"tops"', '"stationery",1.00,3,0.99\n"tops"')
+    )
+    assert (
+        rows("insights/cart_details.csv", "7,")
+        == ['7,6,"Olivia",22,"Fort Worth",200,"Sticker","stationery",1,0.33,0.33,0.33'] * 3
+    )
+    reconciliation = orjson.loads((latest / "manifest.json").read_bytes())["reconciliation"]
+    assert reconciliation == {
+        "carts": 7, "api_cart_total": 2164.64, "line_total": 2164.64,
+        "user_total_spent": 2164.64, "category_total_sales": 2164.64,
+        "difference_lines_vs_api": -0.0001,
+    }  # fmt: skip

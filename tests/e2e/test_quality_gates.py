@@ -7,13 +7,12 @@ from __future__ import annotations
 import copy
 import csv
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
-from tests.support import FIXTURES, PARTITION, run_luigi
+from tests.support import PARTITION, fixture_records, run_luigi
 from tests.support.expected import USER_SUMMARY
 
 pytestmark = pytest.mark.slow
@@ -21,13 +20,6 @@ pytestmark = pytest.mark.slow
 CARTS_AND_LATER = (
     "cleaned/cleaned_carts.csv", "_stats/CleanCarts.json", "insights", "manifest.json",
 )  # fmt: skip
-
-
-def fixture_records() -> dict[str, list[dict[str, Any]]]:
-    return {
-        name: [orjson.loads(line) for line in (FIXTURES / f"{name}.jsonl").open("rb")]
-        for name in ("carts", "products", "users")
-    }
 
 
 def rejected(part: Path, check: str) -> list[dict[str, str]]:
@@ -42,6 +34,7 @@ def test_each_failing_check_is_named_counted_and_its_rows_rejected(tmp_path: Pat
     carts[2]["products"][0]["id"] = 999  # no such product
     carts[5]["products"][1]["total"] = 45.97  # the API's line total is not price x quantity
     carts[3]["total"] = 27.94  # the cart's total is not the sum of its lines
+    carts[4]["discountedTotal"] = 878.17  # nor its discounted total (its total agrees)
     data = tmp_path / "data"
     with DummyJSONServer(Dataset.from_records(records)) as server:
         result = run_luigi(server.url, data)
@@ -50,7 +43,7 @@ def test_each_failing_check_is_named_counted_and_its_rows_rejected(tmp_path: Pat
         "QualityError: check cart_user_exists: 1 offending row(s), e.g. cart_id 6; "
         "check line_product_exists: 1 offending row(s), e.g. cart_id 2; "
         "check line_total_matches: 1 offending row(s), e.g. cart_id 5; "
-        "check cart_total_matches: 1 offending row(s), e.g. cart_id 3"
+        "check cart_total_matches: 2 offending row(s), e.g. cart_id 3, 4"
     ) in result.output
 
     part = data / PARTITION
@@ -68,8 +61,20 @@ def test_each_failing_check_is_named_counted_and_its_rows_rejected(tmp_path: Pat
             for r in bad_line] == [("5", "3", "44.97", "45.97")]  # fmt: skip
     bad_cart = rejected(part, "cart_total_matches")
     assert [(r["cart_id"], r["total"], r["line_total"], r["difference"]) for r in bad_cart] == [
-        ("3", "27.94", "22.94", "-5")
+        ("3", "27.94", "22.94", "-5"),
+        ("4", "959.95", "959.95", "0"),
     ]  # a negative number stays a number: only text cells are neutralised
+    discounted = [
+        [
+            float(r[c])
+            for c in ("discounted_total", "discounted_line_total", "discounted_difference")
+        ]
+        for r in bad_cart
+    ]  # unrounded sums, as the check compared them
+    assert discounted == [
+        pytest.approx([20.44, 20.44, 0.0], abs=1e-9),
+        pytest.approx([878.17, 877.17, -1.0], abs=1e-9),
+    ]
     for name in CARTS_AND_LATER:
         assert not (part / name).exists(), name
     assert not (data / "latest").exists()

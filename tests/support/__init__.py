@@ -20,6 +20,14 @@ PARTITION = "2026-11-25T17"
 LUIGI = str(Path(sys.executable).with_name("luigi"))
 
 
+def fixture_records() -> dict[str, list[dict[str, Any]]]:
+    """The fixture data set's records by endpoint, fresh copies a test may change."""
+    return {
+        name: [orjson.loads(line) for line in (FIXTURES / f"{name}.jsonl").open("rb")]
+        for name in ("carts", "products", "users")
+    }
+
+
 @dataclass
 class Run:
     returncode: int
@@ -37,6 +45,12 @@ def luigi_command(date_hour: str, pid_dir: Path, *args: str, task: str = "Insigh
     """The command line a user types, with luigi's pid lock kept in ``pid_dir``."""
     return [LUIGI, "--module", "pipeline", task, "--local-scheduler", "--date-hour", date_hour,
             "--lock-pid-dir", str(pid_dir), *args]  # fmt: skip
+
+
+def crashpoint_command(date_hour: str, pid_dir: Path, *args: str) -> list[str]:
+    """``luigi_command`` through ``tests.support.crashpoint``, which dies at chosen points."""
+    return [sys.executable, "-m", "tests.support.crashpoint",
+            *luigi_command(date_hour, pid_dir, *args)[1:]]  # fmt: skip
 
 
 def run_luigi(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pandas.testing as pdt
 import pytest
 
 from pipeline.rules import insights
 from pipeline.rules.insights import ReconciliationError
+from pipeline.storage import formats
 
 
 def lines() -> pd.DataFrame:
@@ -88,7 +91,10 @@ def test_category_summary_labels_a_product_missing_from_the_catalogue() -> None:
 
 def test_cart_details_names_cheap_products_and_keeps_line_order() -> None:
     got = insights.cart_details(lines(), users(), catalogue())
-    assert list(got.columns) == insights.CART_DETAIL_COLUMNS
+    assert list(got.columns) == [
+        "cart_id", "user_id", "first_name", "age", "city", "product_id", "name", "category",
+        "quantity", "price", "line_total", "discounted_line_total",
+    ]  # fmt: skip
     expected = pd.DataFrame(
         {
             "cart_id": [1, 1, 2, 3, 3],
@@ -151,14 +157,76 @@ def test_check_agrees_allows_exactly_the_tolerance() -> None:
 
 
 def test_check_against_lines_returns_totals_or_names_the_lost_money() -> None:
-    summary = insights.user_summary(lines(), users())
-    total = float(lines()["line_total"].sum())
-    assert insights.check_against_lines(summary, "user_summary", "total_spent", "total_items",
-                                        total, 9) == {"money_total": pytest.approx(total),
-                                                      "units_total": 9}  # fmt: skip
+    summary = pd.DataFrame({"total_spent": [811.93, 100.0], "total_items": [7, 2]})
+    check = insights.check_against_lines
+    assert check(summary, "user_summary", "total_spent", "total_items", 911.93, 9) == {
+        "money_total": pytest.approx(911.93, abs=1e-9),
+        "units_total": 9,
+    }
     with pytest.raises(ReconciliationError, match=r"user_summary\.total_items vs sum of cart"):
-        insights.check_against_lines(
-            summary, "user_summary", "total_spent", "total_items", total, 10
-        )
+        check(summary, "user_summary", "total_spent", "total_items", 911.93, 10)
     with pytest.raises(ReconciliationError, match=r"user_summary\.total_spent vs sum of cart"):
-        insights.check_against_lines(summary, "user_summary", "total_spent", "total_items", 1.0, 9)
+        check(summary, "user_summary", "total_spent", "total_items", 911.91, 9)
+
+
+# -- sub-cent money: summed unrounded, rounded once when written ---------------------------------
+def sub_cent_lines() -> pd.DataFrame:
+    """User 3 bought three apples at $0.3333 (carts 7 and 8), discounted to half a cent each.
+
+    The exact sums are $0.9999 and $0.015, written as 1.00 and 0.02. Rounding each line first
+    would give 0.33 x 3 = 0.99, and 0.00 x 3 (half to even) or 0.01 x 3 = 0.03 (half up).
+    """
+    return pd.DataFrame(
+        {
+            "cart_id": [7, 7, 8],
+            "user_id": [3, 3, 3],
+            "product_id": [16, 16, 16],
+            "quantity": [1, 1, 1],
+            "price": [0.3333, 0.3333, 0.3333],
+            "line_total": [0.3333, 0.3333, 0.3333],
+            "discounted_line_total": [0.005, 0.005, 0.005],
+        }
+    )
+
+
+def test_user_summary_sums_sub_cent_lines_unrounded() -> None:
+    expected = pd.DataFrame(
+        {
+            "user_id": [3], "first_name": ["Sophia"], "age": [42], "city": ["Washington"],
+            "carts": [2], "total_items": [3], "total_spent": [0.9999],
+            "total_spent_discounted": [0.015],
+        }
+    )  # fmt: skip
+    got = insights.user_summary(sub_cent_lines(), users())
+    pdt.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-12)
+
+
+def test_category_summary_sums_sub_cent_lines_unrounded() -> None:
+    expected = pd.DataFrame(
+        {
+            "category": ["groceries"],
+            "total_sales": [0.9999],
+            "total_items_sold": [3],
+            "total_sales_discounted": [0.015],
+        }
+    )
+    got = insights.category_summary(sub_cent_lines(), catalogue())
+    pdt.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-12)
+
+
+def test_a_written_summary_rounds_the_sum_not_each_line(tmp_path: Path) -> None:
+    path = tmp_path / "user_summary.csv"
+    summary = insights.user_summary(sub_cent_lines(), users())
+    formats.write_csv(summary, path, ("total_spent", "total_spent_discounted"))
+    assert path.read_text().splitlines()[1] == '3,"Sophia",42,"Washington",2,3,1.00,0.02'
+    categories = insights.category_summary(sub_cent_lines(), catalogue())
+    formats.write_csv(categories, path, ("total_sales", "total_sales_discounted"))
+    assert path.read_text().splitlines()[1] == '"groceries",1.00,3,0.02'
+
+
+def test_sub_cent_summaries_reconcile_with_the_exact_line_total() -> None:
+    summary = insights.user_summary(sub_cent_lines(), users())
+    got = insights.check_against_lines(
+        summary, "user_summary", "total_spent", "total_items", 0.9999, 3
+    )
+    assert got == {"money_total": pytest.approx(0.9999, abs=1e-12), "units_total": 3}

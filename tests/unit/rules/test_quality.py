@@ -114,3 +114,43 @@ def test_check_carts_cleans_checks_and_sums_in_one_pass() -> None:
         "carts": 1, "units": 4, "api_cart_total": 7.96, "api_cart_discounted_total": 7.0,
         "line_total": 7.96, "discounted_line_total": 7.0,
     }  # fmt: skip
+
+
+def test_a_cart_whose_discounted_total_alone_disagrees_is_flagged() -> None:
+    c = carts()
+    c.loc[0, "discounted_total"] = 7.02  # its lines' discounted totals sum to 7.00; total agrees
+    found = quality.cart_findings(
+        c, lines(), lines()["line_total"], c["user_id"], pd.Series([16, 500])
+    )
+    bad = {f.check: f for f in found}["cart_total_matches"]
+    assert bad.example_ids() == [1]
+    row = bad.rows.iloc[0]
+    assert (row["total"], row["line_total"], row["difference"]) == (7.96, 7.96, 0.0)
+    assert (row["discounted_total"], row["discounted_line_total"]) == (7.02, 7.0)
+    assert row["discounted_difference"] == pytest.approx(-0.02, abs=1e-9)
+    c.loc[0, "discounted_total"] = 7.01  # one cent: the API's rounding
+    found = quality.cart_findings(
+        c, lines(), lines()["line_total"], c["user_id"], pd.Series([16, 500])
+    )
+    assert {f.check: f.count for f in found}["cart_total_matches"] == 0
+
+
+def test_check_carts_keeps_sub_cent_line_money_unrounded() -> None:
+    """Three lines at $0.3333, discounted to half a cent: the lines and their sums stay exact
+    (0.9999 and 0.015), within a cent of the API's rounded cart totals (1.00 and 0.02)."""
+    raw_carts = pd.DataFrame({"id": [7], "userId": [3], "total": [1.0], "discountedTotal": [0.02]})
+    raw_lines = pd.DataFrame(
+        {"cart_id": [7, 7, 7], "user_id": [3, 3, 3], "line_no": [1, 2, 3], "id": [16, 17, 16],
+         "price": [0.3333] * 3, "quantity": [1, 1, 1], "total": [0.3333] * 3,
+         "discountedTotal": [0.005] * 3}
+    )  # fmt: skip
+    checked = quality.check_carts(raw_carts, raw_lines, pd.Series([3]), pd.Series([16, 17]))
+    assert checked.lines["price"].tolist() == [0.3333] * 3
+    assert checked.lines["line_total"].tolist() == [0.3333] * 3
+    assert checked.lines["discounted_line_total"].tolist() == [0.005] * 3
+    assert not [f.check for f in checked.findings if f.count]
+    assert checked.figures() == {
+        "carts": 1, "units": 3, "api_cart_total": 1.0, "api_cart_discounted_total": 0.02,
+        "line_total": pytest.approx(0.9999, abs=1e-12),
+        "discounted_line_total": pytest.approx(0.015, abs=1e-12),
+    }  # fmt: skip

@@ -1,16 +1,15 @@
-"""Atomic writes, the partition lock and moving ``latest``."""
+"""Atomic targets: the whole file at its path or nothing, durable before it is renamed."""
 
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.storage.atomic import atomic_path, remove_stale_temporaries
-from pipeline.storage.latest import advance_latest
-from pipeline.storage.locks import PartitionBusy, hold_partition_lock
 
 
 def test_atomic_path_replaces_the_target_only_on_success(tmp_path: Path) -> None:
@@ -29,6 +28,61 @@ def test_atomic_path_replaces_the_target_only_on_success(tmp_path: Path) -> None
     assert sorted(p.name for p in target.parent.iterdir()) == ["out.csv"]
 
 
+@pytest.fixture
+def disk_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Every fsync (path of the descriptor, file bytes at that moment) and rename, in order."""
+    calls: list[tuple[Any, ...]] = []
+
+    def syncing(real: Callable[[int], None]) -> Callable[[int], None]:
+        def sync(fd: int) -> None:
+            path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            calls.append(("fsync", path, path.read_bytes() if path.is_file() else None))
+            real(fd)
+
+        return sync
+
+    def renaming(real: Callable[..., None]) -> Callable[..., None]:
+        def rename(src: Any, dst: Any, **kwargs: Any) -> None:
+            calls.append(("rename", Path(src).resolve(), Path(dst).resolve()))
+            real(src, dst, **kwargs)
+
+        return rename
+
+    for name in ("fsync", "fdatasync"):
+        monkeypatch.setattr(os, name, syncing(getattr(os, name)))
+    for name in ("replace", "rename"):
+        monkeypatch.setattr(os, name, renaming(getattr(os, name)))
+    return calls
+
+
+def test_the_complete_temporary_file_is_fsynced_before_the_rename_and_the_directory_after(
+    tmp_path: Path, disk_calls: list[tuple[Any, ...]]
+) -> None:
+    """Without the first fsync a power cut after the rename can leave an empty file at the
+    target path; without the last the rename itself can be lost."""
+    folder = tmp_path.resolve()
+    target = folder / "out.csv"
+    with atomic_path(target) as tmp:
+        Path(tmp).write_bytes(b'"a"\n1\n')
+    temporary = Path(tmp).resolve()
+    assert temporary.parent == folder and temporary != target
+    assert disk_calls == [
+        ("fsync", temporary, b'"a"\n1\n'),
+        ("rename", temporary, target),
+        ("fsync", folder, None),
+    ]
+
+
+def test_a_failed_block_renames_and_syncs_nothing(
+    tmp_path: Path, disk_calls: list[tuple[Any, ...]]
+) -> None:
+    with pytest.raises(ValueError), atomic_path(tmp_path / "out.csv") as tmp:
+        Path(tmp).write_bytes(b"half")
+        raise ValueError("bad input")
+    assert disk_calls == []
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_stale_temporaries_are_swept(tmp_path: Path) -> None:
     (tmp_path / "jsons").mkdir()
     stale = tmp_path / "jsons" / ".carts.jsonl.123.tmp"
@@ -37,37 +91,3 @@ def test_stale_temporaries_are_swept(tmp_path: Path) -> None:
     keep.write_text("whole")
     assert remove_stale_temporaries(tmp_path) == [stale]
     assert list((tmp_path / "jsons").iterdir()) == [keep]
-
-
-def test_a_second_process_cannot_take_the_partition_lock(tmp_path: Path) -> None:
-    lock = tmp_path / "2026-11-25T07" / ".lock"
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the other run
-        os.close(read)
-        hold_partition_lock(lock)
-        os.write(write, b"x")
-        time.sleep(30)  # killed by the parent long before
-        os._exit(0)
-    try:
-        os.close(write)
-        assert os.read(read, 1) == b"x"  # the child holds the lock now
-        with pytest.raises(PartitionBusy) as err:
-            hold_partition_lock(lock)
-        assert str(err.value) == (
-            f"partition 2026-11-25T07 is being written by another run (pid {pid}); "
-            "this run leaves it alone"
-        )
-    finally:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
-    assert hold_partition_lock(lock) is True  # released when its holder died
-    assert hold_partition_lock(lock) is False  # already ours
-
-
-def test_latest_only_moves_forward(tmp_path: Path) -> None:
-    assert advance_latest(tmp_path, "2026-11-25T07") is True
-    assert advance_latest(tmp_path, "2026-11-25T05") is False
-    assert os.readlink(tmp_path / "latest") == "2026-11-25T07"
-    assert advance_latest(tmp_path, "2026-11-25T08") is True
-    assert os.readlink(tmp_path / "latest") == "2026-11-25T08"

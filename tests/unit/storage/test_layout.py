@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
-from pipeline.storage.latest import latest_partition, point_latest_to
 from pipeline.storage.layout import STATS, Partition
 
 
@@ -16,6 +14,7 @@ def test_partition_layout(tmp_path: Path) -> None:
     assert p.raw("carts") == tmp_path / "2026-11-25T07/jsons/carts.jsonl"
     assert p.cleaned("users") == tmp_path / "2026-11-25T07/cleaned/cleaned_users.csv"
     assert p.catalogue == tmp_path / "2026-11-25T07/cleaned/product_catalogue.csv"
+    assert p.exact("cart_lines") == tmp_path / "2026-11-25T07/_exact/cart_lines.arrow"
     assert p.insight("user_summary") == tmp_path / "2026-11-25T07/insights/user_summary.csv"
     assert (
         p.rejected("cart_user_exists") == tmp_path / "2026-11-25T07/rejected/cart_user_exists.csv"
@@ -38,13 +37,3 @@ def test_every_task_has_a_stats_file_named_as_partitions_always_had() -> None:
         "category_summary": "CategorySummary",
         "cart_details": "CartDetails",
     }
-
-
-def test_latest_is_a_relative_link_to_a_partition_name(tmp_path: Path) -> None:
-    assert latest_partition(tmp_path) is None
-    point_latest_to(tmp_path, "2026-11-25T07")
-    assert os.readlink(tmp_path / "latest") == "2026-11-25T07"
-    assert latest_partition(tmp_path) == "2026-11-25T07"
-    (tmp_path / "latest").unlink()
-    (tmp_path / "latest").symlink_to("elsewhere")
-    assert latest_partition(tmp_path) is None  # not a partition name
