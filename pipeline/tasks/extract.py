@@ -16,7 +16,7 @@ from pipeline.tasks.base import PartitionTask
 
 
 class ExtractEndpoint(PartitionTask):
-    """Raw records of one endpoint as JSON Lines, secrets removed."""
+    """Raw records of one endpoint as JSON Lines, only the fields the schema declares."""
 
     endpoint = luigi.ChoiceParameter(
         choices=ENDPOINTS, description="Which API collection to snapshot."
@@ -43,7 +43,6 @@ class ExtractEndpoint(PartitionTask):
                 page_size=cfg.page_size,
                 concurrency=cfg.concurrency,
                 max_pages=cfg.max_pages,
-                drop_fields=ext.secrets() if self.endpoint == "users" else frozenset(),
                 rereads=ext.rereads,
                 progress=progress,
             )
