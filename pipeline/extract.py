@@ -78,11 +78,11 @@ def extract_to(
     endpoint = paginator.endpoint
     stats = ExtractStats(endpoint=endpoint)
     keep = Projection(schema.RAW[endpoint].record)
-    dumps = orjson.dumps
+    project, dumps = keep.project, orjson.dumps
     seen: set[int] = set()
     try:
         for page in paginator.pages():
-            lines = [dumps(keep(r)) for r in _checked(page, endpoint, seen)]
+            lines = [dumps(project(r)) for r in _checked(page, endpoint, seen)]
             if lines:
                 chunk = b"\n".join(lines) + b"\n"
                 out.write(chunk)
