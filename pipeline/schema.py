@@ -66,9 +66,6 @@ class Record:
     fields: tuple[Field, ...]
     ignored: tuple[str, ...] = ()  # sent by the API today, deliberately not kept
 
-    def field(self, name: str) -> Field:
-        return next(f for f in self.fields if f.name == name)
-
 
 @dataclass(frozen=True)
 class Endpoint:
