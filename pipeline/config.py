@@ -24,12 +24,6 @@ if TYPE_CHECKING:  # importing the HTTP stack is left to the tasks that talk to 
 CHECKOUT = Path(__file__).resolve().parents[1]
 PROJECT_CONFIG = CHECKOUT / "luigi.cfg"
 
-#: Fields removed from user records before anything touches disk; ``image`` because its URL
-#: embeds the username (https://dummyjson.com/icon/<username>/128).
-DEFAULT_SECRET_FIELDS = (
-    "password,ssn,ein,bank,crypto,ip,macAddress,userAgent,email,phone,username,birthDate,image"
-)
-
 
 class ConfigError(ValueError):
     """A setting is unusable; raised before any request is made or file written."""
@@ -112,12 +106,7 @@ class api(luigi.Config):
 
 
 class extract(luigi.Config):
-    """What extraction keeps."""
-
-    secret_fields = luigi.Parameter(
-        default=DEFAULT_SECRET_FIELDS,
-        description="Comma-separated top-level user fields dropped before records are written.",
-    )
+    """How extraction copes with an inconsistent read. (What it keeps is ``pipeline.schema``.)"""
 
     rereads = luigi.IntParameter(
         default=1,
@@ -125,9 +114,6 @@ class extract(luigi.Config):
         "(total changed, record on two pages, short or empty page), a malformed envelope or a "
         "record breaking the contract, before the extract fails. 0: fail at once.",
     )
-
-    def secrets(self) -> frozenset[str]:
-        return frozenset(f.strip() for f in str(self.secret_fields).split(",") if f.strip())
 
 
 class clean(luigi.Config):

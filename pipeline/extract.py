@@ -3,6 +3,8 @@
 The pages come from ``pipeline.api.paging``; here each record is checked against the contract,
 ids must be unique and the count must equal ``total``. A snapshot that mixes two states of the
 shop is worse than none, so an anomaly re-reads the endpoint from its first page, then fails.
+Only the fields ``pipeline.schema`` declares are written (``rules.allowlist``): personal data is
+kept by allowlist, and a field the API adds later is dropped and logged once.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from typing import IO, Any
 
 import orjson
 
+from pipeline import schema
 from pipeline.api.client import ApiClient
 from pipeline.api.errors import ApiError, PagingError
 from pipeline.api.limits import BREAKER, CircuitBreaker
 from pipeline.api.paging import Page, Paginator
+from pipeline.rules.allowlist import Projection
 from pipeline.rules.contract import ContractError, validate_record
 from pipeline.storage.atomic import atomic_path
 
@@ -37,17 +41,11 @@ class ExtractStats:
     pages: int = 0
     page_length: int = 0
     bytes: int = 0
+    #: Every field dropped because the schema does not declare it, as dotted paths.
     dropped_fields: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[int, int, int, int], None]  # records done, total, page, pages
-
-
-def strip_fields(record: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
-    """Drop secret/personal top-level fields so they never reach disk."""
-    if fields.isdisjoint(record):
-        return record
-    return {k: v for k, v in record.items() if k not in fields}
 
 
 def _checked(page: Page, endpoint: str, seen: set[int]) -> Iterator[dict[str, Any]]:
@@ -69,22 +67,22 @@ def _checked(page: Page, endpoint: str, seen: set[int]) -> Iterator[dict[str, An
 def extract_to(
     paginator: Paginator,
     out: IO[bytes],
-    drop_fields: frozenset[str] = frozenset(),
     progress: Progress | None = None,
 ) -> ExtractStats:
     """Stream every record of the paginator's endpoint to ``out`` as JSON Lines.
 
-    Each record is checked against the contract; ids must be unique and the count must equal
-    ``total``. The caller writes ``out`` to a temporary path and renames it only on success.
+    Each record is checked against the contract and cut down to the fields the schema
+    declares; ids must be unique and the count must equal ``total``. The caller writes ``out``
+    to a temporary path and renames it only on success.
     """
     endpoint = paginator.endpoint
-    stats = ExtractStats(endpoint=endpoint, dropped_fields=sorted(drop_fields))
+    stats = ExtractStats(endpoint=endpoint)
+    keep = Projection(schema.RAW[endpoint].record)
+    project, dumps = keep.project, orjson.dumps
     seen: set[int] = set()
     try:
         for page in paginator.pages():
-            lines = [
-                orjson.dumps(strip_fields(r, drop_fields)) for r in _checked(page, endpoint, seen)
-            ]
+            lines = [dumps(project(r)) for r in _checked(page, endpoint, seen)]
             if lines:
                 chunk = b"\n".join(lines) + b"\n"
                 out.write(chunk)
@@ -98,6 +96,15 @@ def extract_to(
         raise ExtractError(str(exc)) from None
     if stats.records != stats.total:
         raise ExtractError(f"{endpoint}: read {stats.records} records but total is {stats.total}")
+    stats.dropped_fields = sorted(keep.dropped)
+    new = keep.unknown()
+    if new:  # once per extract: only the read that succeeds gets here
+        log.warning(
+            "%s: the API sent field(s) that pipeline/schema.py does not declare: %s; "
+            "dropped, not stored",
+            endpoint,
+            ", ".join(new),
+        )
     return stats
 
 
@@ -109,7 +116,6 @@ def snapshot_endpoint(
     page_size: int,
     concurrency: int = 1,
     max_pages: int = 10_000,
-    drop_fields: frozenset[str] = frozenset(),
     rereads: int = 1,
     progress: Progress | None = None,
     breaker: CircuitBreaker = BREAKER,
@@ -133,7 +139,7 @@ def snapshot_endpoint(
         paginator = Paginator(client, endpoint, page_size, concurrency, max_pages)
         try:
             with atomic_path(path) as tmp, open(tmp, "wb") as out:
-                return extract_to(paginator, out, drop_fields, progress)
+                return extract_to(paginator, out, progress)
         except ExtractError as exc:
             if read > rereads:
                 raise ExtractError(f"{exc} ({where}; failed on {read} read(s))") from None

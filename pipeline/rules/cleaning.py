@@ -9,19 +9,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-USER_COLUMNS = [
-    "user_id", "first_name", "last_name", "gender", "age",
-    "street", "city", "state", "postal_code", "country",
-]  # fmt: skip
-PRODUCT_COLUMNS = ["product_id", "name", "category", "brand", "price"]
-CART_COLUMNS = [
-    "cart_id", "user_id", "product_id", "quantity", "price", "line_total", "discounted_line_total",
-]  # fmt: skip
+from pipeline.schema import CLEANED
+
+#: Column order of each output, from the schema.
+USER_COLUMNS = CLEANED["cleaned_users"].names
+PRODUCT_COLUMNS = CLEANED["product_catalogue"].names  # cleaned_products has the same
+CART_COLUMNS = CLEANED["cleaned_carts"].names
+CART_MONEY_COLUMNS = CLEANED["cleaned_carts"].money
+
+
+def _table(columns: list[str], values: dict[str, pd.Series]) -> pd.DataFrame:
+    """A frame of exactly the schema's ``columns``, in their order; a missing one fails."""
+    if set(values) != set(columns):
+        raise ValueError(f"columns {sorted(values)} do not match the schema's {columns}")
+    return pd.DataFrame({c: values[c] for c in columns})
 
 
 def clean_users(users: pd.DataFrame) -> pd.DataFrame:
     """One row per user, address flattened; personal data beyond these columns is left out."""
-    out = pd.DataFrame(
+    out = _table(
+        USER_COLUMNS,
         {
             "user_id": users["id"].astype("int64"),
             "first_name": users["firstName"],
@@ -33,21 +40,22 @@ def clean_users(users: pd.DataFrame) -> pd.DataFrame:
             "state": users["address.state"],
             "postal_code": users["address.postalCode"],
             "country": users["address.country"],
-        }
+        },
     )
     return out.sort_values("user_id", kind="stable", ignore_index=True)
 
 
 def product_catalogue(products: pd.DataFrame) -> pd.DataFrame:
     """Every product, whatever its price: the reference for names and categories."""
-    out = pd.DataFrame(
+    out = _table(
+        PRODUCT_COLUMNS,
         {
             "product_id": products["id"].astype("int64"),
             "name": products["title"],
             "category": products["category"],
             "brand": products["brand"].fillna("").astype("str"),
             "price": products["price"].astype("float64"),
-        }
+        },
     )
     return out.sort_values("product_id", kind="stable", ignore_index=True)
 
@@ -59,7 +67,8 @@ def clean_products(catalogue: pd.DataFrame, min_price: float) -> pd.DataFrame:
 
 def clean_cart_lines(lines: pd.DataFrame) -> pd.DataFrame:
     """One row per cart line; ``line_total`` is price x quantity, recomputed rather than trusted."""
-    out = pd.DataFrame(
+    out = _table(
+        CART_COLUMNS,
         {
             "cart_id": lines["cart_id"].astype("int64"),
             "user_id": lines["user_id"].astype("int64"),
@@ -68,7 +77,7 @@ def clean_cart_lines(lines: pd.DataFrame) -> pd.DataFrame:
             "price": lines["price"].astype("float64"),
             "line_total": lines["price"] * lines["quantity"],
             "discounted_line_total": lines["discountedTotal"].astype("float64"),
-        }
+        },
     )
     return out.take(_line_order(lines)).reset_index(drop=True)
 
@@ -95,6 +104,3 @@ def cart_totals(carts: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return out.sort_values("cart_id", kind="stable", ignore_index=True)
-
-
-CART_MONEY_COLUMNS = ("price", "line_total", "discounted_line_total")

@@ -1,14 +1,20 @@
-"""The data contract on raw API records: required fields and their types.
+"""The data contract on raw API records: required fields, their types and ranges.
 
 Checked on every record as it arrives, so a record that breaks the contract stops the extract
-with a message naming endpoint, record id and field, before anything is written. Fields not
-named here are allowed and passed through untouched.
+with a message naming endpoint, record id and field, before anything is written. The checks are
+derived from ``pipeline.schema``; fields not declared there pass unchecked (the extract then
+drops them, see ``rules.allowlist``).
+
+It runs on every record (a million carts is ~15 million field checks), so the schema is
+compiled once into tuples of plain predicates, and a message is only built for a violation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from pipeline import schema
 
 Check = Callable[[Any], bool]
 
@@ -17,117 +23,100 @@ class ContractError(ValueError):
     """A record does not match the contract of its endpoint."""
 
 
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+class _Rule(NamedTuple):
+    name: str
+    check: Check
+    expected: str
+    optional: bool
 
 
-def _num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and v == v  # no NaN
+class _Nested(NamedTuple):
+    name: str
+    shape: _Shape
+    is_list: bool
 
 
-def _str(v: Any) -> bool:
-    return isinstance(v, str)
+class _Shape(NamedTuple):
+    """A record's checks in the order they run: required fields, optional ones, nested ones."""
+
+    rules: tuple[_Rule, ...]
+    nested: tuple[_Nested, ...]
 
 
-def id_(v: Any) -> bool:
-    return _int(v) and v >= 1
+_MISSING = object()
 
 
-def int_ge0(v: Any) -> bool:
-    return _int(v) and v >= 0
+def _predicate(f: schema.Field) -> Check:
+    # JSON yields exactly int, float, str, bool, list and dict: ``type(v) is int`` keeps bool
+    # out and is the cheapest test. NaN fails every comparison, so a minimum also rejects it.
+    lo = f.minimum
+    if f.kind == "int":
+        return (lambda v: type(v) is int) if lo is None else (lambda v: type(v) is int and v >= lo)
+    if f.kind == "number":
+        if lo is None:
+            return lambda v: (type(v) is float and v == v) or type(v) is int
+        return lambda v: (type(v) is float or type(v) is int) and v >= lo
+    if f.kind == "text":
+        if f.nonempty:
+            return lambda v: type(v) is str and v.strip() != ""
+        return lambda v: type(v) is str
+    if f.kind == "list":
+        return lambda v: isinstance(v, list)
+    return lambda v: isinstance(v, dict)
 
 
-def int_ge1(v: Any) -> bool:
-    return _int(v) and v >= 1
+def _compile(record: schema.Record) -> _Shape:
+    ordered = sorted(record.fields, key=lambda f: f.optional)  # stable: required ones first
+    return _Shape(
+        rules=tuple(_Rule(f.name, _predicate(f), f.expected, f.optional) for f in ordered),
+        nested=tuple(
+            _Nested(f.name, _compile(f.items), f.kind == "list")
+            for f in record.fields
+            if f.items is not None
+        ),
+    )
 
 
-def num_ge0(v: Any) -> bool:
-    return _num(v) and v >= 0
+#: endpoint -> its compiled contract
+SHAPES: dict[str, _Shape] = {name: _compile(e.record) for name, e in schema.RAW.items()}
 
 
-def text(v: Any) -> bool:
-    return _str(v)
+def _violation(record: dict[str, Any], shape: _Shape) -> tuple[str, str] | None:
+    """(where below the record, what is wrong) of the first violation, or None."""
+    for name, check, expected, optional in shape.rules:
+        value = record.get(name, _MISSING)
+        if value is _MISSING:
+            if not optional:
+                return "", f"field {name!r} is missing (expected {expected})"
+        elif not check(value):
+            return "", f"field {name!r} = {value!r:.60} is not {expected}"
+    for name, inner, is_list in shape.nested:
+        value = record.get(name, _MISSING)
+        if value is _MISSING:
+            continue  # optional and absent: a required one was reported above
+        if is_list:
+            for i, item in enumerate(value):
+                found = _item_violation(item, inner)
+                if found is not None:
+                    return f" {name}[{i}]{found[0]}", found[1]
+        else:
+            found = _item_violation(value, inner)
+            if found is not None:
+                return f" {name}{found[0]}", found[1]
+    return None
 
 
-def nonempty_text(v: Any) -> bool:
-    return _str(v) and v.strip() != ""
-
-
-#: field -> (check, description) per record kind. ``None`` marks an optional field.
-Spec = Mapping[str, tuple[Check, str]]
-
-CART_LINE: Spec = {
-    "id": (id_, "integer >= 1"),
-    "title": (text, "string"),
-    "price": (num_ge0, "number >= 0"),
-    "quantity": (int_ge1, "integer >= 1"),
-    "total": (num_ge0, "number >= 0"),
-    "discountedTotal": (num_ge0, "number >= 0"),
-}
-ADDRESS: Spec = {
-    "address": (text, "string"),
-    "city": (text, "string"),
-    "state": (text, "string"),
-    "postalCode": (text, "string"),
-    "country": (text, "string"),
-}
-RECORDS: dict[str, Spec] = {
-    "carts": {
-        "id": (id_, "integer >= 1"),
-        "userId": (id_, "integer >= 1"),
-        "total": (num_ge0, "number >= 0"),
-        "discountedTotal": (num_ge0, "number >= 0"),
-        "products": (lambda v: isinstance(v, list), "list of cart lines"),
-    },
-    "products": {
-        "id": (id_, "integer >= 1"),
-        "title": (nonempty_text, "non-empty string"),
-        "category": (nonempty_text, "non-empty string"),
-        "price": (num_ge0, "number >= 0"),
-    },
-    "users": {
-        "id": (id_, "integer >= 1"),
-        "firstName": (text, "string"),
-        "lastName": (text, "string"),
-        "gender": (text, "string"),
-        "age": (int_ge0, "integer >= 0"),
-        "address": (lambda v: isinstance(v, dict), "object"),
-    },
-}
-OPTIONAL: dict[str, Spec] = {
-    "products": {"brand": (text, "string when present")},
-}
-NESTED: dict[str, tuple[str, Spec, bool]] = {
-    # endpoint -> (field, spec of its items, is a list)
-    "carts": ("products", CART_LINE, True),
-    "users": ("address", ADDRESS, False),
-}
-
-
-def _check_fields(record: Mapping[str, Any], spec: Spec, where: str, optional: bool) -> None:
-    for field, (check, expected) in spec.items():
-        if field not in record:
-            if optional:
-                continue
-            raise ContractError(f"{where}: field {field!r} is missing (expected {expected})")
-        value = record[field]
-        if not check(value):
-            raise ContractError(f"{where}: field {field!r} = {value!r:.60} is not {expected}")
+def _item_violation(item: Any, shape: _Shape) -> tuple[str, str] | None:
+    if not isinstance(item, dict):
+        return "", "is not an object"
+    return _violation(item, shape)
 
 
 def validate_record(endpoint: str, record: Any) -> None:
     """Raise ContractError naming endpoint, record id and field unless ``record`` conforms."""
     if not isinstance(record, dict):
         raise ContractError(f"{endpoint}: record is not an object: {type(record).__name__}")
-    where = f"{endpoint} record id={record.get('id')!r}"
-    _check_fields(record, RECORDS[endpoint], where, optional=False)
-    _check_fields(record, OPTIONAL.get(endpoint, {}), where, optional=True)
-    nested = NESTED.get(endpoint)
-    if nested:
-        field, spec, is_list = nested
-        items = record[field] if is_list else [record[field]]
-        for i, item in enumerate(items):
-            inner = f"{where} {field}[{i}]" if is_list else f"{where} {field}"
-            if not isinstance(item, dict):
-                raise ContractError(f"{inner}: is not an object")
-            _check_fields(item, spec, inner, optional=False)
+    found = _violation(record, SHAPES[endpoint])
+    if found is not None:
+        where, what = found
+        raise ContractError(f"{endpoint} record id={record.get('id')!r}{where}: {what}")

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipeline.schema import INSIGHT_TABLES
+
 MONEY_TOLERANCE = 0.01  # one cent, the API's own rounding step
 _EPS = 1e-6  # float noise around exact-cent comparisons
 UNKNOWN = "(unknown)"  # product missing from the catalogue (only when a quality threshold allows)
 
-USER_SUMMARY_COLUMNS = [
-    "user_id", "first_name", "age", "city", "carts",
-    "total_items", "total_spent", "total_spent_discounted",
-]  # fmt: skip
-CATEGORY_SUMMARY_COLUMNS = [
-    "category", "total_sales", "total_items_sold", "total_sales_discounted",
-]  # fmt: skip
-CART_DETAIL_COLUMNS = [
-    "cart_id", "user_id", "first_name", "age", "city", "product_id", "name", "category",
-    "quantity", "price", "line_total", "discounted_line_total",
-]  # fmt: skip
+USER_SUMMARY_COLUMNS = INSIGHT_TABLES["user_summary"].names
+CATEGORY_SUMMARY_COLUMNS = INSIGHT_TABLES["category_summary"].names
+CART_DETAIL_COLUMNS = INSIGHT_TABLES["cart_details"].names
 #: The cleaned cart-line columns each summary uses: its task reads no others from the CSV.
 USER_SUMMARY_LINE_COLUMNS = (
     "cart_id", "user_id", "quantity", "line_total", "discounted_line_total",
@@ -31,9 +25,9 @@ USER_SUMMARY_LINE_COLUMNS = (
 CATEGORY_SUMMARY_LINE_COLUMNS = (
     "product_id", "quantity", "line_total", "discounted_line_total",
 )  # fmt: skip
-USER_SUMMARY_MONEY = ("total_spent", "total_spent_discounted")
-CATEGORY_SUMMARY_MONEY = ("total_sales", "total_sales_discounted")
-CART_DETAIL_MONEY = ("price", "line_total", "discounted_line_total")
+USER_SUMMARY_MONEY = INSIGHT_TABLES["user_summary"].money
+CATEGORY_SUMMARY_MONEY = INSIGHT_TABLES["category_summary"].money
+CART_DETAIL_MONEY = INSIGHT_TABLES["cart_details"].money
 
 
 class ReconciliationError(ValueError):

@@ -20,62 +20,44 @@ import pyarrow.csv as pa_csv
 import pyarrow.feather as pa_feather
 import pyarrow.json as pa_json
 
+from pipeline import schema
+
 #: Columns that hold money: rounded to cents only here, at output, and written as 0.00.
 MONEY_TYPE = pa.decimal128(18, 2)
 
 #: A text cell starting with one of these is read as a formula by spreadsheet programs (OWASP).
 FORMULA_PREFIX = r"^[=+\-@\t\r]"
 
-_ADDRESS = pa.struct(
-    [(f, pa.string()) for f in ("address", "city", "state", "postalCode", "country")]
-)
-USER_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("firstName", pa.string()),
-        ("lastName", pa.string()),
-        ("gender", pa.string()),
-        ("age", pa.int64()),
-        ("address", _ADDRESS),
-    ]
-)
-PRODUCT_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("title", pa.string()),
-        ("category", pa.string()),
-        ("brand", pa.string()),
-        ("price", pa.float64()),
-    ]
-)
-_LINE = pa.struct(
-    [
-        ("id", pa.int64()),
-        ("price", pa.float64()),
-        ("quantity", pa.int64()),
-        ("total", pa.float64()),
-        ("discountedTotal", pa.float64()),
-    ]
-)
-CART_SCHEMA = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("userId", pa.int64()),
-        ("total", pa.float64()),
-        ("discountedTotal", pa.float64()),
-        ("products", pa.list_(_LINE)),
-    ]
-)
+#: pyarrow type of each schema kind (raw fields and CSV columns alike).
+_ARROW: dict[str, pa.DataType] = {"int": pa.int64(), "number": pa.float64(), "text": pa.string()}
 
 
-def _read_jsonl(path: Path, schema: pa.Schema) -> pa.Table:
+def _arrow_type(f: schema.Field) -> pa.DataType:
+    if f.items is None:
+        return _ARROW[f.kind]
+    struct = pa.struct([(g.name, _arrow_type(g)) for g in f.items.fields])
+    return pa.list_(struct) if f.kind == "list" else struct
+
+
+def read_schema(endpoint: str) -> pa.Schema:
+    """The explicit schema a raw file is parsed with: the fields ``pipeline.schema`` declares."""
+    return pa.schema([(f.name, _arrow_type(f)) for f in schema.RAW[endpoint].record.fields])
+
+
+USER_SCHEMA = read_schema("users")
+PRODUCT_SCHEMA = read_schema("products")
+CART_SCHEMA = read_schema("carts")
+_CART_FIELDS = [f.name for f in schema.CART.fields if f.items is None]
+
+
+def _read_jsonl(path: Path, arrow_schema: pa.Schema) -> pa.Table:
     if Path(path).stat().st_size == 0:  # an endpoint with no records (pyarrow rejects the file)
-        return schema.empty_table()
+        return arrow_schema.empty_table()
     return pa_json.read_json(
         path,
         read_options=pa_json.ReadOptions(block_size=16 << 20),
         parse_options=pa_json.ParseOptions(
-            explicit_schema=schema, unexpected_field_behavior="ignore"
+            explicit_schema=arrow_schema, unexpected_field_behavior="ignore"
         ),
     )
 
@@ -95,7 +77,7 @@ def read_carts(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     Lines keep the API's order; ``line_no`` numbers them within their cart.
     """
     table = _read_jsonl(path, CART_SCHEMA)
-    carts = table.select(["id", "userId", "total", "discountedTotal"]).to_pandas()
+    carts = table.select(_CART_FIELDS).to_pandas()
     products = table.column("products")
     parents = pc.list_parent_indices(products)
     flat = pa.Table.from_struct_array(pc.list_flatten(products))
@@ -110,17 +92,7 @@ def read_carts(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 #: Types of the columns of our own CSVs, so that e.g. postal code "06413" stays text.
-CSV_TYPES: dict[str, pa.DataType] = {
-    **{c: pa.int64() for c in ("user_id", "product_id", "cart_id", "age", "quantity")},
-    **{c: pa.float64() for c in ("price", "line_total", "discounted_line_total")},
-    **{
-        c: pa.string()
-        for c in (
-            "first_name", "last_name", "gender", "street", "city", "state", "postal_code",
-            "country", "name", "category", "brand",
-        )
-    },
-}  # fmt: skip
+CSV_TYPES: dict[str, pa.DataType] = {c: _ARROW[k] for c, k in schema.column_kinds().items()}
 
 
 def read_csv(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -21,7 +21,8 @@ from pipeline.tasks.base import PartitionTask
 
 
 class ExtractTask(PartitionTask):
-    """Raw records of one endpoint as JSON Lines, secrets removed (base of the families below)."""
+    """Raw records of one endpoint as JSON Lines, only the fields the schema declares (base of
+    the families below)."""
 
     endpoint: ClassVar[str]
 
@@ -43,7 +44,6 @@ class ExtractTask(PartitionTask):
                 page_size=cfg.page_size,
                 concurrency=cfg.concurrency,
                 max_pages=cfg.max_pages,
-                drop_fields=ext.secrets() if self.endpoint == "users" else frozenset(),
                 rereads=ext.rereads,
                 progress=progress,
             )
@@ -63,7 +63,7 @@ class ExtractTask(PartitionTask):
 
 def _family(endpoint: str) -> type[ExtractTask]:
     name = f"Extract{camel(endpoint)}"
-    doc = f"jsons/{endpoint}.jsonl: every {endpoint} record of the API, secrets removed."
+    doc = f"jsons/{endpoint}.jsonl: every {endpoint} record of the API, only declared fields."
     namespace = {"endpoint": endpoint, "__module__": __name__, "__qualname__": name, "__doc__": doc}
     return type(ExtractTask)(name, (ExtractTask,), namespace)  # luigi's metaclass registers it
 

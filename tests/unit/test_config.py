@@ -31,9 +31,6 @@ CLASSES: dict[str, type[luigi.Config]] = {
 LUIGI_SECTIONS = {"core", "retcode"}
 #: Options luigi.cfg sets to their class default on purpose: (section, option) -> why.
 DELIBERATE: dict[tuple[str, str], str] = {}
-#: [extract] is being replaced (personal data by allowlist, issue 10) on another branch; until
-#: that lands its luigi.cfg lines repeat the class defaults.
-NOT_YET_CHECKED = {"extract"}
 
 
 def params(cls: type[luigi.Config]) -> dict[str, luigi.Parameter]:
@@ -72,7 +69,7 @@ def test_luigi_cfg_sets_only_known_options_and_no_default_again() -> None:
         known = params(CLASSES[section])
         for option, text in cfg.items(section):
             assert option in known, f"luigi.cfg: [{section}] {option} is no option"
-            if section in NOT_YET_CHECKED or (section, option) in DELIBERATE:
+            if (section, option) in DELIBERATE:
                 continue
             assert not same(known[option], text, known[option]._default), (
                 f"luigi.cfg: [{section}] {option} = {text} repeats the default in config.py"

@@ -24,7 +24,7 @@ SETTINGS = ClientSettings(
 
 def carts(n: int) -> list[dict[str, Any]]:
     line = {"id": 1, "title": "A", "price": 2.5, "quantity": 2, "total": 5.0,
-            "discountedTotal": 4.5}  # fmt: skip
+            "discountedTotal": 4.5, "thumbnail": "https://cdn/a.webp"}  # fmt: skip
     return [
         {"id": i, "userId": 1, "total": 5.0, "discountedTotal": 4.5, "products": [line]}
         for i in range(1, n + 1)
@@ -36,7 +36,7 @@ def server() -> Any:
     users = [{"id": 1, "firstName": "E", "lastName": "J", "gender": "f", "age": 3,
               "password": "pw", "ssn": "1", "bank": {"iban": "x"},
               "address": {"address": "a", "city": "c", "state": "s", "postalCode": "p",
-                          "country": "u"}}]  # fmt: skip
+                          "coordinates": {"lat": 1.5, "lng": 2.5}, "country": "u"}}]  # fmt: skip
     with DummyJSONServer(Dataset.from_records({"carts": carts(23), "users": users})) as s:
         yield s
 
@@ -46,13 +46,12 @@ def run(
     endpoint: str = "carts",
     page_size: int = 10,
     concurrency: int = 3,
-    drop: frozenset[str] = frozenset(),
 ) -> tuple[Any, list[dict]]:
     out = io.BytesIO()
     progress: list[tuple[int, int, int, int]] = []
     with ApiClient(server.url, SETTINGS) as client:
         pager = Paginator(client, endpoint, page_size, concurrency)
-        stats = extract_to(pager, out, drop, lambda *a: progress.append(a))
+        stats = extract_to(pager, out, lambda *a: progress.append(a))
     records = [orjson.loads(line) for line in out.getvalue().splitlines()]
     return (stats, progress), records
 
@@ -81,11 +80,48 @@ def test_follows_the_page_length_the_server_serves(server: DummyJSONServer) -> N
     assert [q["skip"] for _, q in server.requests] == ["0", "10", "20"]
 
 
-def test_secret_fields_never_reach_the_output(server: DummyJSONServer) -> None:
-    (_, _), records = run(server, "users", drop=frozenset({"password", "ssn", "bank"}))
+def test_only_declared_fields_are_written_nested_ones_too(server: DummyJSONServer) -> None:
+    (stats, _), records = run(server, "users")
     assert records == [{"id": 1, "firstName": "E", "lastName": "J", "gender": "f", "age": 3,
                         "address": {"address": "a", "city": "c", "state": "s",
                                     "postalCode": "p", "country": "u"}}]  # fmt: skip
+    assert stats.dropped_fields == ["address.coordinates", "bank", "password", "ssn"]
+    (stats, _), records = run(server, "carts")
+    assert records[0] == {"id": 1, "userId": 1, "total": 5.0, "discountedTotal": 4.5,
+                          "products": [{"id": 1, "price": 2.5, "quantity": 2, "total": 5.0,
+                                        "discountedTotal": 4.5}]}  # fmt: skip
+    assert stats.dropped_fields == ["products.thumbnail", "products.title"]
+
+
+def test_a_field_the_api_adds_is_dropped_and_logged_once(
+    server: DummyJSONServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def add_fields(envelope: dict) -> dict:
+        for cart in envelope["carts"]:
+            cart["loyaltyCard"] = "LC-0001"
+            cart["products"][0]["giftNote"] = "for Emily"
+        return envelope
+
+    server.add_fault("mutate", endpoint="carts", times=None, fn=add_fields)
+    server.add_fault("total_delta", endpoint="carts", skip=10, times=1, delta=1)  # one re-read
+    path = tmp_path / "carts.jsonl"
+    with ApiClient(server.url, SETTINGS) as client:
+        stats = snapshot_endpoint(
+            client, "carts", path, page_size=10, rereads=1, breaker=CircuitBreaker()
+        )
+    text = path.read_text()
+    assert stats.records == 23 and "loyaltyCard" not in text and "LC-0001" not in text
+    assert "giftNote" not in text and "for Emily" not in text
+    assert stats.dropped_fields == [
+        "loyaltyCard", "products.giftNote", "products.thumbnail", "products.title",
+    ]  # fmt: skip
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    new = [m for m in warnings if "does not declare" in m]
+    assert new == [
+        "carts: the API sent field(s) that pipeline/schema.py does not declare: "
+        "loyaltyCard, products.giftNote; dropped, not stored"
+    ]
+    assert len(warnings) == 2  # and the re-read's
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,37 @@ def test_violations_name_endpoint_record_and_field(
     assert message in str(err.value)
 
 
+def test_the_first_violation_is_reported_required_fields_before_optional_and_nested() -> None:
+    broken = {**PRODUCT, "brand": 7, "price": -1}
+    with pytest.raises(ContractError) as err:
+        validate_record("products", broken)
+    assert str(err.value) == "products record id=16: field 'price' = -1 is not number >= 0"
+    cart = copy.deepcopy(CART)
+    cart["products"][0]["quantity"] = 0
+    cart["discountedTotal"] = "3.5"
+    with pytest.raises(ContractError) as err:
+        validate_record("carts", cart)
+    assert str(err.value) == (
+        "carts record id=7: field 'discountedTotal' = '3.5' is not number >= 0"
+    )
+
+
+def test_fields_outside_the_schema_are_not_checked() -> None:
+    # The extract drops them (rules.allowlist), so they cannot fail a run.
+    cart = copy.deepcopy(CART)
+    cart["products"][0].update(title=None, thumbnail=3)
+    validate_record("carts", cart)
+    validate_record("products", {**PRODUCT, "reviews": "not a list"})
+
+
+def test_nan_and_booleans_are_not_numbers() -> None:
+    for bad in (float("nan"), False):
+        with pytest.raises(ContractError, match=r"field 'total' = (nan|False) is not number >= 0"):
+            validate_record("carts", {**CART, "total": bad})
+    with pytest.raises(ContractError, match="field 'age' = True is not integer >= 0"):
+        validate_record("users", {**USER, "age": True})
+
+
 def test_a_record_that_is_not_an_object_is_rejected() -> None:
     with pytest.raises(ContractError, match="carts: record is not an object: str"):
         validate_record("carts", "oops")

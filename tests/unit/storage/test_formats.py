@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pandas.testing as pdt
+import pyarrow as pa
 
 from pipeline.storage import formats as storage
 
@@ -96,3 +97,31 @@ def test_an_empty_endpoint_reads_as_empty_frames(tmp_path: Path) -> None:
     assert (len(carts), len(lines)) == (0, 0)
     assert {"cart_id", "user_id", "line_no", "id", "quantity"} <= set(lines.columns)
     assert len(storage.read_users(empty)) == 0 and len(storage.read_products(empty)) == 0
+
+
+def test_raw_files_are_parsed_with_exactly_the_declared_fields() -> None:
+    address = pa.struct([(f, pa.string()) for f in
+                         ("address", "city", "state", "postalCode", "country")])  # fmt: skip
+    line = pa.struct([("id", pa.int64()), ("price", pa.float64()), ("quantity", pa.int64()),
+                      ("total", pa.float64()), ("discountedTotal", pa.float64())])  # fmt: skip
+    assert storage.read_schema("users") == pa.schema(
+        [("id", pa.int64()), ("firstName", pa.string()), ("lastName", pa.string()),
+         ("gender", pa.string()), ("age", pa.int64()), ("address", address)]
+    )  # fmt: skip
+    assert storage.read_schema("products") == pa.schema(
+        [("id", pa.int64()), ("title", pa.string()), ("category", pa.string()),
+         ("brand", pa.string()), ("price", pa.float64())]
+    )  # fmt: skip
+    assert storage.read_schema("carts") == pa.schema(
+        [("id", pa.int64()), ("userId", pa.int64()), ("total", pa.float64()),
+         ("discountedTotal", pa.float64()), ("products", pa.list_(line))]
+    )  # fmt: skip
+
+
+def test_csv_columns_are_read_with_their_declared_types() -> None:
+    types = {c: str(t) for c, t in storage.CSV_TYPES.items()}
+    assert {c: types[c] for c in ("user_id", "age", "quantity", "carts", "total_items_sold")} == {
+        c: "int64" for c in ("user_id", "age", "quantity", "carts", "total_items_sold")
+    }
+    assert {types[c] for c in ("price", "line_total", "total_spent", "total_sales")} == {"double"}
+    assert {types[c] for c in ("postal_code", "first_name", "brand", "category")} == {"string"}
