@@ -8,8 +8,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 CALLER_PWD="$PWD"
 cd "$HERE"  # luigi.cfg and [core] logging_conf_file are resolved relative to the cwd
 
-# Paths the caller gives are relative to where they called us from, not to the checkout.
-abspath() { if [[ "$1" == /* ]]; then printf '%s\n' "$1"; else printf '%s\n' "$CALLER_PWD/$1"; fi; }
+# Paths the caller gives are relative to where they called us from, not to the checkout; a URL
+# (s3://bucket/prefix, or a scheme the pipeline refuses) is passed on as it is.
+abspath() {
+    if [[ "$1" == /* || "$1" == *://* ]]; then printf '%s\n' "$1"; else printf '%s\n' "$CALLER_PWD/$1"; fi
+}
 if [[ -n "${PIPELINE_DATA_DIR:-}" ]]; then
     PIPELINE_DATA_DIR="$(abspath "$PIPELINE_DATA_DIR")"
     export PIPELINE_DATA_DIR
@@ -37,7 +40,8 @@ Usage: ./run_pipeline.sh [SUBCOMMAND] [ARGS...]
   help                    This text.
 
 Environment: PIPELINE_API_URL (default https://dummyjson.com), PIPELINE_DATA_DIR (default: data
-in the checkout; relative paths here and in DIR/DEST are from where you are),
+in the checkout; relative paths here and in DIR/DEST are from where you are; or
+s3://bucket/prefix, whose run logs go to PIPELINE_LOG_DIR, default: logs in the checkout),
 LUIGI_SCHEDULER_URL, PIPELINE_NO_BOOTSTRAP=1 (fail instead of installing; set by the systemd
 unit, whose sandbox makes the checkout read-only).
 EOF
@@ -132,8 +136,12 @@ run_luigi() {
     fi
     cmd+=("$@")
 
-    mkdir -p "$data_root/logs"
-    log="$(cd "$data_root/logs" && pwd -P)/run-$(date -u +%Y%m%dT%H%M%SZ)-$$.log"
+    local logs="$data_root/logs"
+    if [[ "$data_root" == *://* ]]; then  # an object store: the run log stays on this host
+        logs="${PIPELINE_LOG_DIR:-$HERE/logs}"
+    fi
+    mkdir -p "$logs"
+    log="$(cd "$logs" && pwd -P)/run-$(date -u +%Y%m%dT%H%M%SZ)-$$.log"
     say "scheduler: $sched"
     say "log file: $log"
     printf '# %s\n# cwd: %s\n# scheduler: %s\n' "${cmd[*]}" "$HERE" "$sched" >"$log"

@@ -7,12 +7,12 @@ deployment: ``PIPELINE_API_URL`` and ``PIPELINE_DATA_DIR``. The environment wins
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import luigi
 
 from pipeline.api.client import ClientSettings
+from pipeline.storage.fs import DataRootError, Location, parse_root
 
 #: Fields removed from user records before anything touches disk; ``image`` because its URL
 #: embeds the username (https://dummyjson.com/icon/<username>/128).
@@ -135,8 +135,17 @@ class paths(luigi.Config):
         description="Data root; the PIPELINE_DATA_DIR environment variable overrides it.",
     )
 
-    def root(self) -> Path:
-        return Path(os.environ.get("PIPELINE_DATA_DIR") or str(self.data_dir)).absolute()
+    def root(self) -> Location:
+        """A local folder (absolute ``Path``) or an ``s3://bucket/prefix`` (``ObjectPath``).
+
+        Raises ConfigError for any other scheme: ``gs://b/p`` must not become a folder ``gs:``.
+        """
+        env = os.environ.get("PIPELINE_DATA_DIR")
+        try:
+            return parse_root(env or str(self.data_dir))
+        except DataRootError as exc:
+            where = "PIPELINE_DATA_DIR" if env else "[paths] data_dir"
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 class quality(luigi.Config):
@@ -145,4 +154,43 @@ class quality(luigi.Config):
     max_bad_rows = luigi.DictParameter(
         default={},
         description='Per-check tolerance, e.g. {"line_product_exists": 5}; unnamed checks: 0.',
+    )
+
+
+# --- object-store data root (issue 11) ------------------------------------------------------
+
+
+class storage(luigi.Config):
+    """How an object-store data root (``PIPELINE_DATA_DIR=s3://bucket/prefix``) is used.
+
+    Endpoint, region and credentials are not here: boto3 reads them from the standard AWS
+    settings (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID ..., AWS_PROFILE, ~/.aws/*).
+    """
+
+    retries = luigi.IntParameter(
+        default=8,
+        description="Retries per object-store request on 5xx, 503 SlowDown, throttling and "
+        "connection errors (botocore's standard mode: jittered backoff, at most 20 s each).",
+    )
+    connect_timeout = luigi.FloatParameter(
+        default=5.0, description="Seconds to wait for a connection to the object store."
+    )
+    read_timeout = luigi.FloatParameter(
+        default=30.0, description="Seconds to wait for the object store between bytes."
+    )
+    multipart_threshold_mb = luigi.IntParameter(
+        default=8,
+        description="Objects of this many MiB or more are uploaded in parts (one multipart "
+        "upload, visible only once complete) and downloaded with ranged GETs.",
+    )
+    multipart_chunk_mb = luigi.IntParameter(default=8, description="Size of one part in MiB.")
+    transfer_concurrency = luigi.IntParameter(
+        default=4,
+        description="Parts in flight per upload or download: at most this times "
+        "multipart_chunk_mb MiB of buffers.",
+    )
+    lease_seconds = luigi.IntParameter(
+        default=120,
+        description="An hour's claim object lasts this long unless renewed (every quarter of "
+        "it while the claiming run lives); a claim left by a dead run expires after it.",
     )
