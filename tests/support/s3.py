@@ -37,7 +37,7 @@ SLOWDOWN = (
 def s3_env(endpoint: str, **extra: str) -> dict[str, str]:
     """The standard AWS settings pointing at ``endpoint``, and nothing from this host's
     ~/.aws (a developer's real profile must never be used by a test)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LUIGI_"))}
     env.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="testing",
