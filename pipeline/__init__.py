@@ -1,6 +1,7 @@
 """Hourly DummyJSON snapshot pipeline: ``luigi --module pipeline Insights``."""
 
 from pipeline.tasks import (
+    Backfill,
     CartDetails,
     CategorySummary,
     CleanCarts,
@@ -12,6 +13,7 @@ from pipeline.tasks import (
 )
 
 __all__ = [
+    "Backfill",
     "CartDetails",
     "CategorySummary",
     "CleanCarts",
