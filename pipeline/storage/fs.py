@@ -103,10 +103,6 @@ def parse_root(text: str) -> Location:
     return ObjectPath(bucket, key)
 
 
-def is_remote(location: object) -> bool:
-    return isinstance(location, ObjectPath)
-
-
 def exists(location: Location) -> bool:
     if isinstance(location, ObjectPath):
         from pipeline.storage import s3

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import boto3
 import luigi
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
@@ -211,7 +212,7 @@ def upload_on_success(location: ObjectPath) -> Iterator[str]:
             )
         except ClientError as exc:
             raise failed("upload", location, exc) from None
-        except boto3.exceptions.S3UploadFailedError as exc:
+        except S3UploadFailedError as exc:
             raise StoreError(f"upload {location}: {exc}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
