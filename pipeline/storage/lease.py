@@ -208,4 +208,11 @@ def _start_renewer() -> None:
     _renewer[:] = [thread]
 
 
+def _after_fork_in_child() -> None:
+    """A forked luigi worker starts with a free mutex, whatever the renewer held at the fork."""
+    global _mutex
+    _mutex = threading.Lock()
+
+
 atexit.register(_release_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)
