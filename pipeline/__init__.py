@@ -10,6 +10,7 @@ from pipeline.config import use_project_config
 use_project_config()
 
 from pipeline.tasks import (  # noqa: E402  (after the configuration is in place)
+    Backfill,
     CartDetails,
     CategorySummary,
     CleanCarts,
@@ -21,6 +22,7 @@ from pipeline.tasks import (  # noqa: E402  (after the configuration is in place
 )
 
 __all__ = [
+    "Backfill",
     "CartDetails",
     "CategorySummary",
     "CleanCarts",

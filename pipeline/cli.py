@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pipeline.config import CHECKOUT, paths
+from pipeline.storage.fs import Location
 
 PROG = "python -m pipeline"
 UMASK = 0o027  # data and logs may hold personal fields: never world-readable
@@ -107,10 +108,19 @@ def choose_scheduler(
     return ["--local-scheduler"], "local (no central scheduler configured)"
 
 
-def data_root(luigi_args: Sequence[str]) -> Path:
+def data_root(luigi_args: Sequence[str]) -> Location:
     """Where the run writes: as ``config.paths`` resolves it, ``--paths-data-dir`` included."""
     data_dir = _value(luigi_args, "--paths-data-dir")
     return (paths() if data_dir is None else paths(data_dir=data_dir)).root()
+
+
+def run_log(root: Location) -> Path:
+    """The run's log file: beside the partitions, or with an object-store root on this host, in
+    ``$PIPELINE_LOG_DIR`` (default: ``logs/`` in the checkout)."""
+    if isinstance(root, Path):
+        return log_path(root)
+    folder = Path(os.environ.get("PIPELINE_LOG_DIR") or CHECKOUT / "logs").absolute()
+    return folder / log_path(Path()).name
 
 
 def log_path(root: Path, now: float | None = None, pid: int | None = None) -> Path:
@@ -226,7 +236,7 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     luigi_args = ["--module", "pipeline", "Insights", *added, *extra]
     root = data_root(extra)
     try:
-        log = log_path(root)
+        log = run_log(root)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
     except OSError as exc:

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import luigi
 import luigi.configuration
 
+from pipeline.storage.fs import DataRootError, Location, parse_root
+
 if TYPE_CHECKING:  # importing the HTTP stack is left to the tasks that talk to the API
     from pipeline.api.client import ClientSettings
 
@@ -135,11 +137,22 @@ class paths(luigi.Config):
         "relative path there is from the working directory.",
     )
 
-    def root(self) -> Path:
+    def root(self) -> Location:
+        """A local folder (absolute ``Path``) or an ``s3://bucket/prefix`` (``ObjectPath``).
+
+        Raises ConfigError for any other scheme: ``gs://b/p`` must not become a folder ``gs:``.
+        """
         env = os.environ.get("PIPELINE_DATA_DIR")
-        if env:
-            return Path(env).absolute()
-        return CHECKOUT / str(self.data_dir)  # an absolute data_dir replaces CHECKOUT
+        try:
+            if env:
+                return parse_root(env)
+            root = parse_root(str(self.data_dir))
+        except DataRootError as exc:
+            where = "PIPELINE_DATA_DIR" if env else "[paths] data_dir"
+            raise ConfigError(f"{where}: {exc}") from None
+        if isinstance(root, Path) and not Path(str(self.data_dir)).is_absolute():
+            return CHECKOUT / str(self.data_dir)  # relative to the checkout, like luigi.cfg
+        return root
 
 
 class quality(luigi.Config):
@@ -185,3 +198,42 @@ def use_project_config() -> bool:
     if logging_conf and not os.path.isabs(logging_conf):
         config.set("core", "logging_conf_file", str(CHECKOUT / logging_conf))
     return True
+
+
+# --- object-store data root (issue 11) ------------------------------------------------------
+
+
+class storage(luigi.Config):
+    """How an object-store data root (``PIPELINE_DATA_DIR=s3://bucket/prefix``) is used.
+
+    Endpoint, region and credentials are not here: boto3 reads them from the standard AWS
+    settings (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID ..., AWS_PROFILE, ~/.aws/*).
+    """
+
+    retries = luigi.IntParameter(
+        default=8,
+        description="Retries per object-store request on 5xx, 503 SlowDown, throttling and "
+        "connection errors (botocore's standard mode: jittered backoff, at most 20 s each).",
+    )
+    connect_timeout = luigi.FloatParameter(
+        default=5.0, description="Seconds to wait for a connection to the object store."
+    )
+    read_timeout = luigi.FloatParameter(
+        default=30.0, description="Seconds to wait for the object store between bytes."
+    )
+    multipart_threshold_mb = luigi.IntParameter(
+        default=8,
+        description="Objects of this many MiB or more are uploaded in parts (one multipart "
+        "upload, visible only once complete) and downloaded with ranged GETs.",
+    )
+    multipart_chunk_mb = luigi.IntParameter(default=8, description="Size of one part in MiB.")
+    transfer_concurrency = luigi.IntParameter(
+        default=4,
+        description="Parts in flight per upload or download: at most this times "
+        "multipart_chunk_mb MiB of buffers.",
+    )
+    lease_seconds = luigi.IntParameter(
+        default=120,
+        description="An hour's claim object lasts this long unless renewed (every quarter of "
+        "it while the claiming run lives); a claim left by a dead run expires after it.",
+    )

@@ -4,6 +4,10 @@ Runs at the end of every successful pipeline run and as ``python -m pipeline pru
 use; the window is ``[housekeeping] retention_hours`` (``pipeline.config.housekeeping``). It never
 deletes what a reader or writer may be using: the partition ``latest`` points to, and any
 partition whose ``.lock`` is held by a running pipeline.
+
+On an object-store data root the same rules hold: a partition's objects are deleted (its
+manifest first, so a prune cut short never leaves one that looks complete) unless ``latest``
+names it or its claim object is live. Run logs stay on each host, so there are none to prune.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.config import housekeeping, paths
+from pipeline.storage.fs import Location, ObjectPath, StoreError, parse_root
 from pipeline.storage.latest import latest_partition
 from pipeline.storage.layout import LOCK, PARTITION_FORMAT, PARTITION_RE, logs_dir
 
@@ -83,18 +88,20 @@ def _remove(path: Path) -> None:
 
 
 def prune_partitions(
-    data_root: Path, retention_hours: int, now: datetime, *, dry_run: bool = False
-) -> list[Path]:
+    data_root: Location, retention_hours: int, now: datetime, *, dry_run: bool = False
+) -> list[Location]:
     """Delete partitions whose hour began `retention_hours` or more before `now`'s hour.
 
     So exactly `retention_hours` partitions are kept (the current hour and the ones before it),
     plus `latest`'s target and locked ones whatever their age. Names that are not partitions
     are left alone. Returns the pruned (or, with `dry_run`, prunable) folders, oldest first.
     """
+    if isinstance(data_root, ObjectPath):
+        return _prune_objects(data_root, retention_hours, now, dry_run)
     data_root = Path(data_root)
     cutoff = _cutoff(retention_hours, now)
     keep = latest_partition(data_root)
-    pruned: list[Path] = []
+    pruned: list[Location] = []
     if not data_root.is_dir():
         return pruned
     for leftover in data_root.glob(f".*{_DELETING}"):  # from a crash in an earlier prune
@@ -123,10 +130,43 @@ def prune_partitions(
     return pruned
 
 
+def _prune_objects(root: ObjectPath, hours: int, now: datetime, dry_run: bool) -> list[Location]:
+    """``prune_partitions`` on an object store: the claim object stands in for the lock."""
+    from pipeline.storage import lease, s3
+
+    cutoff = _cutoff(hours, now)
+    keep = latest_partition(root)
+    pruned: list[Location] = []
+    for name in s3.partition_names(root):
+        try:
+            hour = datetime.strptime(name, PARTITION_FORMAT)
+        except ValueError:
+            continue
+        part = root / name
+        if hour > cutoff:
+            continue
+        if name == keep:
+            log.info("keeping old partition %s: `latest` points to it", part)
+            continue
+        claim = lease.read(part / LOCK)
+        if claim is not None and lease.live(claim[0]):
+            log.info("keeping old partition %s: a run holds its claim", part)
+            continue
+        if dry_run:
+            log.info("would prune partition %s", part)
+        else:
+            count = s3.delete_tree(part, first="manifest.json")
+            log.info("pruned partition %s (%d objects, older than %d hours)", part, count, hours)
+        pruned.append(part)
+    return pruned
+
+
 def prune_logs(
-    data_root: Path, retention_hours: int, now: datetime, *, dry_run: bool = False
+    data_root: Location, retention_hours: int, now: datetime, *, dry_run: bool = False
 ) -> list[Path]:
     """Delete `logs/run-*.log` files last written before the same cutoff as partitions."""
+    if isinstance(data_root, ObjectPath):
+        return []  # run logs are written on each host, not to the object store
     cutoff = _cutoff(retention_hours, now).replace(tzinfo=UTC).timestamp()
     pruned = []
     for path in sorted(logs_dir(Path(data_root)).glob("run-*.log")):
@@ -141,7 +181,9 @@ def prune_logs(
 def main(argv: list[str] | None = None) -> int:
     """Manual pruning, e.g. after lowering the retention (``--dry-run`` first)."""
     parser = argparse.ArgumentParser(prog="python -m pipeline prune", description=__doc__)
-    parser.add_argument("--data-dir", type=Path, help="data root (default: as the pipeline's)")
+    parser.add_argument(
+        "--data-dir", help="data root, a path or s3://bucket/prefix (default: as the pipeline's)"
+    )
     parser.add_argument(
         "--retention-hours",
         type=int,
@@ -151,14 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    root = args.data_dir or paths().root()
     hours = housekeeping().retention_hours if args.retention_hours is None else args.retention_hours
     now = datetime.now(UTC)
     try:
+        root = parse_root(args.data_dir) if args.data_dir else paths().root()
         gone = prune_partitions(root, hours, now, dry_run=args.dry_run)
         gone += prune_logs(root, hours, now, dry_run=args.dry_run)
     except ValueError as exc:
         parser.error(str(exc))
+    except StoreError as exc:
+        log.error("%s", exc)
+        return 1
     print(f"{'would prune' if args.dry_run else 'pruned'} {len(gone)} item(s) under {root}")
     return 0
 

@@ -5,6 +5,9 @@ into place, so a crash (SIGKILL, power loss) at any moment leaves either the com
 or the complete new one at the target path, never half a file. A failed write removes its
 temporary file; one orphaned by a killed process is swept by the next run that locks the
 partition.
+
+On an object-store data root (``fs.ObjectPath``) the same calls upload a whole object from a
+local temporary file instead (``storage.s3``): a key appears complete or not at all.
 """
 
 from __future__ import annotations
@@ -18,11 +21,18 @@ from typing import Any
 import luigi
 import orjson
 
+from pipeline.storage.fs import Location, ObjectPath, read_bytes
+
 #: Temporary files are ``.<name>.<pid>.tmp`` beside their target; luigi's own use ``-luigi-tmp-``.
 _TMP_GLOBS = (".*.tmp", "*-luigi-tmp-*")
 
 
-def target(path: Path) -> luigi.LocalTarget:
+def target(path: Location) -> luigi.Target:
+    """The luigi target of a file: a LocalTarget, or an object on an object-store root."""
+    if isinstance(path, ObjectPath):
+        from pipeline.storage import s3
+
+        return s3.ObjectTarget(path)
     return luigi.LocalTarget(str(path))
 
 
@@ -35,14 +45,22 @@ def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[str]:
+def atomic_path(path: Location) -> Iterator[str]:
     """A temporary path beside ``path``, renamed onto it only if the block succeeds.
+
+    For an object, a local temporary file uploaded to it only if the block succeeds.
 
     Unlike ``LocalTarget.temporary_path`` this replaces an existing target (a rerun after a
     crash between two outputs of one task must not fail on the one already written), fsyncs
     before the rename (so a power loss cannot leave an empty file at the target path) and
     deletes the temporary file when the block fails.
     """
+    if isinstance(path, ObjectPath):
+        from pipeline.storage import s3
+
+        with s3.upload_on_success(path) as tmp:
+            yield tmp
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -84,11 +102,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def write_json(path: Path, obj: Any) -> None:
+def write_json(path: Location, obj: Any) -> None:
     """Write ``obj`` as pretty JSON atomically."""
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
 
 
-def read_json(path: Path) -> Any:
-    return orjson.loads(Path(path).read_bytes())
+def read_json(path: Location) -> Any:
+    return orjson.loads(read_bytes(path))

@@ -2,6 +2,9 @@
 
 It only moves forwards, under a lock on the data root, so two runs of different hours that
 finish together cannot move it backwards.
+
+On an object-store data root ``latest`` is a small object holding the partition's name, moved
+forwards with conditional writes instead of the lock (``storage.s3``).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from pipeline.storage.fs import Location, ObjectPath
 from pipeline.storage.layout import LATEST, PARTITION_RE
 
 
@@ -21,8 +25,12 @@ def latest_lock(root: Path) -> Path:
     return root / f".{LATEST}.lock"
 
 
-def latest_partition(root: Path) -> str | None:
+def latest_partition(root: Location) -> str | None:
     """Name of the partition ``latest`` points to, or None when there is none yet."""
+    if isinstance(root, ObjectPath):
+        from pipeline.storage import s3
+
+        return s3.latest_object(root)[0]
     try:
         target = os.readlink(latest_link(root))
     except OSError:
@@ -31,7 +39,7 @@ def latest_partition(root: Path) -> str | None:
     return name if PARTITION_RE.match(name) else None
 
 
-def latest_reached(root: Path, name: str) -> bool:
+def latest_reached(root: Location, name: str) -> bool:
     """True once ``latest`` points at partition ``name`` or a newer one: ``name`` is published
     (or superseded). Only reads a link, so checking an hour writes nothing."""
     current = latest_partition(root)
@@ -46,12 +54,16 @@ def point_latest_to(root: Path, name: str) -> None:
     os.replace(tmp, latest_link(root))
 
 
-def advance_latest(root: Path, name: str) -> bool:
+def advance_latest(root: Location, name: str) -> bool:
     """Point ``latest`` at partition ``name`` unless it already points at a newer one.
 
     The read-compare-switch runs under a lock on the data root, so two runs of different hours
     finishing together cannot move ``latest`` backwards. Returns True if it moved.
     """
+    if isinstance(root, ObjectPath):
+        from pipeline.storage import s3
+
+        return s3.advance_latest(root, name)
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(latest_lock(root), os.O_RDWR | os.O_CREAT, 0o640)
     try:

@@ -12,8 +12,10 @@ Each task and what it requires, per hourly partition (15 edges)::
     CleanProducts   <- ExtractProducts
 
 ``Insights`` writes manifest.json from every task's stats file and then moves ``latest``.
+``Backfill`` requires ``Insights`` for several hours at once.
 """
 
+from pipeline.tasks.backfill import Backfill
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 from pipeline.tasks.extract import EXTRACTS, ExtractTask
 from pipeline.tasks.insights import CartDetails, CategorySummary, UserSummary
@@ -21,6 +23,7 @@ from pipeline.tasks.publish import Insights
 
 __all__ = [
     "EXTRACTS",
+    "Backfill",
     "CartDetails",
     "CategorySummary",
     "CleanCarts",

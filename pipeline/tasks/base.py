@@ -10,6 +10,11 @@ an hour that is complete, or not run at all, creates no folder and no file.
 
 This module and the task modules import pandas and pyarrow only when a task runs, so that
 ``import pipeline`` (luigi's start-up, housekeeping) stays light.
+
+The data root may be an object store (``s3://bucket/prefix``, ``storage.fs``): the hour is then
+claimed with a lease object instead of the flock, shared by the workers of one luigid. A data
+root that cannot be used (unknown scheme, store unreachable) stops the run at once with one
+message and [retcode] scheduling_error, before anything is requested or written.
 """
 
 from __future__ import annotations
@@ -18,16 +23,22 @@ import importlib
 import logging
 import os
 import re
+import socket
+import sys
 import time
+import typing
+import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import luigi
 import luigi.interface
+import luigi.retcodes
 
 from pipeline import config
 from pipeline.logs import task_context
+from pipeline.storage import fs
 from pipeline.storage.atomic import (
     atomic_path,
     remove_orphaned_links,
@@ -50,6 +61,39 @@ def _current_hour() -> datetime:
 
 class PartitionBusyExit(luigi.interface.PidLockAlreadyTakenExit):
     """Raised while scheduling: luigi then exits with [retcode] already_running (10)."""
+
+
+#: Exit code of a run stopped because its data root is unusable, when [retcode] sets none (luigi
+#: would exit 0): the value luigi.cfg gives scheduling_error.
+SCHEDULING_ERROR = 35
+
+
+def stop_run(message: str) -> typing.NoReturn:
+    """End the run at once with one line and [retcode] scheduling_error: the data root is
+    unusable, so no task could do anything (luigi would log a traceback per task instead)."""
+    print(f"ERROR: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(luigi.retcodes.retcode().scheduling_error or SCHEDULING_ERROR)
+
+
+#: Tells this process's runs apart on one host (pids are reused, hosts share names in pods).
+_RUN = uuid.uuid4().hex[:8]
+
+
+def claim_owner() -> tuple[str, bool]:
+    """Who claims an hour on an object store, and whether the claim ends with this process.
+
+    With a central scheduler it is that luigid, so that its workers on every host share the
+    claim (luigid gives each task to one of them); a luigid on this host's loopback address is
+    told apart from other hosts' by this host's name. With --local-scheduler it is this run.
+    """
+    core = luigi.interface.core()
+    if core.local_scheduler:
+        return f"{socket.gethostname()} pid {os.getpid()} run {_RUN}", True
+    url = core.scheduler_url or f"http://{core.scheduler_host}:{core.scheduler_port}/"
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.startswith("127.") or host == "::1":
+        url = f"{url} on {socket.getfqdn()}"
+    return f"luigid {url}", False
 
 
 class Lazy:
@@ -76,16 +120,33 @@ class PartitionTask(luigi.Task):
         description="The UTC hour this snapshot belongs to (e.g. 2026-11-25T17); its folder name.",
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        try:
+            config.paths().root()  # refused here, before luigi checks or schedules anything
+        except config.ConfigError as exc:
+            stop_run(str(exc))
+
     @property
     def partition(self) -> Partition:
         return Partition(config.paths().root(), self.date_hour)
 
-    def stats_path(self) -> Path:
+    def complete(self) -> bool:
+        try:
+            return self.is_complete()
+        except fs.StoreError as exc:
+            stop_run(str(exc))
+
+    def is_complete(self) -> bool:
+        """Whether every output is there (luigi's ``complete``; a store failure stops the run)."""
+        return super().complete()
+
+    def stats_path(self) -> fs.Location:
         """This task's facts for the manifest, which lists the task under its family in snake
         case (``CleanCarts`` -> ``clean_carts``); ``layout.STATS`` names the file."""
         return self.partition.stats(re.sub(r"(?<!^)(?=[A-Z])", "_", self.task_family).lower())
 
-    def stats_target(self) -> luigi.LocalTarget:
+    def stats_target(self) -> luigi.Target:
         return target(self.stats_path())
 
     def produce(self) -> dict[str, Any]:
@@ -114,15 +175,35 @@ class PartitionTask(luigi.Task):
         files that a killed run left behind; later claims in the process do nothing.
         """
         os.umask(0o027)  # data may hold personal fields: not world-readable
+        partition = self.partition
         try:
-            fresh = hold_partition_lock(self.partition.lock)
+            if isinstance(partition.lock, fs.ObjectPath):
+                fresh = self.claim_object(partition.lock)
+            else:
+                fresh = hold_partition_lock(partition.lock)
         except PartitionBusy as exc:
             log.error("%s", exc)
             raise PartitionBusyExit(str(exc)) from None
-        if fresh:
-            stale = remove_stale_temporaries(self.partition.dir)
-            for path in stale + remove_orphaned_links(self.partition.root):
+        except fs.StoreError as exc:
+            stop_run(str(exc))
+        if fresh and isinstance(partition.lock, fs.ObjectPath):
+            from pipeline.storage import s3
+
+            for path in s3.remove_orphaned_staging():
                 log.info("removed %s, left by an interrupted run", path)
+        elif fresh:
+            stale = remove_stale_temporaries(partition.dir)
+            for path in stale + remove_orphaned_links(partition.root):
+                log.info("removed %s, left by an interrupted run", path)
+
+    @staticmethod
+    def claim_object(location: fs.ObjectPath) -> bool:
+        """Claim an hour on an object store: a lease object (``storage.lease``)."""
+        from pipeline.storage import lease
+
+        owner, ends_with_process = claim_owner()
+        seconds = config.storage().lease_seconds
+        return lease.acquire(location, owner, seconds, release_at_exit=ends_with_process)
 
     def run(self) -> None:
         self.claim()  # claimed while scheduling; not so when another process scheduled it
@@ -143,14 +224,16 @@ class PartitionTask(luigi.Task):
         if percent is not None:
             self.set_progress_percentage(percent)
 
-    def write_frame(self, frame: pd.DataFrame, path: Path, money: tuple[str, ...] = ()) -> int:
+    def write_frame(
+        self, frame: pd.DataFrame, path: fs.Location, money: tuple[str, ...] = ()
+    ) -> int:
         from pipeline.storage import formats
 
         with atomic_path(path) as tmp:
             formats.write_csv(frame, tmp, money)
         return len(frame)
 
-    def write_exact(self, frame: pd.DataFrame, path: Path) -> None:
+    def write_exact(self, frame: pd.DataFrame, path: fs.Location) -> None:
         from pipeline.storage import formats
 
         with atomic_path(path) as tmp:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import luigi
 
 from pipeline import config
 from pipeline.storage.atomic import target
+from pipeline.storage.fs import delete, local_copy
 from pipeline.tasks.base import PartitionTask
 from pipeline.tasks.extract import EXTRACTS
 
@@ -22,14 +22,15 @@ class CleanUsers(PartitionTask):
     def requires(self) -> luigi.Task:
         return EXTRACTS["users"](date_hour=self.date_hour)
 
-    def output(self) -> dict[str, luigi.LocalTarget]:
+    def output(self) -> dict[str, luigi.Target]:
         return {"users": target(self.partition.cleaned("users")), "stats": self.stats_target()}
 
     def produce(self) -> dict[str, Any]:
         from pipeline.rules import cleaning, quality
         from pipeline.storage import formats
 
-        users = cleaning.clean_users(formats.read_users(Path(self.input()["raw"].path)))
+        with local_copy(self.input()["raw"]) as raw:
+            users = cleaning.clean_users(formats.read_users(raw))
         quality.enforce(
             quality.id_findings(users, "user", "user_id"), config.quality().max_bad_rows
         )
@@ -44,7 +45,7 @@ class CleanProducts(PartitionTask):
     def requires(self) -> luigi.Task:
         return EXTRACTS["products"](date_hour=self.date_hour)
 
-    def output(self) -> dict[str, luigi.LocalTarget]:
+    def output(self) -> dict[str, luigi.Target]:
         return {
             "products": target(self.partition.cleaned("products")),
             "catalogue": target(self.partition.catalogue),
@@ -56,20 +57,18 @@ class CleanProducts(PartitionTask):
         from pipeline.storage import formats
 
         min_price = config.clean().min_product_price
-        catalogue = cleaning.product_catalogue(
-            formats.read_products(Path(self.input()["raw"].path))
-        )
+        with local_copy(self.input()["raw"]) as raw:
+            catalogue = cleaning.product_catalogue(formats.read_products(raw))
         quality.enforce(
             quality.id_findings(catalogue, "product", "product_id"), config.quality().max_bad_rows
         )
         products = cleaning.clean_products(catalogue, min_price)
-        out = self.output()
         rows = {
             "product_catalogue.csv": self.write_frame(
-                catalogue, Path(out["catalogue"].path), ("price",)
+                catalogue, self.partition.catalogue, ("price",)
             ),
             "cleaned_products.csv": self.write_frame(
-                products, Path(out["products"].path), ("price",)
+                products, self.partition.cleaned("products"), ("price",)
             ),
         }
         self.report(f"cleaned_products.csv: {rows['cleaned_products.csv']} rows", 100)
@@ -86,7 +85,7 @@ class CleanCarts(PartitionTask):
             "products": CleanProducts(date_hour=self.date_hour),
         }
 
-    def output(self) -> dict[str, luigi.LocalTarget]:
+    def output(self) -> dict[str, luigi.Target]:
         return {
             "carts": target(self.partition.cleaned("carts")),
             "exact": target(self.partition.exact("cart_lines")),  # what the insights sum
@@ -98,13 +97,13 @@ class CleanCarts(PartitionTask):
         from pipeline.storage import formats
 
         inputs = self.input()
-        users = formats.read_csv(Path(inputs["users"]["users"].path))
-        catalogue = formats.read_csv(Path(inputs["products"]["catalogue"].path))
-        checked = quality.check_carts(
-            *formats.read_carts(Path(inputs["carts"]["raw"].path)),
-            users["user_id"],
-            catalogue["product_id"],
-        )
+        with local_copy(inputs["users"]["users"]) as path:
+            users = formats.read_csv(path)
+        with local_copy(inputs["products"]["catalogue"]) as path:
+            catalogue = formats.read_csv(path)
+        with local_copy(inputs["carts"]["raw"]) as path:
+            carts, lines = formats.read_carts(path)
+        checked = quality.check_carts(carts, lines, users["user_id"], catalogue["product_id"])
         self.write_rejected(checked.findings)
         warnings = quality.enforce(checked.findings, config.quality().max_bad_rows)
         rows = self.write_frame(
@@ -125,4 +124,4 @@ class CleanCarts(PartitionTask):
             if finding.count:
                 self.write_frame(finding.rows, path)
             else:
-                path.unlink(missing_ok=True)
+                delete(path)

@@ -26,7 +26,7 @@ class ExtractTask(PartitionTask):
 
     endpoint: ClassVar[str]
 
-    def output(self) -> dict[str, luigi.LocalTarget]:
+    def output(self) -> dict[str, luigi.Target]:
         return {"raw": target(self.partition.raw(self.endpoint)), "stats": self.stats_target()}
 
     def produce(self) -> dict[str, Any]:

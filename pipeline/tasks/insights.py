@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
 
 from pipeline.schema import INSIGHTS
 from pipeline.storage.atomic import read_json, target
+from pipeline.storage.fs import local_copy, location_of
 from pipeline.tasks.base import Lazy, PartitionTask
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 
@@ -35,19 +35,21 @@ class InsightTask(PartitionTask):
         deps.update({key: SOURCES[key](date_hour=self.date_hour) for key in self.reads})
         return deps
 
-    def output(self) -> dict[str, luigi.LocalTarget]:
+    def output(self) -> dict[str, luigi.Target]:
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
 
     def read(self, source: str, output: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
         from pipeline.storage import formats
 
-        return formats.read_csv(Path(self.input()[source][output].path), columns)
+        with local_copy(self.input()[source][output]) as path:
+            return formats.read_csv(path, columns)
 
     def lines(self) -> pd.DataFrame:
         """The cleaned cart lines with money unrounded: summaries round the sum, not each line."""
         from pipeline.storage import formats
 
-        return formats.read_exact(Path(self.input()["carts"]["exact"].path), self.line_columns)
+        with local_copy(self.input()["carts"]["exact"]) as path:
+            return formats.read_exact(path, self.line_columns)
 
     def users(self) -> pd.DataFrame:
         return self.read("users", "users")
@@ -65,7 +67,7 @@ class InsightTask(PartitionTask):
         frame = self.compute()
         facts: dict[str, Any] = {}
         if self.totals:
-            lines = read_json(Path(self.input()["carts"]["stats"].path))
+            lines = read_json(location_of(self.input()["carts"]["stats"]))
             facts = insights.check_against_lines(
                 frame, self.name, *self.totals, lines["line_total"], lines["units"]
             )

@@ -12,6 +12,7 @@ from pipeline import config
 from pipeline.logs import task_context
 from pipeline.ops import housekeeping
 from pipeline.storage.atomic import target, write_json
+from pipeline.storage.fs import ObjectPath
 from pipeline.storage.latest import advance_latest, latest_reached
 from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.insights import INSIGHT_TASKS
@@ -39,10 +40,10 @@ class Insights(PartitionTask):
     def requires(self) -> dict[str, luigi.Task]:
         return {name: cls(date_hour=self.date_hour) for name, cls in INSIGHT_TASKS.items()}
 
-    def output(self) -> luigi.LocalTarget:
+    def output(self) -> luigi.Target:
         return target(self.partition.manifest)
 
-    def complete(self) -> bool:
+    def is_complete(self) -> bool:
         # Complete once the manifest exists and `latest` is at this partition or a newer one;
         # a crash between the two leaves the task incomplete, and the rerun moves `latest`.
         return self.output().exists() and latest_reached(self.partition.root, self.partition.name)
@@ -74,3 +75,7 @@ class Insights(PartitionTask):
             log.info("latest -> %s", name)
         housekeeping.prune_partitions(root, retention, datetime.now(UTC))
         housekeeping.prune_logs(root, retention, datetime.now(UTC))
+        if isinstance(self.partition.lock, ObjectPath):  # the hour is done: free its claim
+            from pipeline.storage import lease
+
+            lease.release(self.partition.lock)

@@ -42,7 +42,15 @@ def same(param: luigi.Parameter, text: str, value: Any) -> bool:
 
 
 def test_the_sections_are_the_ones_luigi_cfg_and_the_readme_use() -> None:
-    assert set(CLASSES) == {"api", "extract", "clean", "paths", "quality", "housekeeping"}
+    assert set(CLASSES) == {
+        "api",
+        "extract",
+        "clean",
+        "paths",
+        "quality",
+        "housekeeping",
+        "storage",
+    }
     assert all(cls.get_task_family() == name for name, cls in CLASSES.items())
 
 

@@ -1,0 +1,263 @@
+"""The whole pipeline with an object store as the data root: a real S3-compatible server (moto)
+on 127.0.0.1, reached by boto3 over HTTP as AWS would be; nothing is mocked.
+
+Outputs are byte-identical to a local run, a rerun makes no request, two runs of one hour on two
+hosts never both write it, a store answering 503 SlowDown is waited out, and an unreachable or
+failing store ends the run non-zero with nothing published. A data root of any other scheme is
+refused at once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
+from tests.support import (
+    FIXTURES,
+    PARTITION,
+    REPO,
+    comparable,
+    luigi_command,
+    pipeline_env,
+    run_luigi,
+)
+from tests.support.expected import CART_DETAILS, CATEGORY_SUMMARY, USER_SUMMARY
+from tests.support.s3 import FaultyProxy, ObjectStore, object_store, s3_env
+
+pytestmark = pytest.mark.slow
+
+SCHEDULING_ERROR = 35
+TASK_FAILED = 30
+ALREADY_RUNNING = 10
+#: Every object of a complete partition on the store (the claim object included).
+PARTITION_KEYS = [
+    f"{PARTITION}/{name}"
+    for name in (
+        ".lock",
+        "_stats/CartDetails.json", "_stats/CategorySummary.json", "_stats/CleanCarts.json",
+        "_stats/CleanProducts.json", "_stats/CleanUsers.json", "_stats/Extract-carts.json",
+        "_stats/Extract-products.json", "_stats/Extract-users.json", "_stats/UserSummary.json",
+        "cleaned/cleaned_carts.csv", "cleaned/cleaned_products.csv", "cleaned/cleaned_users.csv",
+        "cleaned/product_catalogue.csv", "insights/cart_details.csv",
+        "insights/category_summary.csv", "insights/user_summary.csv", "jsons/carts.jsonl",
+        "jsons/products.jsonl", "jsons/users.jsonl", "manifest.json",
+    )
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[ObjectStore]:
+    with object_store() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The partition a local run writes from the fixtures: what the store must hold."""
+    data = tmp_path_factory.mktemp("local") / "data"
+    with DummyJSONServer(Dataset.load(FIXTURES)) as api:
+        result = run_luigi(api.url, data)
+    assert result.returncode == 0, result.output
+    return data / PARTITION
+
+
+def run_s3(
+    api_url: str, endpoint: str, root: str, tmp: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``luigi --module pipeline Insights --local-scheduler`` with an s3:// data root."""
+    return subprocess.run(
+        luigi_command(PARTITION, tmp / "pids", *args),
+        cwd=REPO,
+        env=s3_env(endpoint, PIPELINE_API_URL=api_url, PIPELINE_DATA_DIR=root, **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def output(proc: subprocess.CompletedProcess[str]) -> str:
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("root", "message"),
+    [
+        ("gs://shop/etl", "data root 'gs://shop/etl': unsupported scheme 'gs://'; use a local "
+         "path or s3://bucket/prefix"),
+        ("hdfs://namenode/etl", "data root 'hdfs://namenode/etl': unsupported scheme 'hdfs://'; "
+         "use a local path or s3://bucket/prefix"),
+        ("s3://Shop_Data/etl", "data root 's3://Shop_Data/etl': 'Shop_Data' is not a valid S3 "
+         "bucket name"),
+    ],
+)  # fmt: skip
+def test_a_data_root_of_another_scheme_is_refused_at_once(
+    root: str, message: str, api: DummyJSONServer, tmp_path: Path
+) -> None:
+    before = sorted(p.name for p in REPO.iterdir())
+    env = {**pipeline_env(api.url, tmp_path), "PIPELINE_DATA_DIR": root}  # not via Path()
+    result = run_luigi(api.url, tmp_path / "data", env=env)
+    assert result.returncode == SCHEDULING_ERROR, result.output
+    assert result.output == f"ERROR: PIPELINE_DATA_DIR: {message}\n"  # that, and nothing else
+    assert api.request_count == 0
+    assert sorted(p.name for p in REPO.iterdir()) == before  # no folder named 'gs:'
+
+    # The same through run_pipeline.sh, which once turned it into "$PWD/gs://...".
+    env["PIPELINE_LOG_DIR"] = str(tmp_path / "logs")
+    script = subprocess.run(
+        [str(REPO / "run_pipeline.sh"), "--date-hour", PARTITION, "--local-scheduler",
+         "--lock-pid-dir", str(tmp_path / "pids")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert script.returncode == SCHEDULING_ERROR, script.stderr
+    assert f"ERROR: PIPELINE_DATA_DIR: {message}\n" in script.stdout + script.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+    assert sorted(p.name for p in REPO.iterdir()) == before
+
+
+def test_an_s3_root_holds_what_local_disk_holds_and_a_rerun_asks_nothing(
+    api: DummyJSONServer, store: ObjectStore, reference: Path, tmp_path: Path
+) -> None:
+    root = store.root("byte-identical")
+    result = run_s3(api.url, store.url, root, tmp_path)
+    assert result.returncode == 0, output(result)
+    assert f"latest -> {PARTITION}" in output(result)
+    assert store.keys("byte-identical") == [*PARTITION_KEYS, "latest"]
+    assert store.read("latest", "byte-identical") == f"{PARTITION}\n".encode()
+    copy = store.download(tmp_path / "copy", "byte-identical")
+    assert comparable(copy / PARTITION) == comparable(reference)  # every CSV/JSONL byte
+    assert (copy / PARTITION / "insights/user_summary.csv").read_text() == USER_SUMMARY
+    assert not list(Path(tmp_path).rglob("etl-stage-*"))
+
+    objects = store.etags("byte-identical")
+    api.reset_log()
+    again = run_s3(api.url, store.url, root, tmp_path)
+    assert again.returncode == 0, output(again)
+    assert "complete ones were encountered" in output(again)
+    assert api.request_count == 0
+    assert store.etags("byte-identical") == objects  # nothing rewritten, not even the claim
+
+
+def test_two_hosts_starting_one_hour_one_writes_it_the_other_exits_10(
+    api: DummyJSONServer, store: ObjectStore, tmp_path: Path
+) -> None:
+    """Two hosts' timers without a common luigid: the claim object decides."""
+    api.latency = 0.5
+    root = store.root("two-hosts")
+    runs = []
+    for host in ("host-a", "host-b"):
+        home = tmp_path / host
+        (home / "tmp").mkdir(parents=True)
+        env = s3_env(store.url, PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=root)
+        env["TMPDIR"] = str(home / "tmp")
+        runs.append(
+            subprocess.Popen(
+                luigi_command(PARTITION, home / "pids", "--api-page-size", "2"),
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    outs = [run.communicate(timeout=300)[0] for run in runs]
+    codes = sorted(run.returncode for run in runs)
+    assert codes == [0, ALREADY_RUNNING], outs
+    loser = outs[0] if runs[0].returncode else outs[1]
+    assert f"partition {PARTITION} is being written by another run (" in loser
+    assert "this run leaves it alone" in loser and "Informed scheduler" not in loser
+    pages = [(path, query["skip"]) for path, query in api.requests]
+    assert len(pages) == len(set(pages)) == 3 + 4 + 3  # every page fetched once
+    assert store.read("latest", "two-hosts") == f"{PARTITION}\n".encode()
+    assert (
+        store.read(f"{PARTITION}/insights/cart_details.csv", "two-hosts") == CART_DETAILS.encode()
+    )
+
+
+def test_a_store_answering_503_slowdown_is_waited_out_with_the_same_outputs(
+    api: DummyJSONServer, store: ObjectStore, reference: Path, tmp_path: Path
+) -> None:
+    proxy = FaultyProxy(store.url)
+    try:
+        proxy.slowdown(every=2, count=40)  # every other request of the first 40: 503 SlowDown
+        result = run_s3(api.url, proxy.url, store.root("slowdown"), tmp_path)
+    finally:
+        proxy.stop()
+    assert result.returncode == 0, output(result)
+    assert proxy.refused == 20 and proxy.seen > 40
+    copy = store.download(tmp_path / "copy", "slowdown")
+    assert comparable(copy / PARTITION) == comparable(reference)
+    assert store.read("latest", "slowdown") == f"{PARTITION}\n".encode()
+
+
+def test_an_unreachable_store_ends_the_run_at_once_with_one_message(
+    api: DummyJSONServer, tmp_path: Path
+) -> None:
+    result = run_s3(
+        api.url, "http://127.0.0.1:9", "s3://shop-data/etl", tmp_path, "--storage-retries", "1"
+    )
+    assert result.returncode == SCHEDULING_ERROR, output(result)
+    assert (
+        f"ERROR: HEAD s3://shop-data/etl/{PARTITION}/manifest.json: object store "
+        "http://127.0.0.1:9 unreachable (2 attempts): Could not connect to the endpoint URL"
+    ) in output(result)
+    assert "Traceback" not in output(result)
+    assert api.request_count == 0
+
+
+def test_a_store_failing_mid_run_leaves_nothing_published_and_no_partial_object(
+    api: DummyJSONServer, store: ObjectStore, reference: Path, tmp_path: Path
+) -> None:
+    proxy = FaultyProxy(store.url)
+    try:
+        proxy.drop_after(30)  # past scheduling, into the extracts and cleans: then silence
+        result = run_s3(
+            api.url, proxy.url, store.root("dropped"), tmp_path,
+            "--storage-retries", "1", "--storage-lease-seconds", "2",
+        )  # fmt: skip
+    finally:
+        proxy.stop()
+    assert result.returncode == TASK_FAILED, output(result)
+    assert "unreachable (2 attempts)" in output(result)
+    keys = store.keys("dropped")
+    assert "latest" not in keys and f"{PARTITION}/manifest.json" not in keys
+    written = [k for k in keys if not k.endswith(".lock")]
+    assert written  # the run got somewhere before the store went away
+    for key in written:  # and each object it left is whole, as a local run writes it
+        rel = key.removeprefix(f"{PARTITION}/")
+        if not rel.endswith(".json"):
+            assert store.read(key, "dropped") == (reference / rel).read_bytes(), key
+
+    # The run could not release its claim (the store was gone): it lapses after its lease,
+    # and then a rerun finishes the hour.
+    time.sleep(2.5)
+    resumed = run_s3(api.url, store.url, store.root("dropped"), tmp_path)
+    assert resumed.returncode == 0, output(resumed)
+    assert store.read("insights/category_summary.csv", f"dropped/{PARTITION}") == (
+        CATEGORY_SUMMARY.encode()
+    )
+
+
+def test_a_failed_run_frees_its_hour_at_once_and_the_rerun_resumes(
+    api: DummyJSONServer, store: ObjectStore, tmp_path: Path
+) -> None:
+    api.add_fault("status", endpoint="carts", times=None, status=503)
+    failed = run_s3(
+        api.url, store.url, store.root("resume"), tmp_path,
+        "--api-retries", "1", "--api-backoff-factor", "0.01",
+    )  # fmt: skip
+    assert failed.returncode == TASK_FAILED, output(failed)
+    keys = store.keys("resume")
+    assert f"{PARTITION}/jsons/users.jsonl" in keys and f"{PARTITION}/jsons/carts.jsonl" not in keys
+    assert "latest" not in keys
+
+    api.clear_faults()
+    api.reset_log()
+    resumed = run_s3(api.url, store.url, store.root("resume"), tmp_path)  # no wait: released
+    assert resumed.returncode == 0, output(resumed)
+    assert [path for path, _ in api.requests] == ["/carts"]  # only the missing extract
+    assert store.read(f"{PARTITION}/insights/user_summary.csv", "resume") == USER_SUMMARY.encode()

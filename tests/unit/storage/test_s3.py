@@ -1,0 +1,203 @@
+"""The object-store backend against a real S3-compatible server (moto) on 127.0.0.1: whole
+objects only, ``latest`` only forwards, the hour's claim, retention."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline import config
+from pipeline.ops.housekeeping import prune_partitions
+from pipeline.storage import lease, s3
+from pipeline.storage.atomic import atomic_path, read_json, target, write_json
+from pipeline.storage.fs import ObjectPath, StoreUnreachable, exists, local_copy, parse_root
+from pipeline.storage.latest import advance_latest, latest_partition, latest_reached
+from pipeline.storage.locks import PartitionBusy
+from tests.support.s3 import BUCKET, ObjectStore, object_store, s3_env
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[ObjectStore]:
+    with object_store() as server:
+        yield server
+
+
+@pytest.fixture
+def root(
+    store: ObjectStore, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ObjectPath]:
+    """A prefix of its own for each test, and a fresh client pointed at the server."""
+    for key, value in s3_env(store.url).items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    s3._clients.clear()
+    lease._held.clear()
+    yield ObjectPath(BUCKET, request.node.name.replace("[", "-").rstrip("]"))
+    lease._held.clear()
+    s3._clients.clear()
+
+
+def test_an_object_appears_whole_and_only_when_its_block_succeeds(
+    root: ObjectPath, store: ObjectStore
+) -> None:
+    out = root / "2026-11-25T17/cleaned/cleaned_users.csv"
+    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
+        Path(tmp).write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert not exists(out) and not target(out).exists()
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text("user_id\n1\n")
+        assert not exists(out)  # nothing at the key while the file is written
+    assert store.read(out.key, prefix="") == s3.read_bytes(out) == b"user_id\n1\n"
+    assert target(out).exists() and not Path(tmp).exists()  # the local copy is gone
+    with local_copy(target(out)) as path:
+        assert path.read_text() == "user_id\n1\n"
+    assert not path.exists()
+
+
+def test_a_large_object_is_uploaded_in_parts_and_read_back_the_same(
+    root: ObjectPath, store: ObjectStore
+) -> None:
+    blob = bytes(range(256)) * (40 * 4096 + 7)  # 40 MiB + 1792 B: five 8 MiB parts and a bit
+    out = root / "jsons/carts.jsonl"
+    with atomic_path(out) as tmp:
+        Path(tmp).write_bytes(blob)
+    head = store.client.head_object(Bucket=BUCKET, Key=out.key)
+    assert head["ContentLength"] == len(blob)
+    assert head["ETag"].strip('"').endswith("-6")  # a multipart upload of 6 parts
+    with local_copy(out) as path:
+        assert path.read_bytes() == blob
+    assert store.multipart_uploads() == []
+
+
+def test_json_facts_round_trip(root: ObjectPath) -> None:
+    write_json(root / "_stats/CleanCarts.json", {"rows": 3, "b": [1, 2]})
+    assert read_json(root / "_stats/CleanCarts.json") == {"b": [1, 2], "rows": 3}
+    with pytest.raises(FileNotFoundError):
+        read_json(root / "_stats/missing.json")
+
+
+def test_latest_is_a_pointer_object_that_only_moves_forwards(
+    root: ObjectPath, store: ObjectStore
+) -> None:
+    assert latest_partition(root) is None and not latest_reached(root, "2026-11-25T17")
+    assert advance_latest(root, "2026-11-25T17")
+    assert store.read(f"{root.key}/latest", prefix="") == b"2026-11-25T17\n"
+    assert not advance_latest(root, "2026-11-25T16")  # a backfill leaves it alone
+    assert latest_partition(root) == "2026-11-25T17"
+    assert latest_reached(root, "2026-11-25T16") and not latest_reached(root, "2026-11-25T18")
+
+
+def test_latest_never_moves_backwards_when_hosts_publish_together(root: ObjectPath) -> None:
+    hours = [f"2026-11-25T{h:02d}" for h in range(12)]
+    moved: list[str] = []
+    start = threading.Barrier(len(hours))
+
+    def publish(name: str) -> None:
+        start.wait()
+        if advance_latest(root, name):
+            moved.append(name)
+
+    threads = [threading.Thread(target=publish, args=(name,)) for name in reversed(hours)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert latest_partition(root) == hours[-1]
+    assert moved == sorted(moved)  # every move went forwards
+    assert hours[-1] in moved
+
+
+def test_the_claim_refuses_another_owner_until_it_expires_or_is_released(
+    root: ObjectPath, store: ObjectStore
+) -> None:
+    claim = root / "2026-11-25T17/.lock"
+    assert lease.acquire(claim, "host-a pid 1", 60, release_at_exit=False)
+    assert not lease.acquire(claim, "host-a pid 1", 60, release_at_exit=False)  # held already
+    stored = orjson.loads(store.read(claim.key, prefix=""))
+    assert stored["owner"] == "host-a pid 1" and stored["expires_at"] > time.time() + 50
+
+    lease._held.clear()  # as seen from another process
+    with pytest.raises(PartitionBusy) as err:
+        lease.acquire(claim, "host-b pid 2", 60, release_at_exit=False)
+    assert str(err.value).startswith(
+        "partition 2026-11-25T17 is being written by another run (host-a pid 1, claim valid until "
+    )
+    assert lease.acquire(claim, "host-a pid 1", 60, release_at_exit=False)  # same owner: joins
+
+    lease.release(claim)
+    assert lease.acquire(claim, "host-b pid 2", 60, release_at_exit=False)
+
+
+def test_an_expired_claim_is_taken_over_and_its_old_holder_writes_nothing_more(
+    root: ObjectPath,
+) -> None:
+    claim = root / "2026-11-25T17/.lock"
+    assert lease.acquire(claim, "dead host", 1, release_at_exit=False)
+    old = lease._held.pop(str(claim))
+    time.sleep(1.2)  # its holder stopped renewing: the claim lapses
+    assert lease.acquire(claim, "live host", 60, release_at_exit=False)
+
+    lease._held.clear()
+    old.expires = 0  # the stalled holder wakes up and tries to write
+    lease._held[str(claim)] = old
+    out = root / "2026-11-25T17/insights/user_summary.csv"
+    with (
+        pytest.raises(lease.ClaimLost, match="claim expired or was taken over"),
+        atomic_path(out) as tmp,
+    ):
+        Path(tmp).write_text("late")
+    assert not exists(out)
+    assert str(claim) not in lease._held
+
+
+def test_the_claim_is_renewed_while_its_holder_lives(root: ObjectPath, store: ObjectStore) -> None:
+    claim = root / "2026-11-25T17/.lock"
+    assert lease.acquire(claim, "host-a pid 1", 2, release_at_exit=False)
+    first = orjson.loads(store.read(claim.key, prefix=""))["expires_at"]
+    time.sleep(2.5)  # longer than the lease: only renewal keeps it
+    assert orjson.loads(store.read(claim.key, prefix=""))["expires_at"] > first
+    assert lease.live(orjson.loads(store.read(claim.key, prefix="")))
+    lease.release(claim)
+
+
+def test_retention_prunes_old_partitions_but_not_latest_nor_a_claimed_one(
+    root: ObjectPath, store: ObjectStore
+) -> None:
+    now = datetime(2026, 11, 25, 17, 42)
+    names = [(now - timedelta(hours=n)).strftime("%Y-%m-%dT%H") for n in range(6)]
+    for name in names:
+        for rel in ("manifest.json", "insights/user_summary.csv", "jsons/carts.jsonl"):
+            write_json(root / name / rel, {})
+    advance_latest(root, names[5])  # the oldest: `latest` after a restore, say
+    assert lease.acquire(root / names[4] / ".lock", "a run", 60, release_at_exit=False)
+    write_json(root / "logs/run.json", {})  # not a partition: never touched
+
+    pruned = prune_partitions(root, 2, now)
+    assert [p.name for p in pruned] == [names[3], names[2]]
+    left = {key.split("/")[0] for key in store.keys(root.key)}
+    assert left == {names[0], names[1], names[4], names[5], "latest", "logs"}
+    assert prune_partitions(root, 2, now, dry_run=True) == []
+
+
+def test_an_unreachable_store_is_named_in_one_error(
+    root: ObjectPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(config.storage(), "retries", 2)  # luigi.Config instances are cached
+    s3._clients.clear()
+    with pytest.raises(StoreUnreachable) as err:
+        exists(root / "manifest.json")
+    assert str(err.value).startswith(
+        f"HEAD {root}/manifest.json: object store http://127.0.0.1:9 unreachable (3 attempts): "
+    )
+
+
+def test_parse_root_gives_the_locations_the_backend_uses() -> None:
+    assert parse_root(f"s3://{BUCKET}/a/b") / "latest" == ObjectPath(BUCKET, "a/b/latest")
