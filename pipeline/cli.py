@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.config import CHECKOUT, paths
+from pipeline.config import CHECKOUT, ConfigError, paths
 from pipeline.storage.fs import Location
 
 PROG = "python -m pipeline"
@@ -53,6 +53,13 @@ Insights --help-all` lists them).
 
 class CliError(Exception):
     """An expected failure of the command line itself: one message, exit code 2."""
+
+
+def scheduling_error_code() -> int:
+    """luigi's ``[retcode] scheduling_error``: what a setting that stops scheduling exits with."""
+    import luigi.retcodes
+
+    return int(luigi.retcodes.retcode().scheduling_error)
 
 
 def say(message: str) -> None:
@@ -390,3 +397,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         say(f"error: {exc}")
         return 2
+    except ConfigError as exc:  # a setting no run can use: as luigi reports it, [retcode]
+        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+        return scheduling_error_code()

@@ -38,7 +38,7 @@ ALREADY_RUNNING = 10
 PARTITION_KEYS = [
     f"{PARTITION}/{name}"
     for name in (
-        ".lock",
+        ".lock", "_exact/cart_lines.arrow",
         "_stats/CartDetails.json", "_stats/CategorySummary.json", "_stats/CleanCarts.json",
         "_stats/CleanProducts.json", "_stats/CleanUsers.json", "_stats/Extract-carts.json",
         "_stats/Extract-products.json", "_stats/Extract-users.json", "_stats/UserSummary.json",
@@ -107,7 +107,6 @@ def test_a_data_root_of_another_scheme_is_refused_at_once(
     assert sorted(p.name for p in REPO.iterdir()) == before  # no folder named 'gs:'
 
     # The same through run_pipeline.sh, which once turned it into "$PWD/gs://...".
-    env["PIPELINE_LOG_DIR"] = str(tmp_path / "logs")
     script = subprocess.run(
         [str(REPO / "run_pipeline.sh"), "--date-hour", PARTITION, "--local-scheduler",
          "--lock-pid-dir", str(tmp_path / "pids")],
@@ -115,7 +114,7 @@ def test_a_data_root_of_another_scheme_is_refused_at_once(
     )  # fmt: skip
     assert script.returncode == SCHEDULING_ERROR, script.stderr
     assert f"ERROR: PIPELINE_DATA_DIR: {message}\n" in script.stdout + script.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # refused before even a run log
     assert sorted(p.name for p in REPO.iterdir()) == before
 
 
