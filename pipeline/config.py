@@ -146,3 +146,32 @@ class quality(luigi.Config):
         default={},
         description='Per-check tolerance, e.g. {"line_product_exists": 5}; unnamed checks: 0.',
     )
+
+
+# --- The hourly report and the history across hours (issue 9) -----------------------------------
+
+
+class report(luigi.Config):
+    """What the hourly report (``P/report/index.html``, ``findings.md``) shows."""
+
+    top_customers = luigi.IntParameter(
+        default=10, description="Customers in the report's top-customers chart and table."
+    )
+    top_cities = luigi.IntParameter(
+        default=15,
+        description="Cities drawn in the revenue-by-city chart; the others are summed as one bar.",
+    )
+    trend_days = luigi.IntParameter(
+        default=7,
+        description="Days of history the report's trend charts cover, ending with its hour.",
+    )
+
+
+class history(luigi.Config):
+    """The history dataset across hours, ``<data root>/history/date_hour=<hour>/``."""
+
+    retention_days = luigi.IntParameter(
+        default=90,
+        description="Days of hourly history rows kept; older hours are deleted after each run. "
+        "Independent of [housekeeping] retention_hours, which applies to the partitions.",
+    )

@@ -16,6 +16,7 @@ PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 LATEST = "latest"
 LOCK = ".lock"  # held by the run writing a partition
 LOGS = "logs"  # run_pipeline.sh's per-run log files, beside the partitions
+HISTORY = "history"  # the Parquet dataset across hours, beside the partitions
 
 
 def partition_name(date_hour: datetime) -> str:
@@ -59,6 +60,11 @@ class Partition:
         return self.dir / "rejected" / f"{check}.csv"
 
     @property
+    def report_dir(self) -> Path:
+        """The hour's report: ``index.html`` and ``findings.md``."""
+        return self.dir / "report"
+
+    @property
     def manifest(self) -> Path:
         return self.dir / "manifest.json"
 
@@ -69,3 +75,12 @@ class Partition:
 
 def logs_dir(root: Path) -> Path:
     return root / LOGS
+
+
+def history_dir(root: Path) -> Path:
+    return root / HISTORY
+
+
+def history_hour_dir(root: Path, name: str) -> Path:
+    """One hour of the history dataset, a Hive-style partition folder (``date_hour=<name>``)."""
+    return history_dir(root) / f"date_hour={name}"

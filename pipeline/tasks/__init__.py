@@ -4,13 +4,15 @@ its outputs atomically.
 Graph, per hourly partition::
 
     ExtractEndpoint(carts|products|users) -> CleanUsers, CleanProducts, CleanCarts
-        -> UserSummary, CategorySummary, CartDetails -> Insights (manifest.json, `latest`)
+        -> UserSummary, CategorySummary, CartDetails -> HistoryHour -> HourReport
+        -> Insights (manifest.json, `latest`)
 """
 
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 from pipeline.tasks.extract import ExtractEndpoint
 from pipeline.tasks.insights import CartDetails, CategorySummary, UserSummary
 from pipeline.tasks.publish import Insights
+from pipeline.tasks.report import HistoryHour, HourReport
 
 __all__ = [
     "CartDetails",
@@ -19,6 +21,8 @@ __all__ = [
     "CleanProducts",
     "CleanUsers",
     "ExtractEndpoint",
+    "HistoryHour",
+    "HourReport",
     "Insights",
     "UserSummary",
 ]

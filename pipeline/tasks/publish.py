@@ -10,6 +10,7 @@ import luigi
 from pipeline import config
 from pipeline.logs import task_context
 from pipeline.ops import housekeeping
+from pipeline.report.summary import print_summary
 from pipeline.rules import manifest
 from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import read_json, target, write_json
@@ -18,6 +19,7 @@ from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 from pipeline.tasks.extract import ExtractEndpoint
 from pipeline.tasks.insights import INSIGHT_TASKS
+from pipeline.tasks.report import HistoryHour, HourReport
 
 
 class Insights(PartitionTask):
@@ -33,6 +35,10 @@ class Insights(PartitionTask):
             clean_carts=CleanCarts(date_hour=self.date_hour),
         )
         deps.update({name: cls(date_hour=self.date_hour) for name, cls in INSIGHT_TASKS.items()})
+        deps.update(
+            history=HistoryHour(date_hour=self.date_hour),
+            report=HourReport(date_hour=self.date_hour),
+        )
         return deps
 
     def output(self) -> luigi.LocalTarget:
@@ -51,6 +57,7 @@ class Insights(PartitionTask):
         self.hold()
         with task_context("Insights"):
             self.publish()
+        print_summary(self.partition.root, self.partition.name)
 
     def publish(self) -> None:
         """Manifest first, then ``latest``, then retention: a reader never sees less."""
@@ -67,3 +74,9 @@ class Insights(PartitionTask):
             log.info("latest -> %s", name)
         housekeeping.prune_partitions(root, retention, datetime.now(UTC))
         housekeeping.prune_logs(root, retention, datetime.now(UTC))
+
+
+@Insights.event_handler(luigi.Event.DEPENDENCY_PRESENT)
+def _summarise_complete_hour(task: Insights) -> None:
+    """A run that finds its hour already complete ends with the hour's summary too."""
+    print_summary(task.partition.root, task.partition.name)
