@@ -284,7 +284,7 @@ def units_vs_revenue(t: Tables) -> Chart:
     )
 
     def paint(ax) -> None:
-        ax.scatter(cats["units"], cats["revenue"] / 100, color=COLOUR, s=28, zorder=3)
+        ax.scatter(cats["units"], cats["revenue"] / 100, color=COLOUR, s=36, zorder=3)
         for r in cats.itertuples():
             ax.annotate(
                 r.category, (r.units, r.revenue / 100), xytext=(4, 3), textcoords="offset points",
@@ -391,15 +391,24 @@ def discounts(t: Tables) -> Chart:
     )
 
 
+MIN_SPAN_HOURS = 12  # a trend axis spans at least this, so a few hours are not squeezed
+
+
 def _time_axis(ax, trends: Trends) -> None:
+    """Hours from the first on record (within the window) to the report's hour: a pipeline
+    that started yesterday shows a day, not six empty days and a sliver."""
     import matplotlib.dates as mdates
 
     locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    hour = pd.Timedelta(hours=1)
+    end = pd.to_datetime(trends.last, format=HOUR_FORMAT) + hour
     start = pd.to_datetime(trends.first, format=HOUR_FORMAT)
-    end = pd.to_datetime(trends.last, format=HOUR_FORMAT)
-    ax.set_xlim(start - pd.Timedelta(hours=1), end + pd.Timedelta(hours=1))
+    if len(trends.hours):
+        start = max(start, pd.Timestamp(trends.hours["hour"].min()))
+    start = min(start - hour, end - pd.Timedelta(hours=MIN_SPAN_HOURS))
+    ax.set_xlim(start, end)
     ax.set_xlabel("Hour (UTC)")
 
 
@@ -418,7 +427,7 @@ def trend_revenue(trends: Trends) -> Chart:
     )
 
     def paint(ax) -> None:
-        ax.plot(hours["hour"], hours["revenue"] / 100, color=COLOUR, marker="o", markersize=3)
+        ax.plot(hours["hour"], hours["revenue"] / 100, color=COLOUR, marker="o", markersize=4)
         _dollar_axis(ax.yaxis)
         ax.set_ylim(0, max(hours["revenue"].max() / 100 if len(hours) else 0, 1) * 1.15)
         _time_axis(ax, trends)
@@ -452,7 +461,7 @@ def trend_carts(trends: Trends) -> Chart:
     def paint(ax) -> None:
         from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-        ax.plot(hours["hour"], hours["carts"], color=COLOUR, marker="o", markersize=3)
+        ax.plot(hours["hour"], hours["carts"], color=COLOUR, marker="o", markersize=4)
         ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
         ax.set_ylim(0, max(hours["carts"].max() if len(hours) else 0, 1) * 1.15)
@@ -482,7 +491,7 @@ def trend_categories(trends: Trends) -> Chart:
     def paint(ax) -> None:
         for colour, column in zip(PALETTE, per_hour.columns, strict=False):
             ax.plot(per_hour.index, per_hour[column] / 100, color=colour, marker="o",
-                    markersize=3, label=str(column))  # fmt: skip
+                    markersize=4, label=str(column))  # fmt: skip
         _dollar_axis(ax.yaxis)
         top = per_hour.to_numpy().max() / 100 if per_hour.size else 0
         ax.set_ylim(0, max(top, 1) * 1.15)
