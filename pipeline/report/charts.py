@@ -31,6 +31,7 @@ BAR = 0.32  # inches per horizontal bar
 STYLE = {
     "svg.hashsalt": "pipeline-report",  # stable ids: a rerun writes the same bytes
     "svg.fonttype": "none",  # text stays text: smaller, sharp in print, selectable
+    "text.parse_math": False,  # "$" is a dollar: names like "Ca$h $tore" are not TeX
     "font.family": "DejaVu Sans",
     "font.size": 9,
     "axes.titlesize": 11,

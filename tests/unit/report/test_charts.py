@@ -99,3 +99,9 @@ def test_trend_charts_draw_the_hours_on_record() -> None:
     carts = charts.trend_carts(trends)
     assert "Carts" in texts(carts) and "1,250" in texts(carts)
     assert re.search(r"x \$5\.00 in all", charts.trend_categories(trends).alt)
+
+
+def test_dollar_signs_in_names_are_text_not_math() -> None:
+    t = tables()
+    t.categories.loc[0, "category"] = "Ca$h $tore"
+    assert "Ca$h $tore" in texts(charts.category_revenue(t))
