@@ -136,5 +136,9 @@ class HourReport(PartitionTask):
         for key, text in (("markdown", render.markdown(report)), ("html", render.html(report))):
             with atomic_path(Path(out[key].path)) as tmp:
                 Path(tmp).write_text(text, encoding="utf-8")
-        self.report(f"report: {len(report.findings)} findings", 100)
-        return {"rows": {REPORT_MARKDOWN: len(report.findings)}}
+        drawn = sum(c.svg is not None for c in report.charts + report.trend_charts)
+        log.info(
+            "report: %s (%d findings, %d charts)", out["html"].path, len(report.findings), drawn
+        )
+        self.report(f"report: {len(report.findings)} findings, {drawn} charts", 100)
+        return {"rows": {REPORT_MARKDOWN: len(report.findings)}, "warnings": report.warnings}
