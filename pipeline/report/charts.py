@@ -61,6 +61,22 @@ class Chart:
     caption: str = ""  # what the marks are and where the figures come from
 
 
+def warm_up() -> None:
+    """Load matplotlib and its font (about a second), e.g. while big files are read elsewhere.
+
+    A failure here is left for the charts themselves to report, one note each.
+    """
+    try:
+        import matplotlib
+
+        with matplotlib.rc_context(STYLE):
+            fig = _figure(0.3)
+            fig.text(0, 0, "$0")  # loads the font too
+            _svg(fig)
+    except Exception:  # cosmetic, and reported by every chart that then fails
+        return
+
+
 def _usd(value: float, _pos: object = None) -> str:
     return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
 

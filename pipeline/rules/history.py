@@ -40,19 +40,21 @@ def _dollars(c: pd.Series) -> pd.Series:
 
 
 def hour_rows(
-    user_summary: pd.DataFrame, category_summary: pd.DataFrame, cart_ids: pd.Series
+    user_summary: pd.DataFrame, category_summary: pd.DataFrame, lines: int
 ) -> pd.DataFrame:
     """One hour's history rows: the hour's totals, then one row per category and per customer.
 
     Every figure is taken from the insight tables, so the history agrees with them to the cent.
+    ``lines`` is the number of cart lines (rows of cart_details.csv); the carts are counted from
+    user_summary.csv, where each cart counts once, for its one customer.
     """
     cat_revenue = cents(category_summary["total_sales"])
     cat_discounted = cents(category_summary["total_sales_discounted"])
     total = pd.DataFrame(
         {
             "level": ["hour"],
-            "carts": [int(cart_ids.nunique())],
-            "lines": [len(cart_ids)],
+            "carts": [int(user_summary["carts"].sum())],
+            "lines": [int(lines)],
             "users": [len(user_summary)],
             "units": [int(category_summary["total_items_sold"].sum())],
             "revenue": [int(cat_revenue.sum()) / 100],

@@ -474,3 +474,11 @@ def test_read_back_from_csv_text_gives_the_same_tables() -> None:
     text = "category,total_sales,total_items_sold,total_sales_discounted\nx,0.29,1,0.07\n"
     frame = pd.read_csv(io.StringIO(text))
     assert findings.category_table(frame)[["revenue", "discounted"]].iloc[0].tolist() == [29, 7]
+
+
+@pytest.mark.parametrize(
+    ("ids", "want"),
+    [([1, 1, 2, 5, 5, 5], [1, 2, 5]), ([5, 1, 5, 2, 1], [1, 2, 5]), ([], []), ([7], [7])],
+)
+def test_unique_ids_in_cart_order_or_any_order(ids: list[int], want: list[int]) -> None:
+    assert findings.unique_ids(pd.Series(ids, dtype="int64")).tolist() == want

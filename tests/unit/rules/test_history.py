@@ -29,7 +29,7 @@ def test_hour_rows_hold_the_hour_its_categories_and_its_customers() -> None:
             "total_sales_discounted": [0.07, 90.00],
         }
     )
-    got = history.hour_rows(users, categories, pd.Series([1, 1, 4, 9]))
+    got = history.hour_rows(users, categories, lines=4)
     na = pd.NA
     want = pd.DataFrame(
         {
@@ -54,7 +54,7 @@ def test_an_hour_without_carts_has_one_row_of_zeros() -> None:
     categories = pd.DataFrame(
         columns=["category", "total_sales", "total_items_sold", "total_sales_discounted"]
     )
-    got = history.hour_rows(users, categories, pd.Series([], dtype="int64"))
+    got = history.hour_rows(users, categories, lines=0)
     assert got["level"].tolist() == ["hour"]
     assert got.iloc[0][["carts", "lines", "users", "units"]].tolist() == [0, 0, 0, 0]
     assert got.iloc[0][["revenue", "revenue_discounted"]].tolist() == [0.0, 0.0]
