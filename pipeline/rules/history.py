@@ -149,7 +149,7 @@ def _sentence(hours: pd.DataFrame, last: str, days: int) -> str:
     this = hours[hours[PARTITION_KEY] == last]
     text = (
         f"Over the last {span}, {plural(len(hours), 'hour')} are on record: {money(total)} of "
-        f"revenue, {money(avg)} and {avg_carts // 10}.{avg_carts % 10} carts an hour on average"
+        f"revenue, {money(avg)} and {avg_carts // 10:,}.{avg_carts % 10} carts an hour on average"
     )
     if len(this):
         now = int(this["revenue"].iloc[0])

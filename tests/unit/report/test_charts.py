@@ -48,11 +48,13 @@ def texts(chart: charts.Chart) -> list[str]:
         (lambda t: charts.city_revenue(t, 1), "Revenue by city",
          ["Revenue at list price (US$)", "1 other city", "$1,234.50 (12.3%)"]),
         (lambda t: charts.age_bands(t), "Revenue by age band",
-         ["Age band (years)", "Revenue at list price (US$)", "45-54"]),
+         ["Age band (years), and customers in it", "Revenue at list price (US$)", "45-54",
+          "12.3%", "87.7%"]),
         (lambda t: charts.units_vs_revenue(t), "Units against revenue by category",
          ["Units sold", "Revenue at list price (US$)", "laptops"]),
         (lambda t: charts.frequency(t), "Purchase frequency against basket size",
-         ["Carts per customer", "Average cart value (US$)"]),
+         ["Carts per customer, and customers with that many", "Average cart value (US$)",
+          "$1,234.50", "$4,382.75"]),
         (lambda t: charts.discounts(t), "List against discounted revenue by category",
          ["Revenue (US$)", "List price", "After discounts", "-$900.00 (10.0%)"]),
     ],
@@ -105,3 +107,30 @@ def test_dollar_signs_in_names_are_text_not_math() -> None:
     t = tables()
     t.categories.loc[0, "category"] = "Ca$h $tore"
     assert "Ca$h $tore" in texts(charts.category_revenue(t))
+
+
+def test_large_amounts_are_counted_in_millions_on_the_axis_and_exact_on_the_bars() -> None:
+    t = tables()
+    t.categories.loc[0, "revenue"] = 123_456_789_012  # $1,234,567,890.12
+    shown = texts(charts.category_revenue(t))
+    assert "Revenue at list price (millions of US$)" in shown
+    assert "$1,000" in shown  # a tick: $1,000 million
+    assert "$1,234,567,890.12 (100.0%)" in shown
+
+
+def test_names_that_would_overlap_are_left_off_the_scatter() -> None:
+    users = pd.DataFrame(
+        {"user_id": [1], "first_name": ["A"], "age": [30], "city": ["X"], "carts": [1],
+         "total_items": [1], "total_spent": [100.0], "total_spent_discounted": [100.0]}
+    )  # fmt: skip
+    cats = pd.DataFrame(
+        {
+            "category": ["far-away", "crowd-one", "crowd-two"],
+            "total_sales": [1000.0, 100.0, 100.5],
+            "total_items_sold": [1, 500, 501],
+            "total_sales_discounted": [1000.0, 100.0, 100.5],
+        }
+    )
+    shown = texts(charts.units_vs_revenue(findings.tables(users, cats, pd.Series([1]))))
+    assert "far-away" in shown and "crowd-two" in shown  # by revenue: crowd-two first
+    assert "crowd-one" not in shown
