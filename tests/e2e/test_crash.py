@@ -102,6 +102,8 @@ def same_data(part: Path) -> dict[str, Any]:
 
 
 def check_invariants(root: Path, reference: dict[str, Any]) -> None:
+    if not root.is_dir():  # killed while still importing, before it made anything
+        return
     for part in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         if part.name in ("logs", "pids", "history"):
             continue
