@@ -107,7 +107,8 @@ def test_pipeline_through_luigid(luigid: Luigid, tmp_path: Path) -> None:
     families = sorted(task["name"] for task in done.values())
     assert families == [
         "CartDetails", "CategorySummary", "CleanCarts", "CleanProducts", "CleanUsers",
-        "ExtractEndpoint", "ExtractEndpoint", "ExtractEndpoint", "Insights", "UserSummary",
+        "ExtractEndpoint", "ExtractEndpoint", "ExtractEndpoint", "HistoryHour", "HourReport",
+        "Insights", "UserSummary",
     ]  # fmt: skip
     for status in NOT_DONE:
         assert task_list(luigid.url, status) == {}, status
