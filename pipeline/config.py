@@ -237,3 +237,32 @@ class storage(luigi.Config):
         description="An hour's claim object lasts this long unless renewed (every quarter of "
         "it while the claiming run lives); a claim left by a dead run expires after it.",
     )
+
+
+# --- The hourly report and the history across hours (issue 9) -----------------------------------
+
+
+class report(luigi.Config):
+    """What the hourly report (``P/report/index.html``, ``findings.md``) shows."""
+
+    top_customers = luigi.IntParameter(
+        default=10, description="Customers in the report's top-customers chart and table."
+    )
+    top_cities = luigi.IntParameter(
+        default=15,
+        description="Cities drawn in the revenue-by-city chart; the others are summed as one bar.",
+    )
+    trend_days = luigi.IntParameter(
+        default=7,
+        description="Days of history the report's trend charts cover, ending with its hour.",
+    )
+
+
+class history(luigi.Config):
+    """The history dataset across hours, ``<data root>/history/date_hour=<hour>/``."""
+
+    retention_days = luigi.IntParameter(
+        default=90,
+        description="Days of hourly history rows kept; older hours are deleted after each run. "
+        "Independent of [housekeeping] retention_hours, which applies to the partitions.",
+    )

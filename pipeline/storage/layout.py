@@ -18,6 +18,7 @@ PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 LATEST = "latest"
 LOCK = ".lock"  # held by the run writing a partition
 LOGS = "logs"  # per-run log files of `python -m pipeline run`, beside the partitions
+HISTORY = "history"  # the Parquet dataset across hours, beside the partitions
 CLEANED = ("users", "products", "carts")  # the cleaned tables, in the order they are built
 
 
@@ -33,6 +34,9 @@ STATS: dict[str, str] = {
     **{f"extract_{e}": f"Extract-{e}" for e in ENDPOINTS},
     **{f"clean_{t}": f"Clean{camel(t)}" for t in CLEANED},
     **{name: camel(name) for name in INSIGHTS},
+    # the hour's report and its history rows (pipeline/tasks/report.py)
+    "history_hour": "HistoryHour",
+    "hour_report": "HourReport",
 }
 
 
@@ -82,6 +86,11 @@ class Partition:
         return self.dir / "rejected" / f"{check}.csv"
 
     @property
+    def report_dir(self) -> Path:
+        """The hour's report: ``index.html`` and ``findings.md``."""
+        return self.dir / "report"
+
+    @property
     def manifest(self) -> Path:
         return self.dir / "manifest.json"
 
@@ -92,3 +101,20 @@ class Partition:
 
 def logs_dir(root: Path) -> Path:
     return root / LOGS
+
+
+def history_dir(root: Path) -> Path:
+    return root / HISTORY
+
+
+def history_hour_dir(root: Path, name: str) -> Path:
+    """One hour of the history dataset, a Hive-style partition folder (``date_hour=<name>``)."""
+    return history_dir(root) / f"date_hour={name}"
+
+
+HISTORY_FILE = "part-0.parquet"
+
+
+def history_file(root: Path, name: str) -> Path:
+    """The one Parquet file of hour ``name``'s history rows."""
+    return history_hour_dir(root, name) / HISTORY_FILE

@@ -3,7 +3,9 @@ its outputs atomically, and requires only the tasks whose outputs it reads.
 
 Each task and what it requires, per hourly partition (15 edges)::
 
-    Insights        <- UserSummary, CategorySummary, CartDetails
+    Insights        <- HourReport
+    HourReport      <- UserSummary, CategorySummary, CartDetails, HistoryHour
+    HistoryHour     <- UserSummary, CategorySummary, CartDetails
     UserSummary     <- CleanCarts, CleanUsers
     CategorySummary <- CleanCarts, CleanProducts
     CartDetails     <- CleanCarts, CleanUsers, CleanProducts
@@ -20,6 +22,7 @@ from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 from pipeline.tasks.extract import EXTRACTS, ExtractTask
 from pipeline.tasks.insights import CartDetails, CategorySummary, UserSummary
 from pipeline.tasks.publish import Insights
+from pipeline.tasks.report import HistoryHour, HourReport
 
 __all__ = [
     "EXTRACTS",
@@ -30,6 +33,8 @@ __all__ = [
     "CleanProducts",
     "CleanUsers",
     "ExtractTask",
+    "HistoryHour",
+    "HourReport",
     "Insights",
     "UserSummary",
 ]

@@ -15,7 +15,7 @@ from pipeline.storage.atomic import target, write_json
 from pipeline.storage.fs import ObjectPath
 from pipeline.storage.latest import advance_latest, latest_reached
 from pipeline.tasks.base import PartitionTask, log
-from pipeline.tasks.insights import INSIGHT_TASKS
+from pipeline.tasks.report import HourReport
 
 
 def upstream(task: luigi.Task) -> list[luigi.Task]:
@@ -33,12 +33,12 @@ def upstream(task: luigi.Task) -> list[luigi.Task]:
 class Insights(PartitionTask):
     """The whole snapshot: reconciles the figures, writes manifest.json, moves ``latest``.
 
-    It requires what it reads, the three insights; the manifest reads the other tasks' facts
-    from their stats files in the partition folder.
+    It requires the hour's report, which is written from the insights and the history; the
+    manifest reads every task's facts from its stats file in the partition folder.
     """
 
     def requires(self) -> dict[str, luigi.Task]:
-        return {name: cls(date_hour=self.date_hour) for name, cls in INSIGHT_TASKS.items()}
+        return {"report": HourReport(date_hour=self.date_hour)}
 
     def output(self) -> luigi.Target:
         return target(self.partition.manifest)
@@ -58,6 +58,7 @@ class Insights(PartitionTask):
                 yield missing
         with task_context("Insights"):
             self.publish()
+        _print_summary(self)
 
     def publish(self) -> None:
         """Manifest first, then ``latest``, then retention: a reader never sees less."""
@@ -79,3 +80,16 @@ class Insights(PartitionTask):
             from pipeline.storage import lease
 
             lease.release(self.partition.lock)
+
+
+@Insights.event_handler(luigi.Event.DEPENDENCY_PRESENT)
+def _summarise_complete_hour(task: Insights) -> None:
+    """A run that finds its hour already complete ends with the hour's summary too."""
+    _print_summary(task)
+
+
+def _print_summary(task: Insights) -> None:
+    """The hour's result in a few lines on the console (pandas loads only now, not at import)."""
+    from pipeline.report.summary import print_summary
+
+    print_summary(task.partition.root, task.partition.name)

@@ -38,7 +38,11 @@ def free_port() -> int:
 
 #: Insights' dependency graph, as the visualiser draws it: (task, what it requires).
 EDGES = {
-    ("Insights", "UserSummary"), ("Insights", "CategorySummary"), ("Insights", "CartDetails"),
+    ("Insights", "HourReport"),
+    ("HourReport", "UserSummary"), ("HourReport", "CategorySummary"), ("HourReport", "CartDetails"),
+    ("HourReport", "HistoryHour"),
+    ("HistoryHour", "UserSummary"), ("HistoryHour", "CategorySummary"),
+    ("HistoryHour", "CartDetails"),
     ("UserSummary", "CleanCarts"), ("UserSummary", "CleanUsers"),
     ("CategorySummary", "CleanCarts"), ("CategorySummary", "CleanProducts"),
     ("CartDetails", "CleanCarts"), ("CartDetails", "CleanUsers"), ("CartDetails", "CleanProducts"),
@@ -125,7 +129,8 @@ def test_pipeline_through_luigid(luigid: Luigid, tmp_path: Path) -> None:
     families = sorted(task["name"] for task in done.values())
     assert families == [
         "CartDetails", "CategorySummary", "CleanCarts", "CleanProducts", "CleanUsers",
-        "ExtractCarts", "ExtractProducts", "ExtractUsers", "Insights", "UserSummary",
+        "ExtractCarts", "ExtractProducts", "ExtractUsers", "HistoryHour", "HourReport",
+        "Insights", "UserSummary",
     ]  # fmt: skip
     for status in NOT_DONE:
         assert task_list(luigid.url, status) == {}, status
@@ -156,7 +161,7 @@ def test_pipeline_through_luigid(luigid: Luigid, tmp_path: Path) -> None:
     assert set(graph) == set(done)
     edges = {(node["name"], graph[dep]["name"]) for node in graph.values() for dep in node["deps"]}
     assert edges == EDGES
-    assert sum(len(node["deps"]) for node in graph.values()) == len(EDGES) == 15
+    assert sum(len(node["deps"]) for node in graph.values()) == len(EDGES) == 20
     assert len(graph[root]["deps"]) == 3
 
     # state_path from config/luigid.cfg: written on SIGTERM, read back at start.

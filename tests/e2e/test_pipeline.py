@@ -33,6 +33,8 @@ EXPECTED_TREE = (
             "_stats/Extract-carts.json",
             "_stats/Extract-products.json",
             "_stats/Extract-users.json",
+            "_stats/HistoryHour.json",
+            "_stats/HourReport.json",
             "_stats/UserSummary.json",
             "cleaned/cleaned_carts.csv",
             "cleaned/cleaned_products.csv",
@@ -45,9 +47,11 @@ EXPECTED_TREE = (
             "jsons/products.jsonl",
             "jsons/users.jsonl",
             "manifest.json",
+            "report/findings.md",
+            "report/index.html",
         )
     ]
-    + ["latest"]
+    + [f"history/date_hour={PARTITION}/part-0.parquet", "latest"]
 )
 SECRETS = {"password", "ssn", "ein", "bank", "crypto", "ip", "macAddress", "userAgent"}
 
@@ -75,8 +79,8 @@ def test_full_run_writes_exact_outputs_manifest_and_latest(
     assert manifest["rows"] == {
         "cart_details.csv": 14, "carts.jsonl": 6, "category_summary.csv": 7,
         "cleaned_carts.csv": 14, "cleaned_products.csv": 3, "cleaned_users.csv": 6,
-        "product_catalogue.csv": 8, "products.jsonl": 8, "user_summary.csv": 5,
-        "users.jsonl": 6,
+        "findings.md": 8, "history.parquet": 13, "product_catalogue.csv": 8,
+        "products.jsonl": 8, "user_summary.csv": 5, "users.jsonl": 6,
     }  # fmt: skip
     assert manifest["reconciliation"] == {
         "carts": 6, "api_cart_total": 2163.64, "line_total": 2163.64,
@@ -85,7 +89,7 @@ def test_full_run_writes_exact_outputs_manifest_and_latest(
     }  # fmt: skip
     assert set(manifest["tasks"]) == {
         "extract_carts", "extract_products", "extract_users", "clean_users", "clean_products",
-        "clean_carts", "user_summary", "category_summary", "cart_details",
+        "clean_carts", "user_summary", "category_summary", "cart_details", "history_hour", "hour_report",
     }  # fmt: skip
     for timing in manifest["tasks"].values():
         assert timing["started"] <= timing["finished"] and timing["seconds"] >= 0
@@ -192,7 +196,7 @@ def test_a_successful_run_prunes_partitions_past_retention(
     )
     assert result.returncode == 0, result.output
     assert sorted(p.name for p in data.iterdir()) == [
-        ".latest.lock", "2020-01-01T03", "2020-01-01T05", "latest",
+        ".latest.lock", "2020-01-01T03", "2020-01-01T05", "history", "latest",
     ]  # fmt: skip
     assert f"pruned partition {stale}" in result.output
 

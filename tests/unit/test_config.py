@@ -50,6 +50,8 @@ def test_the_sections_are_the_ones_luigi_cfg_and_the_readme_use() -> None:
         "quality",
         "housekeeping",
         "storage",
+        "report",
+        "history",
     }
     assert all(cls.get_task_family() == name for name, cls in CLASSES.items())
 

@@ -19,7 +19,7 @@ FILES = {
     "extract_users": "Extract-users", "clean_users": "CleanUsers",
     "clean_products": "CleanProducts", "clean_carts": "CleanCarts",
     "user_summary": "UserSummary", "category_summary": "CategorySummary",
-    "cart_details": "CartDetails",
+    "cart_details": "CartDetails", "history_hour": "HistoryHour", "hour_report": "HourReport",
 }  # fmt: skip
 
 
@@ -42,6 +42,8 @@ def stats(user_money: float = 30.0, source_b: str = "http://api") -> dict[str, d
         "category_summary": {"rows": {"category_summary.csv": 3}, "money_total": 30.0,
                              **timing},
         "cart_details": {"rows": {"cart_details.csv": 5}, **timing},
+        "history_hour": {"rows": {"history.parquet": 6}, **timing},
+        "hour_report": {"rows": {"findings.md": 8}, "warnings": [], **timing},
     }  # fmt: skip
 
 
@@ -55,8 +57,9 @@ def test_manifest_lists_sources_totals_rows_and_reconciliation() -> None:
         "requests": 3,
         "rows": {"cart_details.csv": 5, "carts.jsonl": 2, "category_summary.csv": 3,
                  "cleaned_carts.csv": 5,
-                 "cleaned_products.csv": 1, "cleaned_users.csv": 4, "products.jsonl": 3,
-                 "user_summary.csv": 2, "users.jsonl": 4},
+                 "cleaned_products.csv": 1, "cleaned_users.csv": 4, "findings.md": 8,
+                 "history.parquet": 6, "products.jsonl": 3, "user_summary.csv": 2,
+                 "users.jsonl": 4},
         "reconciliation": {"carts": 2, "api_cart_total": 30.0, "line_total": 30.0,
                            "user_total_spent": 30.0, "category_total_sales": 30.0,
                            "difference_lines_vs_api": 0.0},

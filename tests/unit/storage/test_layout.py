@@ -36,4 +36,6 @@ def test_every_task_has_a_stats_file_named_as_partitions_always_had() -> None:
         "user_summary": "UserSummary",
         "category_summary": "CategorySummary",
         "cart_details": "CartDetails",
+        "history_hour": "HistoryHour",
+        "hour_report": "HourReport",
     }

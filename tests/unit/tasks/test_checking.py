@@ -25,7 +25,10 @@ OUTPUTS = [
     "_stats/Extract-carts.json", "_stats/Extract-products.json", "_stats/Extract-users.json",
     "_stats/CleanUsers.json", "_stats/CleanProducts.json", "_stats/CleanCarts.json",
     "_stats/UserSummary.json", "_stats/CategorySummary.json", "_stats/CartDetails.json",
+    "report/index.html", "report/findings.md", "_stats/HistoryHour.json", "_stats/HourReport.json",
 ]  # fmt: skip
+#: The hour's rows in the history dataset, beside the partitions.
+HISTORY = f"history/date_hour={PARTITION}/part-0.parquet"
 
 
 def tree(root: Path) -> dict[str, int]:
@@ -42,7 +45,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_checking_an_hour_never_run_creates_nothing(root: Path) -> None:
     tasks = [Insights(date_hour=HOUR), *upstream(Insights(date_hour=HOUR))]
-    assert [task.complete() for task in tasks] == [False] * 10
+    assert [task.complete() for task in tasks] == [False] * 12
     assert not root.exists()
 
 
@@ -50,10 +53,12 @@ def test_checking_a_complete_hour_writes_nothing(root: Path) -> None:
     for name in OUTPUTS:
         (root / PARTITION / name).parent.mkdir(parents=True, exist_ok=True)
         (root / PARTITION / name).write_text("x")
+    (root / HISTORY).parent.mkdir(parents=True)
+    (root / HISTORY).write_text("x")
     (root / "latest").symlink_to(PARTITION)
     before = tree(root)
     tasks = [Insights(date_hour=HOUR), *upstream(Insights(date_hour=HOUR))]
-    assert [task.complete() for task in tasks] == [True] * 10
+    assert [task.complete() for task in tasks] == [True] * 12
     assert tree(root) == before
     assert not (root / PARTITION / ".lock").exists()
 
@@ -91,4 +96,4 @@ def test_scheduling_an_incomplete_task_claims_its_partition_and_sweeps_it(root: 
         [sys.executable, "-c", CLAIM], cwd=REPO, env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout == "['CartDetails', 'CategorySummary', 'UserSummary'] True False\n"
+    assert out.stdout == "['HourReport'] True False\n"

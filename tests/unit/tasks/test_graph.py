@@ -21,7 +21,9 @@ def test_each_task_requires_only_the_tasks_whose_outputs_it_reads() -> None:
         for task in [root, *upstream(root)]
     }
     assert graph == {
-        "Insights": ["CartDetails", "CategorySummary", "UserSummary"],
+        "Insights": ["HourReport"],
+        "HourReport": ["CartDetails", "CategorySummary", "HistoryHour", "UserSummary"],
+        "HistoryHour": ["CartDetails", "CategorySummary", "UserSummary"],
         "UserSummary": ["CleanCarts", "CleanUsers"],
         "CategorySummary": ["CleanCarts", "CleanProducts"],
         "CartDetails": ["CleanCarts", "CleanProducts", "CleanUsers"],
@@ -64,5 +66,7 @@ def test_every_task_keeps_its_stats_file_name(
         "UserSummary": "_stats/UserSummary.json",
         "CategorySummary": "_stats/CategorySummary.json",
         "CartDetails": "_stats/CartDetails.json",
+        "HistoryHour": "_stats/HistoryHour.json",
+        "HourReport": "_stats/HourReport.json",
     }
     assert not tmp_path.joinpath("2026-11-25T17").exists()

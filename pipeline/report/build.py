@@ -1,0 +1,120 @@
+"""One hour's report, from its insight tables, the previous snapshot and the history.
+
+The report is a view of figures that are already right, so a cosmetic problem never fails the
+run: a chart that cannot be drawn, or an earlier hour or a history that cannot be read, becomes
+a note in the report and a warning in the log. Errors in the figures themselves are not caught.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipeline.report import charts
+from pipeline.report.charts import Chart
+from pipeline.rules import findings, history
+from pipeline.rules.findings import Changes, Finding, Snapshot, Tables
+from pipeline.rules.history import Trends
+
+log = logging.getLogger("luigi-interface.pipeline")
+
+
+@dataclass(frozen=True)
+class Settings:
+    top_customers: int = 10
+    top_cities: int = 15
+    trend_days: int = 7
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything one hour's report is made from, read by the caller."""
+
+    partition: str
+    user_summary: pd.DataFrame
+    category_summary: pd.DataFrame
+    cart_ids: pd.Series  # cart_details.csv's cart_id column: one entry per cart line
+    previous: Snapshot | None = None  # the previous complete hour, if there is one
+    history: pd.DataFrame | None = None  # history rows of levels hour and category
+    notes: dict[str, str] = field(default_factory=dict)  # "previous"/"history": why missing
+    settings: Settings = Settings()
+
+
+@dataclass(frozen=True)
+class Report:
+    """The content of the report, ready to render as HTML or Markdown."""
+
+    partition: str
+    tables: Tables
+    findings: list[Finding]
+    changes: Changes
+    trends: Trends | None
+    charts: list[Chart]
+    trend_charts: list[Chart]
+    notes: dict[str, str]
+    settings: Settings
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every cosmetic problem, for the log and the task's stats."""
+        failed = [f"chart {c.key}: {c.note}" for c in self.charts + self.trend_charts if c.note]
+        return [f"{k}: {v}" for k, v in self.notes.items()] + failed
+
+
+def _chart(key: str, title: str, draw: Callable[[], Chart]) -> Chart:
+    try:
+        return draw()
+    except Exception as exc:  # cosmetic: the figures are in the text and tables anyway
+        log.warning("report: chart %r could not be drawn: %s: %s", key, type(exc).__name__, exc)
+        return Chart(key, title, title, note=f"This chart could not be drawn ({exc}).")
+
+
+def build(inputs: Inputs) -> Report:
+    """Findings, changes, trends and charts of one hour."""
+    cfg = inputs.settings
+    tables = findings.tables(inputs.user_summary, inputs.category_summary, inputs.cart_ids)
+    current = findings.snapshot(inputs.partition, inputs.category_summary, inputs.cart_ids)
+    notes = dict(inputs.notes)
+    trends = None
+    if inputs.history is not None:
+        trends = history.trends(inputs.history, inputs.partition, cfg.trend_days)
+
+    drawn: list[Chart] = []
+    if tables.carts:
+        drawn = [
+            _chart("categories", "Revenue by category", lambda: charts.category_revenue(tables)),
+            _chart("customers", "Top customers by spend",
+                   lambda: charts.top_customers(tables, cfg.top_customers)),
+            _chart("cities", "Revenue by city",
+                   lambda: charts.city_revenue(tables, cfg.top_cities)),
+            _chart("ages", "Revenue by age band", lambda: charts.age_bands(tables)),
+            _chart("units", "Units against revenue by category",
+                   lambda: charts.units_vs_revenue(tables)),
+            _chart("frequency", "Purchase frequency against basket size",
+                   lambda: charts.frequency(tables)),
+            _chart("discounts", "List against discounted revenue by category",
+                   lambda: charts.discounts(tables)),
+        ]  # fmt: skip
+    trend_charts: list[Chart] = []
+    if trends is not None and len(trends.hours):
+        trend_charts = [
+            _chart("trend_revenue", "Revenue per hour", lambda: charts.trend_revenue(trends)),
+            _chart("trend_carts", "Carts per hour", lambda: charts.trend_carts(trends)),
+            _chart("trend_categories", "Revenue per hour of the top categories",
+                   lambda: charts.trend_categories(trends)),
+        ]  # fmt: skip
+    report = Report(
+        partition=inputs.partition,
+        tables=tables,
+        findings=findings.findings(tables),
+        changes=findings.changes(current, inputs.previous),
+        trends=trends,
+        charts=drawn,
+        trend_charts=trend_charts,
+        notes=notes,
+        settings=cfg,
+    )
+    return report

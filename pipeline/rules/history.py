@@ -1,0 +1,157 @@
+"""The history dataset's rows for one hour, and the trends the report draws from many hours.
+
+Pure functions, no I/O. The dataset is one long table, so pandas, pyarrow and DuckDB read every
+hour as one table: ``level`` says what a row describes, ``hour`` (the whole hour), ``category``
+(one category) or ``user`` (one customer, by id only: the history outlives the partitions, so it
+keeps no name or city). The hour itself is the Hive partition key ``date_hour``, not a column of
+the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from pipeline.rules.findings import cents, div_half_up, money, plural
+
+#: Columns of the history files and their pandas types, declared once (storage maps them to
+#: Parquet). Figures that do not apply to a level are null.
+COLUMNS: dict[str, str] = {
+    "level": "string",  # "hour" | "category" | "user"
+    "category": "string",  # level "category" only
+    "user_id": "Int64",  # level "user" only
+    "carts": "Int64",  # hour, user
+    "lines": "Int64",  # hour
+    "users": "Int64",  # hour: customers with at least one cart
+    "units": "Int64",
+    "revenue": "float64",  # dollars at list price, to the cent
+    "revenue_discounted": "float64",  # dollars after discounts, to the cent
+}
+PARTITION_KEY = "date_hour"
+LEVELS = ("hour", "category", "user")
+HOUR_FORMAT = "%Y-%m-%dT%H"
+TOP_CATEGORIES = 5  # categories drawn in the trend of the top categories
+
+
+def _dollars(c: pd.Series) -> pd.Series:
+    return c.astype("float64") / 100  # cents / 100: the nearest double to the cent value
+
+
+def hour_rows(
+    user_summary: pd.DataFrame, category_summary: pd.DataFrame, lines: int
+) -> pd.DataFrame:
+    """One hour's history rows: the hour's totals, then one row per category and per customer.
+
+    Every figure is taken from the insight tables, so the history agrees with them to the cent.
+    ``lines`` is the number of cart lines (rows of cart_details.csv); the carts are counted from
+    user_summary.csv, where each cart counts once, for its one customer.
+    """
+    cat_revenue = cents(category_summary["total_sales"])
+    cat_discounted = cents(category_summary["total_sales_discounted"])
+    total = pd.DataFrame(
+        {
+            "level": ["hour"],
+            "carts": [int(user_summary["carts"].sum())],
+            "lines": [int(lines)],
+            "users": [len(user_summary)],
+            "units": [int(category_summary["total_items_sold"].sum())],
+            "revenue": [int(cat_revenue.sum()) / 100],
+            "revenue_discounted": [int(cat_discounted.sum()) / 100],
+        }
+    )
+    categories = pd.DataFrame(
+        {
+            "level": "category",
+            "category": category_summary["category"].astype(str),
+            "units": category_summary["total_items_sold"],
+            "revenue": _dollars(cat_revenue),
+            "revenue_discounted": _dollars(cat_discounted),
+        }
+    ).sort_values("category")
+    users = pd.DataFrame(
+        {
+            "level": "user",
+            "user_id": user_summary["user_id"],
+            "carts": user_summary["carts"],
+            "units": user_summary["total_items"],
+            "revenue": _dollars(cents(user_summary["total_spent"])),
+            "revenue_discounted": _dollars(cents(user_summary["total_spent_discounted"])),
+        }
+    ).sort_values("user_id")
+    rows = pd.concat([total, categories, users], ignore_index=True)
+    return rows.reindex(columns=list(COLUMNS)).astype(COLUMNS)
+
+
+@dataclass(frozen=True)
+class Trends:
+    """The last days of history up to one hour: the hours on record and the top categories."""
+
+    first: str  # first hour of the window
+    last: str  # the report's hour
+    days: int  # the window's length
+    hours: pd.DataFrame  # date_hour, hour (datetime), carts, revenue (cents)
+    categories: pd.DataFrame  # hour (datetime) x top categories: revenue in cents
+    sentence: str
+
+
+def window(last: str, days: int) -> tuple[str, str]:
+    """First and last hour of the ``days`` days ending with hour ``last`` (both included)."""
+    end = datetime.strptime(last, HOUR_FORMAT)
+    return (end - timedelta(days=days) + timedelta(hours=1)).strftime(HOUR_FORMAT), last
+
+
+def trends(history: pd.DataFrame, last: str, days: int) -> Trends:
+    """Revenue and carts per hour and the top categories' revenue per hour, from ``history``
+    rows of levels ``hour`` and ``category`` (with their ``date_hour``) within the window.
+
+    Hours without a record stay absent (a missing run is not an hour without sales).
+    """
+    first, last = window(last, days)
+    inside = history[(history[PARTITION_KEY] >= first) & (history[PARTITION_KEY] <= last)]
+    hours = inside[inside["level"] == "hour"].sort_values(PARTITION_KEY)
+    hours = pd.DataFrame(
+        {
+            PARTITION_KEY: hours[PARTITION_KEY].astype(str).to_numpy(),
+            "hour": pd.to_datetime(hours[PARTITION_KEY].astype(str), format=HOUR_FORMAT).to_numpy(),
+            "carts": hours["carts"].astype("int64").to_numpy(),
+            "revenue": cents(hours["revenue"]).to_numpy(),
+        }
+    )
+    cats = inside[inside["level"] == "category"].assign(revenue=lambda f: cents(f["revenue"]))
+    totals = cats.groupby("category")["revenue"].sum()
+    top = (
+        totals.reset_index()
+        .sort_values(["revenue", "category"], ascending=[False, True])["category"]
+        .head(TOP_CATEGORIES)
+        .tolist()
+    )
+    per_hour = (
+        cats[cats["category"].isin(top)]
+        .pivot_table(index=PARTITION_KEY, columns="category", values="revenue", aggfunc="sum")
+        .reindex(columns=top)
+        .fillna(0)
+        .astype("int64")
+    )
+    per_hour.index = pd.to_datetime(per_hour.index.astype(str), format=HOUR_FORMAT)
+    per_hour.index.name = "hour"
+    return Trends(first, last, days, hours, per_hour, _sentence(hours, last, days))
+
+
+def _sentence(hours: pd.DataFrame, last: str, days: int) -> str:
+    span = plural(days, "day")
+    if len(hours) <= 1:
+        return f"This is the only hour on record in the last {span}: no trend yet."
+    total = int(hours["revenue"].sum())
+    avg = div_half_up(total, len(hours))
+    avg_carts = div_half_up(10 * int(hours["carts"].sum()), len(hours))
+    this = hours[hours[PARTITION_KEY] == last]
+    text = (
+        f"Over the last {span}, {plural(len(hours), 'hour')} are on record: {money(total)} of "
+        f"revenue, {money(avg)} and {avg_carts // 10:,}.{avg_carts % 10} carts an hour on average"
+    )
+    if len(this):
+        now = int(this["revenue"].iloc[0])
+        text += f"; this hour {money(now)} ({money(now - avg, sign=True)} against the average)"
+    return text + "."
