@@ -5,17 +5,29 @@ option can be set there or for one run on the command line (``--api-page-size 10
 ``luigi.cfg`` itself holds only luigi's own sections and deliberate overrides. Two settings may
 also come from the environment because they differ per machine rather than per deployment:
 ``PIPELINE_API_URL`` and ``PIPELINE_DATA_DIR``; the environment wins over the file.
+
+Each option also declares the values it accepts (``allowed=``), next to its default. Before a
+run schedules or writes anything, ``settings_problems()`` checks every option against them and
+``check_settings()`` reports all bad options in one message naming the option, the value and
+where it came from (command line, environment, or which luigi.cfg), and the run exits with
+``EXIT_CONFIG``.
 """
 
 from __future__ import annotations
 
+import configparser
+import math
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import luigi
 import luigi.configuration
+from luigi.cmdline_parser import CmdlineParser
 
 if TYPE_CHECKING:  # importing the HTTP stack is left to the tasks that talk to the API
     from pipeline.api.client import ClientSettings
@@ -31,48 +43,171 @@ DEFAULT_SECRET_FIELDS = (
 )
 
 
+#: Exit status of a run refused for its settings (an option, the hour, the data root) before it
+#: scheduled or wrote anything: sysexits.h's EX_CONFIG, which systemd also calls CONFIG.
+EXIT_CONFIG = 78
+
+
 class ConfigError(ValueError):
     """A setting is unusable; raised before any request is made or file written."""
+
+
+class ConfigExit(SystemExit):
+    """Stops luigi with ``EXIT_CONFIG`` once the reason is printed or logged.
+
+    A ``SystemExit`` rather than an error, so that luigi neither logs it as a crash (exit 40)
+    nor as a task that failed (30): raised while a task is made or scheduled, it ends the run.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_CONFIG)
+        self.message = message
+
+
+# -- what each option accepts --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values an option accepts: ``text`` for people (README, messages), ``ok`` to check."""
+
+    text: str
+    ok: Callable[[Any], bool]
+
+    def problem(self, value: Any) -> str | None:
+        return None if self.ok(value) else f"must be {self.text}"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def at_least(low: float) -> Allowed:
+    return Allowed(f">= {low:g}", lambda v: _number(v) and v >= low)
+
+
+def above(low: float) -> Allowed:
+    return Allowed(f"> {low:g}", lambda v: _number(v) and v > low)
+
+
+def between(low: float, high: float) -> Allowed:
+    return Allowed(f"{low:g} to {high:g}", lambda v: _number(v) and low <= v <= high)
+
+
+def _http_url(value: Any) -> bool:
+    parts = urlsplit(str(value))
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _counts(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str) and k and isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for k, n in value.items()
+    )
+
+
+HTTP_URL = Allowed("an http(s) URL", _http_url)
+NOT_EMPTY = Allowed("not empty", lambda v: bool(str(v).strip()))
+ANY_TEXT = Allowed("any text", lambda v: True)
+COUNTS = Allowed("check names mapped to counts >= 0", _counts)
+
+
+class _Checked:
+    """A luigi parameter that also declares what it accepts and the environment variable that
+    overrides it (read by the option's own code; named here so a message can say so)."""
+
+    def __init__(self, *args: Any, allowed: Allowed, env: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.allowed, self.env = allowed, env
+
+
+class Text(_Checked, luigi.Parameter):
+    pass
+
+
+class Int(_Checked, luigi.IntParameter):
+    pass
+
+
+class Float(_Checked, luigi.FloatParameter):
+    pass
+
+
+class Dict(_Checked, luigi.DictParameter):
+    pass
 
 
 class api(luigi.Config):
     """How to talk to the DummyJSON-compatible API."""
 
-    base_url = luigi.Parameter(
+    base_url = Text(
         default="https://dummyjson.com",
+        allowed=HTTP_URL,
+        env="PIPELINE_API_URL",
         description="API root; the PIPELINE_API_URL environment variable overrides it.",
     )
-    page_size = luigi.IntParameter(
-        default=1000, description="Records asked for per request (the `limit` query parameter)."
+    page_size = Int(
+        default=1000,
+        allowed=at_least(1),
+        description="Records asked for per request (the `limit` query parameter).",
     )
-    concurrency = luigi.IntParameter(
-        default=4, description="Pages fetched at once after the first page has given `total`."
+    concurrency = Int(
+        default=4,
+        allowed=between(1, 64),
+        description="Pages fetched at once after the first page has given `total`.",
     )
-    connect_timeout = luigi.FloatParameter(
-        default=5.0, description="Seconds to wait for a TCP connection."
+    connect_timeout = Float(
+        default=5.0,
+        allowed=above(0),
+        description="Seconds to wait for a TCP connection.",
     )
-    read_timeout = luigi.FloatParameter(
-        default=15.0, description="Seconds to wait for the server between bytes of a response."
+    read_timeout = Float(
+        default=15.0,
+        allowed=above(0),
+        description="Seconds to wait for the server between bytes of a response.",
     )
-    retries = luigi.IntParameter(
-        default=4, description="Retries per request on 429, 5xx, dropped or cut-short responses."
+    retries = Int(
+        default=4,
+        allowed=between(0, 20),
+        description="Retries per request on 429, 5xx, dropped or cut-short responses.",
     )
-    backoff_factor = luigi.FloatParameter(
-        default=0.5, description="Exponential backoff base in seconds: 0.5, 1, 2, 4 ..."
+    dns_retries = Int(
+        default=1,
+        allowed=between(0, 20),
+        description="Retries when the API's host name does not resolve (offline, DNS down): one "
+        "covers a resolver's hiccup; more only delay the message. At most `retries`.",
     )
-    backoff_max = luigi.FloatParameter(
-        default=10.0, description="Upper bound of one backoff sleep, Retry-After included."
+    refused_retries = Int(
+        default=2,
+        allowed=between(0, 20),
+        description="Retries when the API's host refuses the connection (a server restarting "
+        "takes a second or two; one that is down stays down). At most `retries`.",
     )
-    rate_limit_requests = luigi.IntParameter(
+    backoff_factor = Float(
+        default=0.5,
+        allowed=at_least(0),
+        description="Exponential backoff base in seconds: 0.5, 1, 2, 4 ...",
+    )
+    backoff_max = Float(
+        default=10.0,
+        allowed=at_least(0),
+        description="Upper bound of one backoff sleep, Retry-After included.",
+    )
+    rate_limit_requests = Int(
         default=90,
+        allowed=at_least(1),
         description="Client-side cap on requests per window for the whole run (the real API "
         "allows 100 per 10 s); above 100000 there is no cap (a local server).",
     )
-    rate_limit_window = luigi.FloatParameter(
-        default=10.0, description="Length in seconds of the rate-limit window."
+    rate_limit_window = Float(
+        default=10.0,
+        allowed=above(0),
+        description="Length in seconds of the rate-limit window.",
     )
-    max_pages = luigi.IntParameter(
-        default=10000, description="Guard against endless paging: fail beyond this many pages."
+    max_pages = Int(
+        default=10000,
+        allowed=at_least(1),
+        description="Guard against endless paging: fail beyond this many pages.",
     )
 
     def give_up_seconds(self) -> float:
@@ -95,6 +230,8 @@ class api(luigi.Config):
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             retries=self.retries,
+            dns_retries=self.dns_retries,
+            refused_retries=self.refused_retries,
             backoff_factor=self.backoff_factor,
             backoff_max=self.backoff_max,
             rate_limit_requests=self.rate_limit_requests,
@@ -119,8 +256,9 @@ class extract(luigi.Config):
         description="Comma-separated top-level user fields dropped before records are written.",
     )
 
-    rereads = luigi.IntParameter(
+    rereads = Int(
         default=1,
+        allowed=between(0, 10),
         description="Times an endpoint is read again from its first page after a paging anomaly "
         "(total changed, record on two pages, short or empty page), a malformed envelope or a "
         "record breaking the contract, before the extract fails. 0: fail at once.",
@@ -133,8 +271,9 @@ class extract(luigi.Config):
 class clean(luigi.Config):
     """Business rules of the cleaning stage."""
 
-    min_product_price = luigi.FloatParameter(
+    min_product_price = Float(
         default=50.0,
+        allowed=at_least(0),
         description="cleaned_products.csv keeps products priced strictly above this (dollars).",
     )
 
@@ -142,8 +281,10 @@ class clean(luigi.Config):
 class paths(luigi.Config):
     """Where data lives."""
 
-    data_dir = luigi.Parameter(
+    data_dir = Text(
         default="data",
+        allowed=NOT_EMPTY,
+        env="PIPELINE_DATA_DIR",
         description="Data root; a relative path is from the checkout (like luigi.cfg), whatever "
         "the working directory. The PIPELINE_DATA_DIR environment variable overrides it; a "
         "relative path there is from the working directory.",
@@ -159,8 +300,9 @@ class paths(luigi.Config):
 class quality(luigi.Config):
     """Thresholds of the quality gates; 0 is strict (any offending row fails the run)."""
 
-    max_bad_rows = luigi.DictParameter(
+    max_bad_rows = Dict(
         default={},
+        allowed=COUNTS,
         description='Per-check tolerance, e.g. {"line_product_exists": 5}; unnamed checks: 0.',
     )
 
@@ -168,12 +310,181 @@ class quality(luigi.Config):
 class housekeeping(luigi.Config):
     """How long outputs are kept."""
 
-    retention_hours = luigi.IntParameter(
+    retention_hours = Int(
         default=168,
+        allowed=at_least(1),
         description="Keep this many hourly partitions (a week): the current hour and the ones "
         "before it. Older partitions and run logs are deleted after each successful run, except "
         "the one `latest` points to and any partition a run holds the lock of.",
     )
+
+
+class run(luigi.Config):
+    """How a run treats its hour and the console."""
+
+    clock_skew_minutes = Int(
+        default=5,
+        allowed=between(0, 59),
+        description="A --date-hour up to this many minutes ahead of this machine's UTC clock is "
+        "accepted (a scheduler on another host may run ahead); later hours are refused, and "
+        "`latest` never moves past the current hour plus this.",
+    )
+    progress_seconds = Float(
+        default=10.0,
+        allowed=between(0.1, 3600),
+        description="Seconds between progress lines on the console while a task runs (records, "
+        "pages, rate and time left for an extract); a task done sooner prints none.",
+    )
+
+    def last_hour(self, now: datetime | None = None) -> datetime:
+        """The latest hour a run may write or publish: the current UTC hour, give or take the
+        allowed clock skew (naive UTC, like ``--date-hour``)."""
+        now = datetime.now(UTC) if now is None else now.astimezone(UTC)
+        ahead = now + timedelta(minutes=self.clock_skew_minutes)
+        return ahead.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+
+
+#: Every section of the pipeline's own settings, in the order the README lists them.
+SECTIONS: tuple[type[luigi.Config], ...] = (api, extract, clean, paths, quality, housekeeping, run)
+
+
+# -- checking every setting before a run ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One unusable setting: which, the value given, where it came from, and why."""
+
+    setting: str  # "[api] page_size", "--date-hour"
+    value: str
+    source: str  # "command line --api-page-size", "environment PIPELINE_API_URL", "luigi.cfg …"
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.setting} = {self.value} (from {self.source}): {self.why}"
+
+
+def config_files() -> list[Path]:
+    """The configuration files luigi reads, in order (a later one overrides an earlier one)."""
+    paths_ = luigi.configuration.LuigiConfigParser._config_paths
+    return [Path(p).absolute() for p in paths_ if os.path.isfile(p)]
+
+
+def _file_setting(section: str, option: str) -> Path | None:
+    for path in reversed(config_files()):
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path)
+        except configparser.Error:
+            continue
+        if parser.has_option(section, option):
+            return path
+    return None
+
+
+def setting_source(section: str, option: str, param: luigi.Parameter) -> tuple[Any, str]:
+    """The value an option gets and where it comes from, in the order the pipeline reads it:
+    its environment variable (for the two that have one), the command line, the luigi
+    configuration files, the default. A value from outside is the text given, not yet parsed."""
+    env = getattr(param, "env", None)
+    if env and os.environ.get(env):
+        return os.environ[env], f"environment {env}"
+    parser = CmdlineParser.get_instance()
+    flag = f"{section}_{option}"
+    if parser is not None and getattr(parser.known_args, flag, None) is not None:
+        return getattr(parser.known_args, flag), f"command line --{flag.replace('_', '-')}"
+    config = luigi.configuration.get_config()
+    if config.has_option(section, option):
+        path = _file_setting(section, option)
+        return config.get(section, option), f"{path or 'luigi configuration'}"
+    return param._default, "default"
+
+
+_TYPE_NAMES = {Int: "a whole number", Float: "a number", Dict: "a JSON object"}
+
+
+def settings_problems() -> list[Problem]:
+    """Every option of ``SECTIONS`` whose value does not parse or is not allowed."""
+    problems = []
+    for cls in SECTIONS:
+        section = cls.get_task_family()
+        for option, param in cls.get_params():
+            raw, source = setting_source(section, option, param)
+            shown = repr(raw) if isinstance(raw, str) else str(raw)
+            try:
+                value = param.normalize(param.parse(raw) if isinstance(raw, str) else raw)
+            except (ValueError, TypeError):
+                kind = next((n for t, n in _TYPE_NAMES.items() if isinstance(param, t)), "valid")
+                problems.append(Problem(f"[{section}] {option}", shown, source, f"is not {kind}"))
+                continue
+            allowed = getattr(param, "allowed", None)
+            why = allowed.problem(value) if allowed is not None else None
+            if why:
+                problems.append(Problem(f"[{section}] {option}", shown, source, why))
+    return problems
+
+
+def hour_problem(date_hour: datetime, now: datetime | None = None) -> Problem | None:
+    """Why ``date_hour`` may not be run (it is later than the current UTC hour), or None."""
+    last = run().last_hour(now)
+    if date_hour <= last:
+        return None
+    return Problem(
+        "--date-hour",
+        date_hour.strftime("%Y-%m-%dT%H"),
+        "the command line",
+        f"is later than the current UTC hour {last:%Y-%m-%dT%H} (this machine's clock plus "
+        f"[run] clock_skew_minutes = {run().clock_skew_minutes}); `latest` would point at it "
+        "until then, hiding every run before it",
+    )
+
+
+def data_root_problem(root: Path) -> str | None:
+    """Why the data root cannot hold a run (not a directory, not writable), or None.
+
+    Only looks: a missing root is fine when its nearest existing parent is a writable directory,
+    since the run creates it.
+    """
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link
+            return f"data root {root}: {existing} is a broken symbolic link"
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is" if existing == root else f"cannot be created: {existing} is"
+        return f"data root {root} {what} not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == root:
+            return f"data root {root} is not writable by this user (uid {os.geteuid()})"
+        return f"data root {root} cannot be created: {existing} is not writable"
+    return None
+
+
+def check_settings(date_hour: datetime | None = None, *, data_root: bool = False) -> None:
+    """Raise ConfigError naming every bad setting at once; do nothing when all are usable.
+
+    ``date_hour`` is checked against the clock; ``data_root`` also checks that the data root is
+    (or can become) a writable directory. Reads only: nothing is created.
+    """
+    problems = [str(p) for p in settings_problems()]
+
+    def usable(section: str) -> bool:  # luigi cannot make a section with a bad option at all
+        return not any(p.startswith(f"[{section}]") for p in problems)
+
+    if date_hour is not None and usable("run") and (hour := hour_problem(date_hour)):
+        problems.append(str(hour))
+    if data_root and usable("paths"):
+        root = paths().root()
+        if (why := data_root_problem(root)) is not None:
+            source = setting_source("paths", "data_dir", paths.data_dir)[1]
+            problems.append(f"{why} (from {source})")
+    if problems:
+        files = ", ".join(map(str, config_files())) or "no configuration file"
+        raise ConfigError(
+            f"{len(problems)} setting(s) unusable; nothing was scheduled or written:\n"
+            + "".join(f"  {p}\n" for p in problems)
+            + f"  (luigi configuration read: {files})"
+        )
 
 
 def use_project_config() -> bool:
