@@ -1,11 +1,13 @@
 """``python -m pipeline [SUBCOMMAND]``: the one entry point for people, systemd and CI.
 
 ``run_pipeline.sh`` only bootstraps ``.venv`` and hands over to this. ``run`` (the default)
-chooses the scheduler, then runs ``Insights`` through luigi's own ``run_with_retcodes`` in this
-process (so the exit code is luigi's ``[retcode]`` mapping) while everything it prints is also
-copied into a per-run log under the data root. Importing this module stays light: luigi's
-runner, the systemd renderer, retention and the dev tools are imported by the subcommand that
-needs them.
+checks every setting, the hour and the data root first (``config.check_settings``: exit 78 and
+one message naming each bad one, before anything is written), chooses the scheduler, then runs
+``Insights`` through luigi's own ``run_with_retcodes`` in this process (so the exit code is
+luigi's ``[retcode]`` mapping). Everything the run logs goes in full to a per-run log under the
+data root; the console gets what an operator reads live (``pipeline.logs``) and a last line
+saying how the run ended. Importing this module stays light: luigi's runner, the systemd
+renderer, retention and the dev tools are imported by the subcommand that needs them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from pipeline import config, logs
 from pipeline.config import CHECKOUT, paths
+from pipeline.tasks.base import RUN_LOG_ENV
 
 PROG = "python -m pipeline"
 UMASK = 0o027  # data and logs may hold personal fields: never world-readable
@@ -41,12 +46,13 @@ environment:
 """
 
 RUN_HELP = """\
-Run `luigi --module pipeline Insights` for one UTC hour. The central scheduler is used when one
-is configured (--scheduler-url, LUIGI_SCHEDULER_URL, or [core] default_scheduler_url in
-luigi.cfg), else --local-scheduler. Everything printed also goes to
-$PIPELINE_DATA_DIR/logs/run-<UTC time>-<pid>.log; the exit code is luigi's ([retcode]). Any
-other option goes to luigi, e.g. --api-page-size 100, --no-lock (`luigi --module pipeline
-Insights --help-all` lists them).
+Run `luigi --module pipeline Insights` for one UTC hour, after checking every setting (exit 78
+naming each unusable one). The central scheduler is used when one is configured
+(--scheduler-url, LUIGI_SCHEDULER_URL, or [core] default_scheduler_url in luigi.cfg), else
+--local-scheduler. The console shows each task, progress and the cause of a failure; everything,
+tracebacks included, goes to $PIPELINE_DATA_DIR/logs/run-<UTC time>-<pid>.log. The exit code is
+luigi's ([retcode]). Any other option goes to luigi, e.g. --api-page-size 100, --no-lock
+(`luigi --module pipeline Insights --help-all` lists them).
 """
 
 
@@ -118,13 +124,28 @@ def log_path(root: Path, now: float | None = None, pid: int | None = None) -> Pa
     return root / "logs" / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
 
 
-@contextlib.contextmanager
-def tee_output(log: BinaryIO) -> Iterator[None]:
-    """Copy everything written to stdout and stderr into ``log`` and onto the console's stdout.
+def _pump(read_end: int, log: BinaryIO, lock: threading.Lock, console: int | None) -> None:
+    """Copy a pipe into ``log`` and, if given, onto the ``console`` file descriptor."""
+    while chunk := os.read(read_end, 65536):
+        with lock:
+            log.write(chunk)
+            log.flush()
+        if console is not None:
+            try:
+                os.write(console, chunk)
+            except OSError:  # the console went away (a closed pipe): keep logging
+                console = None
 
-    Done on file descriptors 1 and 2, not ``sys.stdout``, so luigi's forked workers
-    (``--workers N``) and anything else writing there are caught too, in the order written
-    (``sys.stdout`` is line-buffered meanwhile, as on a terminal).
+
+@contextlib.contextmanager
+def tee_output(log: BinaryIO) -> Iterator[int]:
+    """Send stdout into ``log`` and onto the console, stderr into ``log`` only; yield a file
+    descriptor of the console's stderr (for ``logs.use_console``).
+
+    stderr carries every log record in full, luigi's tracebacks included: the run log's. What
+    the console shows of them comes through ``logs.ConsoleHandler``. Done on file descriptors
+    1 and 2, not ``sys.stdout``, so luigi's forked workers (``--workers N``) and anything else
+    writing there are caught too (``sys.stdout`` is line-buffered meanwhile, as on a terminal).
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -132,36 +153,30 @@ def tee_output(log: BinaryIO) -> Iterator[None]:
     if line_buffering is False:
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     console, saved_err = os.dup(1), os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 1)
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump() -> None:
-        to_console = True
-        while chunk := os.read(read_end, 65536):
-            log.write(chunk)
-            log.flush()
-            if to_console:
-                try:
-                    os.write(console, chunk)
-                except OSError:  # the console went away (a closed pipe): keep logging
-                    to_console = False
-
-    thread = threading.Thread(target=pump, name="tee", daemon=True)
-    thread.start()
+    lock = threading.Lock()
+    pumps = []
+    for fd, to_console in ((1, console), (2, None)):
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        thread = threading.Thread(
+            target=_pump, args=(read_end, log, lock, to_console), name=f"tee-{fd}", daemon=True
+        )
+        thread.start()
+        pumps.append((thread, read_end))
     try:
-        yield
+        yield saved_err
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(console, 1)  # closes the pipe's last write ends: the pump sees the end
+        os.dup2(console, 1)  # closes the pipes' last write ends: the pumps see the end
         os.dup2(saved_err, 2)
-        thread.join(timeout=10)  # a process the run left behind may still hold the pipe
+        for thread, read_end in pumps:
+            thread.join(timeout=10)  # a process the run left behind may still hold a pipe
+            if not thread.is_alive():
+                os.close(read_end)
         for fd in (console, saved_err):
             os.close(fd)
-        if not thread.is_alive():
-            os.close(read_end)
         if line_buffering is False:
             sys.stdout.reconfigure(line_buffering=False)  # type: ignore[union-attr]
 
@@ -191,13 +206,17 @@ def run_logged(
     scheduler: str,
     runner: Callable[[Sequence[str]], int] = run_luigi,
 ) -> int:
-    """Run ``runner(luigi_args)`` with its output on the console and in ``log``; its exit code.
+    """Run ``runner(luigi_args)`` with its output in ``log`` and the console's share of it on
+    the console; its exit code.
 
     The log starts with the command, the working directory and the scheduler, and ends with
-    ``# exit code: N``, so a log found later says what ran and how it ended.
+    ``# exit code: N``, so a log found later says what ran and how it ended. The tasks find the
+    log's path in ``PIPELINE_RUN_LOG`` (their failure e-mails name it).
     """
     say(f"scheduler: {scheduler}")
     say(f"log file: {log}")
+    before = os.environ.get(RUN_LOG_ENV)
+    os.environ[RUN_LOG_ENV] = str(log)
     with log.open("wb") as fh:
         header = (
             f"# {shlex.join(['luigi', *luigi_args])}\n# cwd: {os.getcwd()}\n"
@@ -206,15 +225,82 @@ def run_logged(
         fh.write(header.encode())
         fh.flush()
         try:
-            with tee_output(fh):
+            with tee_output(fh) as console, logs.use_console(console):
                 rc = runner(luigi_args)
         except BaseException as exc:  # Ctrl-C: the log still says how the run ended
             fh.write(f"# interrupted: {type(exc).__name__}\n".encode())
             raise
+        finally:
+            if before is None:
+                os.environ.pop(RUN_LOG_ENV, None)
+            else:
+                os.environ[RUN_LOG_ENV] = before
         fh.write(f"# exit code: {rc}\n".encode())
-    if rc != 0:
-        say(f"luigi exited with {rc}; see {log}")
     return rc
+
+
+def requested_hour(luigi_args: Sequence[str]) -> datetime:
+    """The hour the run writes: ``--date-hour``, else the current UTC hour (as the tasks take
+    it)."""
+    import luigi
+
+    from pipeline.tasks.base import DEFAULT_HOUR
+
+    text = _value(luigi_args, "--date-hour")
+    if text is None:
+        return DEFAULT_HOUR
+    try:
+        return luigi.DateHourParameter().parse(text)
+    except ValueError:
+        raise CliError(f"--date-hour {text!r} is not a UTC hour like 2026-11-25T17") from None
+
+
+def check_before_running(luigi_args: Sequence[str], hour: datetime) -> str | None:
+    """Every setting, the hour and the data root, as luigi would read them for ``luigi_args``:
+    the message naming each unusable one, or None. Reads only."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    if _given(luigi_args, "--help", "--help-all"):
+        return None  # luigi prints its help and runs nothing
+    with CmdlineParser.global_instance(list(luigi_args)):
+        try:
+            config.check_settings(hour, data_root=True)
+        except config.ConfigError as exc:
+            return str(exc)
+    return None
+
+
+def complete(root: Path, hour: datetime) -> bool:
+    """Is the partition of ``hour`` complete and published (``Insights`` would do nothing)?"""
+    from pipeline.storage.latest import latest_reached
+    from pipeline.storage.layout import Partition
+
+    partition = Partition(root, hour)
+    return partition.manifest.exists() and latest_reached(root, partition.name)
+
+
+def outcome(rc: int, hour: str, root: Path, was_complete: bool, log: Path) -> str:
+    """The console's last line: how the run ended and where to look."""
+    from luigi.retcodes import retcode
+
+    if rc == 0:
+        from pipeline.storage.latest import latest_partition
+
+        latest = f"latest -> {latest_partition(root)}"
+        if was_complete:
+            return f"nothing to do (exit 0): {hour} was already complete; {latest}"
+        return f"done (exit 0): {hour} is complete; {latest}"
+    codes = retcode()
+    status, what = {
+        config.EXIT_CONFIG: ("refused", "unusable settings, named above; nothing was written"),
+        codes.already_running: ("not run", "another run holds this hour or this command line"),
+        codes.missing_data: ("not run", "input data is missing"),
+        codes.not_run: ("not run", "the scheduler did not let this run work"),
+        codes.task_failed: ("failed", "the cause and what to do are above"),
+        codes.scheduling_error: ("failed", "a task could not be scheduled (above)"),
+        codes.unhandled_exception: ("failed", "an unexpected error in luigi"),
+    }.get(rc, ("failed", "see the run log"))
+    return f"{status} (exit {rc}): {what}. Details and tracebacks: {log}"
 
 
 def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
@@ -224,14 +310,22 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
         extra, scheduler_url, os.environ.get("LUIGI_SCHEDULER_URL", ""), configured_scheduler_url()
     )
     luigi_args = ["--module", "pipeline", "Insights", *added, *extra]
+    hour = requested_hour(extra)
+    if (problems := check_before_running(luigi_args, hour)) is not None:
+        say(f"error: {problems}")
+        say(f"refused (exit {config.EXIT_CONFIG}): fix the settings above (README: settings table)")
+        return config.EXIT_CONFIG
     root = data_root(extra)
+    was_complete = complete(root, hour)
     try:
         log = log_path(root)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
     except OSError as exc:
         raise CliError(f"cannot write run logs under the data root {root}: {exc}") from None
-    return run_logged(luigi_args, log.resolve(), scheduler, run_luigi)
+    rc = run_logged(luigi_args, log.resolve(), scheduler, run_luigi)
+    say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log.resolve()))
+    return rc
 
 
 # -- demo ---------------------------------------------------------------------------------------

@@ -426,6 +426,7 @@ def settings_problems() -> list[Problem]:
 
 def hour_problem(date_hour: datetime, now: datetime | None = None) -> Problem | None:
     """Why ``date_hour`` may not be run (it is later than the current UTC hour), or None."""
+    now = datetime.now(UTC) if now is None else now.astimezone(UTC)
     last = run().last_hour(now)
     if date_hour <= last:
         return None
@@ -433,9 +434,9 @@ def hour_problem(date_hour: datetime, now: datetime | None = None) -> Problem | 
         "--date-hour",
         date_hour.strftime("%Y-%m-%dT%H"),
         "the command line",
-        f"is later than the current UTC hour {last:%Y-%m-%dT%H} (this machine's clock plus "
-        f"[run] clock_skew_minutes = {run().clock_skew_minutes}); `latest` would point at it "
-        "until then, hiding every run before it",
+        f"is in the future: this machine's UTC clock says {now:%Y-%m-%dT%H:%M} ([run] "
+        f"clock_skew_minutes = {run().clock_skew_minutes} allows hours up to {last:%Y-%m-%dT%H}); "
+        "`latest` would stay on it until then, hiding every run before it",
     )
 
 

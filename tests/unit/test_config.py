@@ -297,9 +297,10 @@ def test_an_hour_later_than_the_clock_allows_is_refused(hour: datetime, refused:
     assert (problem is not None) == refused
     if problem is not None:
         assert str(problem) == (
-            f"--date-hour = {hour:%Y-%m-%dT%H} (from the command line): is later than the "
-            "current UTC hour 2026-11-25T18 (this machine's clock plus [run] clock_skew_minutes "
-            "= 5); `latest` would point at it until then, hiding every run before it"
+            f"--date-hour = {hour:%Y-%m-%dT%H} (from the command line): is in the future: this "
+            "machine's UTC clock says 2026-11-25T17:56 ([run] clock_skew_minutes = 5 allows "
+            "hours up to 2026-11-25T18); `latest` would stay on it until then, hiding every run "
+            "before it"
         )
 
 
