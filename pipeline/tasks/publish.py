@@ -12,7 +12,8 @@ from pipeline import config
 from pipeline.logs import task_context
 from pipeline.ops import housekeeping
 from pipeline.storage.atomic import target, write_json
-from pipeline.storage.latest import advance_latest, latest_reached
+from pipeline.storage.latest import advance_latest, latest_partition, latest_reached
+from pipeline.storage.layout import partition_name
 from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.insights import INSIGHT_TASKS
 
@@ -29,6 +30,16 @@ def upstream(task: luigi.Task) -> list[luigi.Task]:
     return list(found.values())
 
 
+def last_partition() -> str:
+    """The latest partition ``latest`` may point at: the current UTC hour, give or take
+    ``[run] clock_skew_minutes`` (the plain current hour while that setting is unusable: the
+    run then stops at its settings check)."""
+    try:
+        return partition_name(config.run().last_hour())
+    except ValueError:
+        return partition_name(datetime.now(UTC))
+
+
 class Insights(PartitionTask):
     """The whole snapshot: reconciles the figures, writes manifest.json, moves ``latest``.
 
@@ -43,9 +54,11 @@ class Insights(PartitionTask):
         return target(self.partition.manifest)
 
     def complete(self) -> bool:
-        # Complete once the manifest exists and `latest` is at this partition or a newer one;
-        # a crash between the two leaves the task incomplete, and the rerun moves `latest`.
-        return self.output().exists() and latest_reached(self.partition.root, self.partition.name)
+        # Complete once the manifest exists and `latest` is at this partition or a newer one
+        # (not a future one); a crash between the two leaves the task incomplete, and the rerun
+        # moves `latest`.
+        root, name = self.partition.root, self.partition.name
+        return self.output().exists() and latest_reached(root, name, last_partition())
 
     def run(self) -> Iterator[list[luigi.Task]]:
         self.claim()
@@ -69,8 +82,10 @@ class Insights(PartitionTask):
             )
         if not self.output().exists():
             write_json(self.partition.manifest, manifest.build(self.partition))
-        root, name = self.partition.root, self.partition.name
-        if advance_latest(root, name):
+        root, name, last = self.partition.root, self.partition.name, last_partition()
+        if (current := latest_partition(root)) is not None and current > last:
+            log.warning("latest pointed at %s, later than the current hour; moving it", current)
+        if advance_latest(root, name, last):
             log.info("latest -> %s", name)
         housekeeping.prune_partitions(root, retention, datetime.now(UTC))
         housekeeping.prune_logs(root, retention, datetime.now(UTC))

@@ -1,0 +1,172 @@
+"""Guardrails for operators (issue 10), through the command line a user types: what the console
+says when the API cannot be reached, when a setting, the hour or the data root is unusable, and
+that a refused run writes nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.devtools.fakeapi import DummyJSONServer
+from tests.support import LUIGI, PARTITION, REPO
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = REPO / "run_pipeline.sh"
+TIME = re.compile(r"^\d\d:\d\d:\d\d ")
+DEMO = "`./run_pipeline.sh demo` (the whole pipeline offline, against a local demo API)"
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "LUIGI_"))}
+    return {**base, **extra}
+
+
+def run(cmd: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, env=env(**extra), capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def console(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The console's lines without their HH:MM:SS."""
+    return [TIME.sub("", line) for line in result.stderr.splitlines()]
+
+
+@pytest.fixture
+def caller(tmp_path: Path) -> Path:
+    """A working directory outside the checkout, without any luigi configuration."""
+    path = tmp_path / "caller"
+    path.mkdir()
+    return path
+
+
+def test_a_first_run_whose_api_name_does_not_resolve_is_a_few_lines(caller: Path) -> None:
+    """The offline first run, with a name that never resolves (RFC 6761) instead of dummyjson.com:
+    two attempts (one retry), the cause, what to do and the exit code; at most 15 lines."""
+    data = caller / "data"
+    result = run([str(SCRIPT), "--lock-pid-dir", str(caller / "pids")], caller,
+                 PIPELINE_API_URL="https://shop.invalid", PIPELINE_DATA_DIR=str(data))  # fmt: skip
+    assert result.returncode == 30, result.stderr
+    (log,) = (data / "logs").iterdir()
+    lines = console(result)
+    assert len(lines) <= 15
+    url = "https://shop.invalid/products?limit=1000&skip=0"
+    assert lines == [
+        "pipeline: scheduler: local (no central scheduler configured)",
+        f"pipeline: log file: {log}",
+        "ExtractProducts started",
+        f"WARNING attempt 1 failed, retrying in 0.5s: GET {url}: connection failed: the name "
+        "shop.invalid does not resolve",
+        f"ERROR ExtractProducts failed: products: GET {url}: connection failed: the name "
+        "shop.invalid does not resolve (gave up after 2 attempts)",
+        "         what to do: check the network and DNS (can this machine resolve "
+        f"shop.invalid?); or try {DEMO}",
+        "ExtractUsers started",
+        "ERROR ExtractUsers failed: users: not attempted, circuit open: the API stopped "
+        "answering earlier in this run",
+        "ExtractCarts started",
+        "ERROR ExtractCarts failed: carts: not attempted, circuit open: the API stopped "
+        "answering earlier in this run",
+        f"pipeline: failed (exit 30): the cause and what to do are above. Details and "
+        f"tracebacks: {log}",
+    ]
+    assert log.read_text().count("Traceback (most recent call last):") == 3
+
+
+def test_bad_options_in_luigi_cfg_and_on_the_command_line_are_one_message(caller: Path) -> None:
+    cfg = caller / "luigi.cfg"  # luigi reads luigi.cfg from the working directory
+    cfg.write_text((REPO / "luigi.cfg").read_text() + "\n[api]\npage_size = abc\nconcurrency = 0\n")
+    data = caller / "data"
+    result = run([str(SCRIPT), "--api-retries=-3", "--date-hour", PARTITION], caller,
+                 PIPELINE_DATA_DIR=str(data))  # fmt: skip
+    assert result.returncode == 78
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "pipeline: error: 3 setting(s) unusable; nothing was scheduled or written:",
+        f"  [api] page_size = 'abc' (from {cfg}): is not a whole number",
+        f"  [api] concurrency = '0' (from {cfg}): must be 1 to 64",
+        "  [api] retries = '-3' (from command line --api-retries): must be 0 to 20",
+        f"  (luigi configuration read: {cfg})",
+        "pipeline: refused (exit 78): fix the settings above (README: settings table)",
+    ]
+    assert not data.exists()  # not even the run log
+
+
+def test_a_future_hour_is_refused(caller: Path) -> None:
+    data = caller / "data"
+    result = run([str(SCRIPT), "--date-hour", "2999-01-01T00"], caller,
+                 PIPELINE_DATA_DIR=str(data))  # fmt: skip
+    assert result.returncode == 78
+    lines = result.stderr.splitlines()
+    assert lines[0] == "pipeline: error: 1 setting(s) unusable; nothing was scheduled or written:"
+    assert re.fullmatch(
+        r"  --date-hour = 2999-01-01T00 \(from the command line\): is in the future: this "
+        r"machine's UTC clock says \d{4}-\d\d-\d\dT\d\d:\d\d \(\[run\] clock_skew_minutes = 5 "
+        r"allows hours up to \d{4}-\d\d-\d\dT\d\d\); `latest` would stay on it until then, "
+        r"hiding every run before it",
+        lines[1],
+    )
+    assert (
+        lines[-1] == "pipeline: refused (exit 78): fix the settings above (README: settings table)"
+    )
+    assert not data.exists()
+
+
+def read_only_dir(tmp_path: Path) -> Path:
+    if os.geteuid() != 0:
+        path = tmp_path / "read-only"
+        path.mkdir(mode=0o555)
+        return path
+    if not os.access("/proc/sys", os.W_OK):  # root may write anywhere but a read-only mount
+        return Path("/proc/sys")
+    pytest.skip("running as root without a read-only directory to try")
+
+
+def test_a_data_root_that_is_a_file_or_read_only_is_refused(caller: Path, tmp_path: Path) -> None:
+    a_file = caller / "data"
+    a_file.write_text("not a directory")
+    result = run([str(SCRIPT), "--date-hour", PARTITION], caller, PIPELINE_DATA_DIR="data")
+    assert result.returncode == 78
+    assert result.stderr.splitlines()[1] == (
+        f"  data root {a_file} is not a directory (from environment PIPELINE_DATA_DIR)"
+    )
+    assert a_file.read_text() == "not a directory"
+    below = read_only_dir(tmp_path) / "data"
+    result = run([str(SCRIPT), "--date-hour", PARTITION], caller, PIPELINE_DATA_DIR=str(below))
+    assert result.returncode == 78
+    assert result.stderr.splitlines()[1] == (
+        f"  data root {below} cannot be created: {below.parent} is not writable "
+        "(from environment PIPELINE_DATA_DIR)"
+    )
+
+
+def test_plain_luigi_refuses_bad_settings_before_scheduling_anything(caller: Path) -> None:
+    data = caller / "data"
+    cmd = [LUIGI, "--module", "pipeline", "Insights", "--local-scheduler", "--lock-pid-dir",
+           str(caller / "pids"), "--api-page-size", "-5", "--date-hour", PARTITION]  # fmt: skip
+    result = run(cmd, caller, PIPELINE_DATA_DIR=str(data))
+    assert result.returncode == 78, result.stderr
+    assert "[api] page_size = '-5' (from command line --api-page-size): must be >= 1" in (
+        result.stderr
+    )
+    assert "Informed scheduler" not in result.stderr  # nothing was scheduled
+    assert not data.exists()
+
+
+def test_a_run_moves_a_future_latest_back_to_the_hour_it_publishes(
+    api: DummyJSONServer, caller: Path
+) -> None:
+    data = caller / "data"
+    data.mkdir()
+    (data / "latest").symlink_to("2999-01-01T00")  # left by a run before hours were checked
+    result = run([str(SCRIPT), "--date-hour", PARTITION, "--lock-pid-dir", str(caller / "p")],
+                 caller, PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(data))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(data / "latest") == PARTITION
+    assert "WARNING latest pointed at 2999-01-01T00, later than the current hour; moving it" in (
+        console(result)
+    )
