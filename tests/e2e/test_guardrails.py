@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.devtools.fakeapi import DummyJSONServer
+from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from tests.support import LUIGI, PARTITION, REPO
 
 pytestmark = pytest.mark.slow
@@ -170,3 +170,31 @@ def test_a_run_moves_a_future_latest_back_to_the_hour_it_publishes(
     assert "WARNING latest pointed at 2999-01-01T00, later than the current hour; moving it" in (
         console(result)
     )
+
+
+def test_a_long_extract_says_how_far_it_is_at_every_interval(
+    fixture_dataset: Dataset, caller: Path
+) -> None:
+    """8 products a page at a time, 0.3 s a request: progress lines every 0.5 s."""
+    args = ["--date-hour", PARTITION, "--lock-pid-dir", str(caller / "p"), "--api-page-size", "1",
+            "--api-concurrency", "1", "--run-progress-seconds", "0.5"]  # fmt: skip
+    with DummyJSONServer(fixture_dataset, latency=0.3) as slow:
+        result = run([str(SCRIPT), *args], caller, PIPELINE_API_URL=slow.url,
+                     PIPELINE_DATA_DIR=str(caller / "data"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = console(result)
+    ticks = [
+        re.fullmatch(r"ExtractProducts: (\d)/8 records, page \1/8, \d+ records/s, about \d+ s "
+                     r"left \((\d+) s\)", line)
+        for line in lines
+        if line.startswith("ExtractProducts: ")
+    ]  # fmt: skip
+    assert len(ticks) >= 2 and all(ticks), lines
+    done = [int(m[1]) for m in ticks if m]
+    assert done == sorted(done)  # the latest status each time
+    start, end = (
+        lines.index("ExtractProducts started"),
+        lines.index(next(line for line in lines if line.startswith("ExtractProducts done in"))),
+    )
+    assert all(start < lines.index(m[0]) < end for m in ticks if m)
+    assert lines[end].endswith(": 8 records, 8 pages")
