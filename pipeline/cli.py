@@ -56,6 +56,15 @@ luigi's ([retcode]). Any other option goes to luigi, e.g. --api-page-size 100, -
 """
 
 
+RERUN_HELP = """\
+Rebuild one UTC hour from scratch with the options given, beside the old partition: it runs
+into $PIPELINE_DATA_DIR/.<hour>.rerun-<pid>/ while holding the hour's lock (the hourly run of
+that hour is refused meanwhile), and only a complete rebuild replaces the old partition, in one
+step; `latest` is moved if the hour is newer. A failed rebuild leaves the old partition as it
+was. Options and exit codes as for `run`.
+"""
+
+
 class CliError(Exception):
     """An expected failure of the command line itself: one message, exit code 2."""
 
@@ -303,9 +312,11 @@ def outcome(rc: int, hour: str, root: Path, was_complete: bool, log: Path) -> st
     return f"{status} (exit {rc}): {what}. Details and tracebacks: {log}"
 
 
-def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
-    """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged."""
-    os.umask(UMASK)
+def prepare(
+    extra: Sequence[str], scheduler_url: str | None
+) -> tuple[list[str], str, datetime, Path] | int:
+    """luigi's arguments, the scheduler, the hour and the data root of a run; or, when a setting
+    is unusable, ``EXIT_CONFIG`` once the console has been told why (nothing written)."""
     added, scheduler = choose_scheduler(
         extra, scheduler_url, os.environ.get("LUIGI_SCHEDULER_URL", ""), configured_scheduler_url()
     )
@@ -315,17 +326,84 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
         say(f"error: {problems}")
         say(f"refused (exit {config.EXIT_CONFIG}): fix the settings above (README: settings table)")
         return config.EXIT_CONFIG
-    root = data_root(extra)
-    was_complete = complete(root, hour)
+    return luigi_args, scheduler, hour, data_root(extra)
+
+
+def new_log(root: Path) -> Path:
     try:
         log = log_path(root)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
     except OSError as exc:
         raise CliError(f"cannot write run logs under the data root {root}: {exc}") from None
-    rc = run_logged(luigi_args, log.resolve(), scheduler, run_luigi)
-    say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log.resolve()))
+    return log.resolve()
+
+
+def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
+    """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged."""
+    os.umask(UMASK)
+    prepared = prepare(extra, scheduler_url)
+    if isinstance(prepared, int):
+        return prepared
+    luigi_args, scheduler, hour, root = prepared
+    was_complete = complete(root, hour)
+    log = new_log(root)
+    rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log))
     return rc
+
+
+def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
+    """Rebuild the hour of ``--date-hour`` in a staging root and swap it in when complete."""
+    from luigi.retcodes import retcode
+
+    from pipeline.ops import rerun
+    from pipeline.storage.latest import advance_latest, latest_partition
+    from pipeline.storage.layout import Partition
+    from pipeline.storage.locks import PartitionBusy, hold_partition_lock
+    from pipeline.tasks.publish import last_partition
+
+    os.umask(UMASK)
+    prepared = prepare(extra, scheduler_url)
+    if isinstance(prepared, int):
+        return prepared
+    luigi_args, scheduler, hour, root = prepared
+    old = Partition(root, hour)
+    if not old.dir.is_dir():
+        raise CliError(
+            f"{old.name} has never been run under {root}: nothing to rebuild; run it with "
+            f"./run_pipeline.sh --date-hour {old.name}"
+        )
+    try:
+        hold_partition_lock(old.lock)  # until this process exits: the swap included
+    except PartitionBusy as exc:
+        say(f"error: {exc}")
+        return retcode().already_running
+    for path in rerun.remove_stale_stagings(root):
+        say(f"removed {path}, left by an earlier rerun")
+    staging = rerun.staging_root(root, old.name, os.getpid())
+    log = new_log(root)
+    say(f"rebuilding {old.name} in {staging}; {old.dir} stays as it is until then")
+    before = os.environ.get("PIPELINE_DATA_DIR")
+    os.environ["PIPELINE_DATA_DIR"] = str(staging)
+    try:
+        rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    finally:
+        if before is None:
+            os.environ.pop("PIPELINE_DATA_DIR", None)
+        else:
+            os.environ["PIPELINE_DATA_DIR"] = before
+    if rc != 0 or not Partition(staging, hour).manifest.exists():
+        say(outcome(rc or 1, old.name, root, False, log))
+        say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
+        return rc or 1
+    atomic = rerun.swap_in(root, staging, old.name)
+    advance_latest(root, old.name, last_partition())
+    how = "" if atomic else " (in two renames: this filesystem cannot swap in one step)"
+    say(
+        f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"
+    )
+    return 0
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -440,6 +518,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, metavar="N", help="tasks run at once (default: [core] workers)"
     )
     run.add_argument("--scheduler-url", metavar="URL", help="central scheduler (luigid) to use")
+    rerun = sub.add_parser(
+        "rerun",
+        help="rebuild one hour beside the old one and swap it in when complete",
+        allow_abbrev=False,
+        description=RERUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ENVIRONMENT,
+    )
+    rerun.add_argument(
+        "--date-hour", metavar="YYYY-MM-DDTHH", required=True, help="UTC hour to rebuild"
+    )
+    rerun.add_argument(
+        "--workers", type=int, metavar="N", help="tasks run at once (default: [core] workers)"
+    )
+    rerun.add_argument("--scheduler-url", metavar="URL", help="central scheduler (luigid) to use")
     demo_parser = sub.add_parser(
         "demo",
         help="run the whole pipeline offline against a local demo API",
@@ -463,13 +556,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_in.insert(0, "run")
     parser = build_parser()
     args, extra = parser.parse_known_args(args_in)
-    if args.command != "run" and extra:
+    if args.command not in ("run", "rerun") and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "demo":
             return demo(args.dir)
         own = [("--date-hour", args.date_hour), ("--workers", args.workers)]
         luigi_args = [s for flag, value in own if value is not None for s in (flag, str(value))]
+        if args.command == "rerun":
+            return rerun_pipeline([*luigi_args, *extra], args.scheduler_url)
         return run_pipeline([*luigi_args, *extra], args.scheduler_url)
     except CliError as exc:
         say(f"error: {exc}")

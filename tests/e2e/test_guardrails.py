@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
-from tests.support import LUIGI, PARTITION, REPO
+from tests.support import LUIGI, PARTITION, REPO, fingerprint
 
 pytestmark = pytest.mark.slow
 
@@ -198,3 +200,114 @@ def test_a_long_extract_says_how_far_it_is_at_every_interval(
     )
     assert all(start < lines.index(m[0]) < end for m in ticks if m)
     assert lines[end].endswith(": 8 records, 8 pages")
+
+
+# -- rebuilding an hour on purpose ---------------------------------------------------------------
+
+
+def manifest(data: Path) -> dict:
+    return orjson.loads((data / PARTITION / "manifest.json").read_bytes())
+
+
+@pytest.fixture
+def built(api: DummyJSONServer, caller: Path) -> Path:
+    """A data root whose hour PARTITION is complete, with the default minimum price (50)."""
+    data = caller / "data"
+    result = run([str(SCRIPT), "--date-hour", PARTITION, "--lock-pid-dir", str(caller / "p")],
+                 caller, PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(data))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert manifest(data)["min_product_price"] == 50
+    return data
+
+
+def test_a_complete_hour_asked_for_with_other_options_says_nothing_ran_and_how_to_rerun(
+    api: DummyJSONServer, built: Path, caller: Path
+) -> None:
+    before = fingerprint(built / PARTITION)
+    api.reset_log()
+    args = ["--date-hour", PARTITION, "--clean-min-product-price", "25"]
+    result = run([str(SCRIPT), *args, "--lock-pid-dir", str(caller / "p")], caller,
+                 PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(built))  # fmt: skip
+    assert result.returncode == 0
+    assert console(result)[2:] == [
+        f"WARNING {PARTITION} is already complete, built with [clean] min_product_price = 50 "
+        "(this run: 25): nothing ran.",
+        "         To rebuild it with this run's options: ./run_pipeline.sh rerun --date-hour "
+        f"{PARTITION} --clean-min-product-price 25",
+        f"pipeline: nothing to do (exit 0): {PARTITION} was already complete; latest -> "
+        f"{PARTITION}",
+    ]
+    assert fingerprint(built / PARTITION) == before and api.request_count == 0
+
+
+def test_rerun_rebuilds_beside_the_old_hour_and_swaps_it_in_when_complete(
+    fixture_dataset: Dataset, built: Path, caller: Path
+) -> None:
+    old = fingerprint(built / PARTITION)
+    cmd = [str(SCRIPT), "rerun", "--date-hour", PARTITION, "--clean-min-product-price", "25",
+           "--lock-pid-dir", str(caller / "p"), "--api-page-size", "1"]  # fmt: skip
+    with DummyJSONServer(fixture_dataset, latency=0.2) as slow:  # 20 requests: a few seconds
+        proc = subprocess.Popen(cmd, cwd=caller, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env(PIPELINE_API_URL=slow.url,
+                                                   PIPELINE_DATA_DIR=str(built)))  # fmt: skip
+        staging = built / f".{PARTITION}.rerun-{proc.pid}"
+        while not (staging / PARTITION / "jsons").exists() and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        # While the rebuild runs, readers see the old hour, whole, and `latest` on it:
+        assert fingerprint(built / PARTITION) == old
+        assert os.readlink(built / "latest") == PARTITION
+        # and a run of that hour meanwhile finds the old one complete and touches nothing:
+        busy = run([str(SCRIPT), "--date-hour", PARTITION, "--lock-pid-dir", str(caller / "q"),
+                    "--clean-min-product-price", "10"], caller, PIPELINE_API_URL=slow.url,
+                   PIPELINE_DATA_DIR=str(built))  # fmt: skip
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert busy.returncode == 0 and "nothing ran" in busy.stderr  # still complete: untouched
+    assert err.splitlines()[0] == (
+        f"pipeline: rebuilding {PARTITION} in {staging}; {built / PARTITION} stays as it is "
+        "until then"
+    )
+    assert err.splitlines()[-1] == (
+        f"pipeline: done (exit 0): {PARTITION} rebuilt and swapped in; latest -> {PARTITION}"
+    )
+    assert manifest(built)["min_product_price"] == 25
+    assert sorted(p.name for p in built.iterdir()) == [".latest.lock", PARTITION, "latest", "logs"]
+    assert os.readlink(built / "latest") == PARTITION
+
+
+def test_a_failed_rerun_leaves_the_old_hour_untouched(
+    api: DummyJSONServer, built: Path, caller: Path
+) -> None:
+    old = fingerprint(built / PARTITION)
+    api.add_fault("status", endpoint="carts", times=None, status=503)
+    cmd = [str(SCRIPT), "rerun", "--date-hour", PARTITION, "--lock-pid-dir", str(caller / "p"),
+           "--api-retries", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=caller, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env(PIPELINE_API_URL=api.url,
+                                               PIPELINE_DATA_DIR=str(built)))  # fmt: skip
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 30, err
+    staging = built / f".{PARTITION}.rerun-{proc.pid}"
+    assert err.splitlines()[-1] == (
+        f"pipeline: {PARTITION} is unchanged; the failed rebuild stays in {staging} for a look"
+    )
+    assert fingerprint(built / PARTITION) == old
+    assert os.readlink(built / "latest") == PARTITION
+    assert (staging / PARTITION / "jsons" / "users.jsonl").exists()
+    api.clear_faults()
+    again = run(cmd, caller, PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(built))
+    assert again.returncode == 0, again.stderr
+    assert f"pipeline: removed {staging}, left by an earlier rerun" in again.stderr
+    assert not staging.exists()
+
+
+def test_rerun_of_an_hour_never_run_says_how_to_run_it(caller: Path) -> None:
+    data = caller / "data"
+    result = run([str(SCRIPT), "rerun", "--date-hour", PARTITION], caller,
+                 PIPELINE_DATA_DIR=str(data))  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"pipeline: error: {PARTITION} has never been run under {data}: nothing to rebuild; run "
+        f"it with ./run_pipeline.sh --date-hour {PARTITION}\n"
+    )

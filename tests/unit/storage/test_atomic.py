@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.storage.atomic import atomic_path, remove_stale_temporaries
+from pipeline.storage import atomic
+from pipeline.storage.atomic import atomic_path, exchange, remove_stale_temporaries
 from pipeline.storage.latest import advance_latest, latest_reached, point_latest_to
 from pipeline.storage.locks import PartitionBusy, hold_partition_lock
 
@@ -84,3 +85,20 @@ def test_latest_never_moves_past_the_current_hour_and_leaves_a_future_one(tmp_pa
     assert os.readlink(tmp_path / "latest") == "2026-11-25T07"
     assert latest_reached(tmp_path, "2026-11-25T07", not_after=now) is True
     assert advance_latest(tmp_path, "2026-11-25T06", not_after=now) is False  # still forwards
+
+
+def test_exchange_swaps_two_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for path in (a, b):
+        path.mkdir()
+        (path / "name").write_text(path.name)
+    assert exchange(a, b) is True
+    assert ((a / "name").read_text(), (b / "name").read_text()) == ("b", "a")
+
+    class NoRenameat2:  # an old C library: two renames instead
+        pass
+
+    monkeypatch.setattr(atomic.ctypes, "CDLL", lambda *args, **kwargs: NoRenameat2())
+    assert exchange(a, b) is False
+    assert ((a / "name").read_text(), (b / "name").read_text()) == ("a", "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
