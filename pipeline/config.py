@@ -18,6 +18,8 @@ from __future__ import annotations
 import configparser
 import math
 import os
+import pwd
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -510,4 +512,28 @@ def use_project_config() -> bool:
     logging_conf = config.get("core", "logging_conf_file", "")
     if logging_conf and not os.path.isabs(logging_conf):
         config.set("core", "logging_conf_file", str(CHECKOUT / logging_conf))
+    return True
+
+
+def lock_pid_dir() -> Path:
+    """Where luigi keeps its pid lock for this user: ``<tmp>/luigi-<user>``.
+
+    luigi's default, ``<tmp>/luigi``, is created mode 0700 by whoever runs first, so after one
+    run as root every other user's run exits 40 on it. Each user gets a directory of their own;
+    runs of one hour by two users still exclude each other through the partition's lock.
+    """
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = str(os.geteuid())
+    return Path(tempfile.gettempdir()) / f"luigi-{user}"
+
+
+def use_per_user_lock_dir() -> bool:
+    """Give luigi ``lock_pid_dir()`` unless ``[core] lock_pid_dir`` is configured (the command
+    line's ``--lock-pid-dir`` still wins). Returns whether it was set."""
+    config = luigi.configuration.get_config()
+    if config.has_option("core", "lock_pid_dir") or config.has_option("core", "lock-pid-dir"):
+        return False
+    config.set("core", "lock_pid_dir", str(lock_pid_dir()))
     return True

@@ -5,9 +5,11 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
+import pwd
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -351,3 +353,26 @@ def test_the_data_root_check_says_where_the_root_came_from(
     assert str(err.value).splitlines()[1] == (
         f"  data root {a_file} is not a directory (from environment PIPELINE_DATA_DIR)"
     )
+
+
+LOCK_PROBE = textwrap.dedent("""
+    import luigi.interface, pipeline
+    from luigi.cmdline_parser import CmdlineParser
+    with CmdlineParser.global_instance(["Insights"]):
+        print(luigi.interface.core().lock_pid_dir)
+""")
+
+
+def test_luigis_pid_lock_is_per_user_unless_configured(tmp_path: Path) -> None:
+    """luigi's own default, <tmp>/luigi, is made 0700 by whoever runs first (root, often)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("LUIGI_", "PIPELINE_"))}
+
+    def lock_dir() -> str:
+        result = subprocess.run([sys.executable, "-c", LOCK_PROBE], cwd=tmp_path, env=base,
+                                capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        return result.stdout.strip()
+
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    assert lock_dir() == str(Path(tempfile.gettempdir()) / f"luigi-{user}")
+    (tmp_path / "luigi.cfg").write_text("[core]\nlock_pid_dir = /srv/locks\n")
+    assert lock_dir() == "/srv/locks"
