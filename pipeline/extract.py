@@ -140,7 +140,8 @@ def snapshot_endpoint(
                 raise ExtractError(f"{exc} ({where}; failed on {read} read(s))") from None
             log.warning("%s (%s); reading it again from the first page", exc, where)
         except ApiError as exc:
-            gave_up = f" (gave up after {exc.attempts} attempts)" if exc.retryable else ""
+            tries = f"{exc.attempts} attempt{'s' if exc.attempts != 1 else ''}"
+            gave_up = f" (gave up after {tries})" if exc.retryable else ""
             if CircuitBreaker.opens_on(exc):
                 breaker.trip(client.base_url, f"{endpoint}: {exc}{gave_up}")
             raise ApiError(

@@ -4,11 +4,15 @@ that a refused run writes nothing."""
 
 from __future__ import annotations
 
+import email
+import email.message
 import os
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -311,3 +315,68 @@ def test_rerun_of_an_hour_never_run_says_how_to_run_it(caller: Path) -> None:
         f"pipeline: error: {PARTITION} has never been run under {data}: nothing to rebuild; run "
         f"it with ./run_pipeline.sh --date-hour {PARTITION}\n"
     )
+
+
+# -- someone hears about a failure ---------------------------------------------------------------
+
+
+class Mailbox:
+    """aiosmtpd's handler: keeps every message it is sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_luigis_failure_mail_carries_the_cause_what_to_do_and_the_run_log(caller: Path) -> None:
+    from aiosmtpd.controller import Controller
+
+    mailbox, port, api_port = Mailbox(), free_port(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mail = [
+            "--email-receiver",
+            "ops@example.com",
+            "--email-sender",
+            "etl@example.com",
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-port",
+            str(port),
+            "--smtp-no-tls",
+        ]
+        result = run([str(SCRIPT), "--date-hour", PARTITION, "--lock-pid-dir", str(caller / "p"),
+                      "--api-retries", "0", *mail], caller,
+                     PIPELINE_API_URL=f"http://127.0.0.1:{api_port}",
+                     PIPELINE_DATA_DIR=str(caller / "data"))  # fmt: skip
+    finally:
+        controller.stop()
+    assert result.returncode == 30, result.stderr
+    (log,) = (caller / "data" / "logs").glob("run-*.log")
+    subjects = sorted(str(m["Subject"]) for m in mailbox.messages)
+    assert subjects == sorted(
+        f"Luigi: {task}(date_hour={PARTITION}) FAILED. Host: {socket.gethostname()}"
+        for task in ("ExtractProducts", "ExtractUsers", "ExtractCarts")
+    )
+    first = next(m for m in mailbox.messages if "ExtractProducts" in str(m["Subject"]))
+    body = "".join(part.get_payload(decode=True).decode() for part in first.walk()
+                   if part.get_content_type() == "text/plain")  # fmt: skip
+    host = f"127.0.0.1:{api_port}"
+    assert (
+        f"ExtractProducts failed for {PARTITION}: products: GET http://{host}/products?limit=1000"
+        f"&skip=0: connection failed: {host} refused the connection (gave up after 1 attempt)\n"
+        "What to do: is the API running and listening at 127.0.0.1? Check PIPELINE_API_URL / "
+        f"[api] base_url; or try {DEMO}\n"
+        f"Run log: {log}\n"
+    ) in body
+    assert "Traceback (most recent call last):" in body  # after them
