@@ -339,6 +339,26 @@ def new_log(root: Path) -> Path:
     return log.resolve()
 
 
+#: Under ``logs/``: the run under way or the last one that failed (its hour, exit code and log),
+#: for the systemd failure unit (``units --on-failure``). Removed when a run succeeds.
+FAILED_RUN = "failed-run.env"
+
+
+def note_run(root: Path, hour: datetime, log: Path, rc: int | None = None) -> None:
+    """Say which run is under way (``rc`` None) or failed; forget it when it succeeded."""
+    path = root / "logs" / FAILED_RUN
+    if rc == 0:
+        path.unlink(missing_ok=True)
+        return
+    text = (
+        f"PIPELINE_HOUR={hour:%Y-%m-%dT%H}\nPIPELINE_EXIT_CODE={'' if rc is None else rc}\n"
+        f"PIPELINE_RUN_LOG={log}\n"
+    )
+    tmp = path.with_name(f".{FAILED_RUN}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged."""
     os.umask(UMASK)
@@ -348,7 +368,9 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     luigi_args, scheduler, hour, root = prepared
     was_complete = complete(root, hour)
     log = new_log(root)
+    note_run(root, hour, log)
     rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    note_run(root, hour, log, rc)
     say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log))
     return rc
 
@@ -383,6 +405,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         say(f"removed {path}, left by an earlier rerun")
     staging = rerun.staging_root(root, old.name, os.getpid())
     log = new_log(root)
+    note_run(root, hour, log)
     say(f"rebuilding {old.name} in {staging}; {old.dir} stays as it is until then")
     before = os.environ.get("PIPELINE_DATA_DIR")
     os.environ["PIPELINE_DATA_DIR"] = str(staging)
@@ -394,11 +417,13 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         else:
             os.environ["PIPELINE_DATA_DIR"] = before
     if rc != 0 or not Partition(staging, hour).manifest.exists():
+        note_run(root, hour, log, rc or 1)
         say(outcome(rc or 1, old.name, root, False, log))
         say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
         return rc or 1
     atomic = rerun.swap_in(root, staging, old.name)
     advance_latest(root, old.name, last_partition())
+    note_run(root, hour, log, 0)
     how = "" if atomic else " (in two renames: this filesystem cannot swap in one step)"
     say(
         f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"

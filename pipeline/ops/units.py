@@ -17,6 +17,7 @@ import grp
 import os
 import pwd
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -27,6 +28,8 @@ from string import Template
 CHECKOUT = Path(__file__).resolve().parents[2]
 TEMPLATES = CHECKOUT / "config" / "systemd"
 UNITS = ("etl-pipeline.service", "etl-pipeline.timer", "luigid.service")
+FAILURE_UNIT = "etl-pipeline-failure@.service"  # rendered with --on-failure only
+ON_FAILURE = "OnFailure=etl-pipeline-failure@%n.service"
 HOME_DIRS = (Path("/home"), Path("/root"), Path("/run/user"))
 # systemd would read `%` as a specifier and split on whitespace; quotes and `$` need care too.
 _UNSAFE = re.compile(r"[\s%$\"'\\;]")
@@ -41,6 +44,7 @@ class UnitSettings:
     data_dir: Path | None = None  # default: <checkout>/data
     with_luigid: bool = False
     port: int = 8082
+    on_failure: tuple[str, ...] = ()  # command (and arguments) run with the hour of a failed run
 
     @property
     def data_root(self) -> Path:
@@ -81,6 +85,12 @@ def render(settings: UnitSettings) -> dict[str, str]:
             raise ValueError(f"need an absolute path without spaces, %, $, quotes: {path}")
     if not settings.user or _UNSAFE.search(settings.user):
         raise ValueError(f"bad user name: {settings.user!r}")
+    command = settings.on_failure
+    if command and (not command[0].startswith("/") or any(_UNSAFE.search(w) for w in command)):
+        raise ValueError(
+            f"--on-failure needs an absolute program path and arguments without spaces, %, $, "
+            f"quotes or backslashes: {shlex.join(command)}"
+        )
     home, why = protect_home(settings)
     url = f"http://127.0.0.1:{settings.port}"
     values = {
@@ -93,9 +103,12 @@ def render(settings: UnitSettings) -> dict[str, str]:
         "luigid_wants": " luigid.service" if settings.with_luigid else "",
         "luigid_after": " luigid.service" if settings.with_luigid else "",
         "luigid_env": f"\nEnvironment=LUIGI_SCHEDULER_URL={url}" if settings.with_luigid else "",
+        "on_failure": " ".join(command),
+        "on_failure_line": ON_FAILURE if command else f"#{ON_FAILURE}",
     }
+    units = (*UNITS, FAILURE_UNIT) if command else UNITS
     return {
-        unit: Template((TEMPLATES / f"{unit}.in").read_text()).substitute(values) for unit in UNITS
+        unit: Template((TEMPLATES / f"{unit}.in").read_text()).substitute(values) for unit in units
     }
 
 
@@ -123,6 +136,8 @@ def _warnings(settings: UnitSettings) -> list[str]:
             f"{settings.data_root} does not exist; create it writable by {settings.user} "
             "(ReadWritePaths= fails the service otherwise)"
         )
+    if settings.on_failure and not os.access(settings.on_failure[0], os.X_OK):
+        found.append(f"--on-failure: {settings.on_failure[0]} is not an executable file here")
     if not (settings.checkout / ".venv" / "bin" / "luigid").exists():
         found.append("no .venv yet: run ./run_pipeline.sh bootstrap as the service user")
     return found
@@ -238,10 +253,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--with-luigid", action="store_true",
                         help="make the pipeline use (and start) luigid.service")  # fmt: skip
     parser.add_argument("--port", type=int, default=8082, help="luigid port (default 8082)")
+    parser.add_argument("--on-failure", metavar="COMMAND",
+                        help="also render etl-pipeline-failure@.service, which runs COMMAND "
+                        "with the failed hour as its last argument when a run fails, e.g. "
+                        "'/usr/local/bin/page-ops etl'")  # fmt: skip
     args = parser.parse_args(argv)
     data_dir = None if args.data_dir is None else Path(os.path.normpath(CHECKOUT / args.data_dir))
+    try:
+        command = tuple(shlex.split(args.on_failure or ""))
+    except ValueError as exc:
+        parser.error(f"--on-failure: {exc}")
     settings = UnitSettings(
-        user=args.user, data_dir=data_dir, with_luigid=args.with_luigid, port=args.port
+        user=args.user,
+        data_dir=data_dir,
+        with_luigid=args.with_luigid,
+        port=args.port,
+        on_failure=command,
     )
     try:
         render(settings)

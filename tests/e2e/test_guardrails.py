@@ -380,3 +380,41 @@ def test_luigis_failure_mail_carries_the_cause_what_to_do_and_the_run_log(caller
         f"Run log: {log}\n"
     ) in body
     assert "Traceback (most recent call last):" in body  # after them
+
+
+def test_the_failure_unit_gets_the_hour_of_the_failed_run(
+    api: DummyJSONServer, caller: Path, tmp_path: Path
+) -> None:
+    """What systemd does on failure, step by step: the rendered template's EnvironmentFile= read,
+    ${PIPELINE_HOUR} put into its ExecStart=, the command run."""
+    data = caller / "data"
+    args = ["--date-hour", PARTITION, "--lock-pid-dir", str(caller / "p"), "--api-retries", "0"]
+    failed = run([str(SCRIPT), *args], caller, PIPELINE_API_URL=f"http://127.0.0.1:{free_port()}",
+                 PIPELINE_DATA_DIR=str(data))  # fmt: skip
+    assert failed.returncode == 30
+    (log,) = (data / "logs").glob("run-*.log")
+    env_file = data / "logs" / "failed-run.env"
+    assert env_file.read_text() == (
+        f"PIPELINE_HOUR={PARTITION}\nPIPELINE_EXIT_CODE=30\nPIPELINE_RUN_LOG={log}\n"
+    )
+
+    record = tmp_path / "told"
+    script = tmp_path / "tell-ops"
+    script.write_text(f'#!/bin/sh\necho "$*" "$PIPELINE_EXIT_CODE" > {record}\n')
+    script.chmod(0o755)
+    units = run([str(SCRIPT), "units", str(tmp_path / "units"), "--data-dir", str(data),
+                 "--on-failure", f"{script} etl"], caller)  # fmt: skip
+    assert units.returncode == 0, units.stderr
+    unit = (tmp_path / "units" / "etl-pipeline-failure@.service").read_text()
+    exec_start = re.search(r"^ExecStart=(.*)$", unit, re.M)[1]  # type: ignore[index]
+    env_path = re.search(r"^EnvironmentFile=-(.*)$", unit, re.M)[1]  # type: ignore[index]
+    assert env_path == str(env_file)
+    values = dict(line.split("=", 1) for line in Path(env_path).read_text().splitlines())
+    command = exec_start.replace("${PIPELINE_HOUR}", values["PIPELINE_HOUR"]).split()
+    subprocess.run(command, env={**os.environ, **values}, check=True, timeout=60)
+    assert record.read_text() == f"etl {PARTITION} 30\n"
+
+    fixed = run([str(SCRIPT), *args[:4]], caller, PIPELINE_API_URL=api.url,
+                PIPELINE_DATA_DIR=str(data))  # fmt: skip
+    assert fixed.returncode == 0, fixed.stderr
+    assert not env_file.exists()  # a success: no failed run to tell about

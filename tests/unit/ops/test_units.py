@@ -282,3 +282,38 @@ def test_as_root_the_venvs_python_is_really_started_as_the_user(tree: Path) -> N
         f"as nobody, `{python} -c 'import pipeline'` failed: PermissionError: [Errno 13] uid "
         f"{nobody.pw_uid}"
     ]
+
+
+def test_on_failure_renders_a_template_unit_that_runs_the_command_with_the_hour(
+    data_root: Path,
+) -> None:
+    settings = UnitSettings(user="etl", data_dir=data_root, on_failure=("/usr/bin/page", "etl"))
+    rendered = render(settings)
+    assert set(rendered) == {*UNITS, "etl-pipeline-failure@.service"}
+    service = parse(rendered["etl-pipeline.service"])
+    assert one(service, "Unit", "OnFailure") == "etl-pipeline-failure@%n.service"
+    failure = parse(rendered["etl-pipeline-failure@.service"])
+    assert dict(failure["Service"]) == {
+        "Type": "oneshot",
+        "User": "etl",
+        "EnvironmentFile": f"-{data_root}/logs/failed-run.env",
+        "Environment": "PIPELINE_FAILED_UNIT=%i",
+        "ExecStart": "/usr/bin/page etl ${PIPELINE_HOUR}",
+    }
+    plain = render(UnitSettings(user="etl", data_dir=data_root))
+    assert set(plain) == set(UNITS)
+    assert "OnFailure" not in parse(plain["etl-pipeline.service"])["Unit"]
+
+
+@pytest.mark.parametrize("command", [("page",), ("/usr/bin/page", "100%"), ("/bin/x", "$HOME")])
+def test_on_failure_refuses_what_systemd_would_read_otherwise(command: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="--on-failure needs an absolute program path"):
+        render(UnitSettings(user="etl", on_failure=command))
+
+
+@needs_analyze
+def test_the_failure_unit_passes_systemd_analyze_verify(tmp_path: Path, data_root: Path) -> None:
+    settings = UnitSettings(user=ME, data_dir=data_root, on_failure=("/bin/echo", "failed:"))
+    paths = write_units(tmp_path / "units", settings)
+    result = analyze("verify", "--man=no", *map(str, paths))
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
