@@ -169,13 +169,14 @@ class PartitionTask(luigi.Task):
     _ticker: progress.Ticker | None = None
     facts: dict[str, Any] | None = None  # what run() produced, for the line saying it is done
 
-    def report(self, message: str, percent: int | None = None) -> None:
-        """Show progress in the luigid visualiser and in the console's progress lines."""
+    def report(self, message: str, percent: int | None = None, console: str = "") -> None:
+        """Show progress in the luigid visualiser, and in the console's progress lines (as
+        ``console`` if given, else as ``message``)."""
         self.set_status_message(message)
         if percent is not None:
             self.set_progress_percentage(percent)
         if self._ticker is not None:
-            self._ticker.update(message)
+            self._ticker.update(console or message)
 
     def on_failure(self, exception: BaseException) -> str:
         """What luigi sends the scheduler and puts in its failure e-mail ([email] in luigi.cfg):

@@ -38,7 +38,11 @@ class ExtractTask(PartitionTask):
         def progress(done: int, total: int, page: int, pages: int) -> None:
             percent = 100 if total == 0 else int(100 * done / total)
             seconds = time.monotonic() - t0
-            self.report(extract_status(done, total, page, pages, seconds), percent)
+            self.report(
+                f"{self.endpoint}: {done}/{total} records, page {page}/{pages}",
+                percent,
+                console=extract_status(done, total, page, pages, seconds),
+            )
 
         with ApiClient(cfg.url(), cfg.client_settings()) as client:
             stats = snapshot_endpoint(
