@@ -309,7 +309,8 @@ def outcome(rc: int, hour: str, root: Path, was_complete: bool, log: Path) -> st
         codes.scheduling_error: ("failed", "a task could not be scheduled (above)"),
         codes.unhandled_exception: ("failed", "an unexpected error in luigi"),
     }.get(rc, ("failed", "see the run log"))
-    return f"{status} (exit {rc}): {what}. Details and tracebacks: {log}"
+    where = "Details and tracebacks" if status == "failed" else "Run log"
+    return f"{status} (exit {rc}): {what}. {where}: {log}"
 
 
 def prepare(

@@ -449,3 +449,22 @@ def test_the_readme_shows_the_help_as_it_is(
             cli.main(argv)
         shown = capsys.readouterr().out
         assert shown.split("\nenvironment:")[0] in readme, argv
+
+
+def test_the_last_line_says_how_the_run_ended(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "run.log"
+    (tmp_path / "latest").symlink_to("2026-11-25T17")
+    hour = "2026-11-25T17"
+    assert cli.outcome(0, hour, tmp_path, False, log) == (
+        "done (exit 0): 2026-11-25T17 is complete; latest -> 2026-11-25T17"
+    )
+    assert cli.outcome(0, hour, tmp_path, True, log) == (
+        "nothing to do (exit 0): 2026-11-25T17 was already complete; latest -> 2026-11-25T17"
+    )
+    assert cli.outcome(30, hour, tmp_path, False, log) == (
+        f"failed (exit 30): the cause and what to do are above. Details and tracebacks: {log}"
+    )
+    assert cli.outcome(10, hour, tmp_path, False, log) == (
+        f"not run (exit 10): another run holds this hour or this command line. Run log: {log}"
+    )
+    assert cli.outcome(40, hour, tmp_path, False, log).startswith("failed (exit 40): an unexpected")
