@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import re
 import shlex
@@ -271,7 +272,17 @@ def check_before_running(luigi_args: Sequence[str], hour: datetime) -> str | Non
 
     if _given(luigi_args, "--help", "--help-all"):
         return None  # luigi prints its help and runs nothing
-    with CmdlineParser.global_instance(list(luigi_args)):
+    usage = io.StringIO()
+    with contextlib.ExitStack() as stack:
+        try:
+            with contextlib.redirect_stderr(usage):  # luigi's usage lists every option
+                stack.enter_context(CmdlineParser.global_instance(list(luigi_args)))
+        except SystemExit:
+            error = (usage.getvalue().strip().splitlines() or ["bad arguments"])[-1]
+            raise CliError(
+                f"{error.split('error: ', 1)[-1]} (`luigi --module pipeline Insights "
+                "--help-all` lists every option)"
+            ) from None
         try:
             config.check_settings(hour, data_root=True)
         except config.ConfigError as exc:

@@ -468,3 +468,14 @@ def test_the_last_line_says_how_the_run_ended(tmp_path: Path) -> None:
         f"not run (exit 10): another run holds this hour or this command line. Run log: {log}"
     )
     assert cli.outcome(40, hour, tmp_path, False, log).startswith("failed (exit 40): an unexpected")
+
+
+def test_an_option_luigi_does_not_know_is_one_line_not_its_usage(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "run_luigi", lambda args: pytest.fail("luigi must not run"))
+    assert cli.main(["--api-page-sizee", "5"]) == 2
+    assert capsys.readouterr().err == (
+        "pipeline: error: unrecognized arguments: --api-page-sizee 5 (`luigi --module pipeline "
+        "Insights --help-all` lists every option)\n"
+    )
