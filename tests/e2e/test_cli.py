@@ -58,7 +58,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Comp
 
 def the_log(logs: Path, pid: int, started: float, ended: float) -> Path:
     """The one run log in ``logs``, named for the run's start (UTC) and its process id."""
-    (log,) = logs.iterdir()
+    (log,) = logs.glob("run-*")
     match = re.fullmatch(rf"run-(\d{{8}}T\d{{6}}Z)-{pid}\.log", log.name)
     assert match, log.name
     stamps = {time.strftime(UTC_STAMP, time.gmtime(t)) for t in range(int(started), int(ended) + 1)}
@@ -183,7 +183,7 @@ def test_retcode_applies_from_any_directory(entry: list[str], caller: Path) -> N
     if entry[0] == LUIGI:  # no run log: luigi's output, in config/logging.conf's format
         shown = result.stdout + result.stderr
     else:
-        (log,) = (caller / "d" / "logs").iterdir()
+        (log,) = (caller / "d" / "logs").glob("run-*")
         shown = log.read_text()
     assert re.search(LOG_LINE % "ERROR", shown, re.M)
 

@@ -57,7 +57,7 @@ def test_a_first_run_whose_api_name_does_not_resolve_is_a_few_lines(caller: Path
     result = run([str(SCRIPT), "--lock-pid-dir", str(caller / "pids")], caller,
                  PIPELINE_API_URL="https://shop.invalid", PIPELINE_DATA_DIR=str(data))  # fmt: skip
     assert result.returncode == 30, result.stderr
-    (log,) = (data / "logs").iterdir()
+    (log,) = (data / "logs").glob("run-*")
     lines = console(result)
     assert len(lines) <= 15
     url = "https://shop.invalid/products?limit=1000&skip=0"
