@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline.api.errors import ApiError
-from pipeline.config import ConfigError
+from pipeline.config import ConfigError, ConfigExit
 
 DEMO = "`./run_pipeline.sh demo` (the whole pipeline offline, against a local demo API)"
 REPORT = "unexpected: the traceback is in the run log; please report it with that log"
@@ -99,6 +99,8 @@ def explain(exc: BaseException, partition: Path | None = None) -> Explanation:
         if exc.cause == "circuit":
             cause = cause.split(" (", 1)[0]  # the first failure, shown above, is the reason
         return Explanation(cause, _api(exc, rerun))
+    if isinstance(exc, ConfigExit):  # found by a worker that did not schedule the task
+        return Explanation(exc.message, "fix the setting (README, settings table), then run again")
     if isinstance(exc, ConfigError):
         return Explanation(cause, "fix the setting (README, settings table), then run again")
     if _is(exc, "pipeline.extract", "ExtractError"):

@@ -157,7 +157,7 @@ class PartitionTask(luigi.Task):
         with task_context(self.stats_path().stem), progress.Ticker(self.task_family, interval) as t:
             self._ticker = t
             facts = self.produce()
-        self.facts = facts
+        self._ticker, self.facts = None, facts
         facts.update(
             task=self.task_id,
             started=started.isoformat(timespec="milliseconds"),

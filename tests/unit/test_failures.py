@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.api.errors import ApiError
-from pipeline.config import ConfigError
+from pipeline.config import ConfigError, ConfigExit
 from pipeline.extract import ExtractError
 from pipeline.failures import DEMO, REPORT, Explanation, explain
 from pipeline.rules.insights import ReconciliationError
@@ -80,6 +80,9 @@ def test_data_and_setting_failures() -> None:
     assert explain(sums, PART).todo.startswith("the figures do not add up: a bug or inconsistent")
     assert explain(ConfigError("[api] base_url must be http(s)"), PART).cause == (
         "[api] base_url must be http(s)"
+    )
+    assert explain(ConfigExit("data root /srv is not a directory"), PART).cause == (
+        "data root /srv is not a directory"
     )
 
 
