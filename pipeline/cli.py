@@ -59,10 +59,10 @@ luigi's ([retcode]). Any other option goes to luigi, e.g. --api-page-size 100, -
 
 RERUN_HELP = """\
 Rebuild one UTC hour from scratch with the options given, beside the old partition: it runs
-into $PIPELINE_DATA_DIR/.<hour>.rerun-<pid>/ while holding the hour's lock (the hourly run of
-that hour is refused meanwhile), and only a complete rebuild replaces the old partition, in one
-step; `latest` is moved if the hour is newer. A failed rebuild leaves the old partition as it
-was. Options and exit codes as for `run`.
+into $PIPELINE_DATA_DIR/.<hour>.rerun-<pid>/ while holding the hour's lock (a run of that hour
+meanwhile is refused, or finds the old partition complete), and only a complete rebuild
+replaces the old partition, in one step; `latest` is moved if the hour is newer. A failed
+rebuild leaves the old partition as it was. Options and exit codes as for `run`.
 """
 
 
