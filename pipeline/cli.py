@@ -1,17 +1,20 @@
 """``python -m pipeline [SUBCOMMAND]``: the one entry point for people, systemd and CI.
 
 ``run_pipeline.sh`` only bootstraps ``.venv`` and hands over to this. ``run`` (the default)
-chooses the scheduler, then runs ``Insights`` through luigi's own ``run_with_retcodes`` in this
-process (so the exit code is luigi's ``[retcode]`` mapping) while everything it prints is also
-copied into a per-run log under the data root. Importing this module stays light: luigi's
-runner, the systemd renderer, retention and the dev tools are imported by the subcommand that
-needs them.
+checks every setting, the hour and the data root first (``config.check_settings``: exit 78 and
+one message naming each bad one, before anything is written), chooses the scheduler, then runs
+``Insights`` through luigi's own ``run_with_retcodes`` in this process (so the exit code is
+luigi's ``[retcode]`` mapping). Everything the run logs goes in full to a per-run log under the
+data root; the console gets what an operator reads live (``pipeline.logs``) and a last line
+saying how the run ended. Importing this module stays light: luigi's runner, the systemd
+renderer, retention and the dev tools are imported by the subcommand that needs them.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import re
 import shlex
@@ -21,11 +24,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.config import CHECKOUT, ConfigError, paths
+from pipeline import config, logs
+from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
+from pipeline.tasks.base import RUN_LOG_ENV
 
 PROG = "python -m pipeline"
 UMASK = 0o027  # data and logs may hold personal fields: never world-readable
@@ -42,24 +48,27 @@ environment:
 """
 
 RUN_HELP = """\
-Run `luigi --module pipeline Insights` for one UTC hour. The central scheduler is used when one
-is configured (--scheduler-url, LUIGI_SCHEDULER_URL, or [core] default_scheduler_url in
-luigi.cfg), else --local-scheduler. Everything printed also goes to
-$PIPELINE_DATA_DIR/logs/run-<UTC time>-<pid>.log; the exit code is luigi's ([retcode]). Any
-other option goes to luigi, e.g. --api-page-size 100, --no-lock (`luigi --module pipeline
-Insights --help-all` lists them).
+Run `luigi --module pipeline Insights` for one UTC hour, after checking every setting (exit 78
+naming each unusable one). The central scheduler is used when one is configured
+(--scheduler-url, LUIGI_SCHEDULER_URL, or [core] default_scheduler_url in luigi.cfg), else
+--local-scheduler. The console shows each task, progress and the cause of a failure; everything,
+tracebacks included, goes to $PIPELINE_DATA_DIR/logs/run-<UTC time>-<pid>.log. The exit code is
+luigi's ([retcode]). Any other option goes to luigi, e.g. --api-page-size 100, --no-lock
+(`luigi --module pipeline Insights --help-all` lists them).
+"""
+
+
+RERUN_HELP = """\
+Rebuild one UTC hour from scratch with the options given, beside the old partition: it runs
+into $PIPELINE_DATA_DIR/.<hour>.rerun-<pid>/ while holding the hour's lock (a run of that hour
+meanwhile is refused, or finds the old partition complete), and only a complete rebuild
+replaces the old partition, in one step; `latest` is moved if the hour is newer. A failed
+rebuild leaves the old partition as it was. Options and exit codes as for `run`.
 """
 
 
 class CliError(Exception):
     """An expected failure of the command line itself: one message, exit code 2."""
-
-
-def scheduling_error_code() -> int:
-    """luigi's ``[retcode] scheduling_error``: what a setting that stops scheduling exits with."""
-    import luigi.retcodes
-
-    return int(luigi.retcodes.retcode().scheduling_error)
 
 
 def say(message: str) -> None:
@@ -135,13 +144,28 @@ def log_path(root: Path, now: float | None = None, pid: int | None = None) -> Pa
     return root / "logs" / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
 
 
-@contextlib.contextmanager
-def tee_output(log: BinaryIO) -> Iterator[None]:
-    """Copy everything written to stdout and stderr into ``log`` and onto the console's stdout.
+def _pump(read_end: int, log: BinaryIO, lock: threading.Lock, console: int | None) -> None:
+    """Copy a pipe into ``log`` and, if given, onto the ``console`` file descriptor."""
+    while chunk := os.read(read_end, 65536):
+        with lock:
+            log.write(chunk)
+            log.flush()
+        if console is not None:
+            try:
+                os.write(console, chunk)
+            except OSError:  # the console went away (a closed pipe): keep logging
+                console = None
 
-    Done on file descriptors 1 and 2, not ``sys.stdout``, so luigi's forked workers
-    (``--workers N``) and anything else writing there are caught too, in the order written
-    (``sys.stdout`` is line-buffered meanwhile, as on a terminal).
+
+@contextlib.contextmanager
+def tee_output(log: BinaryIO) -> Iterator[int]:
+    """Send stdout into ``log`` and onto the console, stderr into ``log`` only; yield a file
+    descriptor of the console's stderr (for ``logs.use_console``).
+
+    stderr carries every log record in full, luigi's tracebacks included: the run log's. What
+    the console shows of them comes through ``logs.ConsoleHandler``. Done on file descriptors
+    1 and 2, not ``sys.stdout``, so luigi's forked workers (``--workers N``) and anything else
+    writing there are caught too (``sys.stdout`` is line-buffered meanwhile, as on a terminal).
     """
     sys.stdout.flush()
     sys.stderr.flush()
@@ -149,36 +173,30 @@ def tee_output(log: BinaryIO) -> Iterator[None]:
     if line_buffering is False:
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     console, saved_err = os.dup(1), os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 1)
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump() -> None:
-        to_console = True
-        while chunk := os.read(read_end, 65536):
-            log.write(chunk)
-            log.flush()
-            if to_console:
-                try:
-                    os.write(console, chunk)
-                except OSError:  # the console went away (a closed pipe): keep logging
-                    to_console = False
-
-    thread = threading.Thread(target=pump, name="tee", daemon=True)
-    thread.start()
+    lock = threading.Lock()
+    pumps = []
+    for fd, to_console in ((1, console), (2, None)):
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        thread = threading.Thread(
+            target=_pump, args=(read_end, log, lock, to_console), name=f"tee-{fd}", daemon=True
+        )
+        thread.start()
+        pumps.append((thread, read_end))
     try:
-        yield
+        yield saved_err
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(console, 1)  # closes the pipe's last write ends: the pump sees the end
+        os.dup2(console, 1)  # closes the pipes' last write ends: the pumps see the end
         os.dup2(saved_err, 2)
-        thread.join(timeout=10)  # a process the run left behind may still hold the pipe
+        for thread, read_end in pumps:
+            thread.join(timeout=10)  # a process the run left behind may still hold a pipe
+            if not thread.is_alive():
+                os.close(read_end)
         for fd in (console, saved_err):
             os.close(fd)
-        if not thread.is_alive():
-            os.close(read_end)
         if line_buffering is False:
             sys.stdout.reconfigure(line_buffering=False)  # type: ignore[union-attr]
 
@@ -208,13 +226,17 @@ def run_logged(
     scheduler: str,
     runner: Callable[[Sequence[str]], int] = run_luigi,
 ) -> int:
-    """Run ``runner(luigi_args)`` with its output on the console and in ``log``; its exit code.
+    """Run ``runner(luigi_args)`` with its output in ``log`` and the console's share of it on
+    the console; its exit code.
 
     The log starts with the command, the working directory and the scheduler, and ends with
-    ``# exit code: N``, so a log found later says what ran and how it ended.
+    ``# exit code: N``, so a log found later says what ran and how it ended. The tasks find the
+    log's path in ``PIPELINE_RUN_LOG`` (their failure e-mails name it).
     """
     say(f"scheduler: {scheduler}")
     say(f"log file: {log}")
+    before = os.environ.get(RUN_LOG_ENV)
+    os.environ[RUN_LOG_ENV] = str(log)
     with log.open("wb") as fh:
         header = (
             f"# {shlex.join(['luigi', *luigi_args])}\n# cwd: {os.getcwd()}\n"
@@ -223,32 +245,213 @@ def run_logged(
         fh.write(header.encode())
         fh.flush()
         try:
-            with tee_output(fh):
+            with tee_output(fh) as console, logs.use_console(console):
                 rc = runner(luigi_args)
         except BaseException as exc:  # Ctrl-C: the log still says how the run ended
             fh.write(f"# interrupted: {type(exc).__name__}\n".encode())
             raise
+        finally:
+            if before is None:
+                os.environ.pop(RUN_LOG_ENV, None)
+            else:
+                os.environ[RUN_LOG_ENV] = before
         fh.write(f"# exit code: {rc}\n".encode())
-    if rc != 0:
-        say(f"luigi exited with {rc}; see {log}")
     return rc
 
 
-def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
-    """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged."""
-    os.umask(UMASK)
+def requested_hour(luigi_args: Sequence[str]) -> datetime:
+    """The hour the run writes: ``--date-hour``, else the current UTC hour (as the tasks take
+    it)."""
+    import luigi
+
+    from pipeline.tasks.base import DEFAULT_HOUR
+
+    text = _value(luigi_args, "--date-hour")
+    if text is None:
+        return DEFAULT_HOUR
+    try:
+        return luigi.DateHourParameter().parse(text)
+    except ValueError:
+        raise CliError(f"--date-hour {text!r} is not a UTC hour like 2026-11-25T17") from None
+
+
+def check_before_running(luigi_args: Sequence[str], hour: datetime) -> str | None:
+    """Every setting, the hour and the data root, as luigi would read them for ``luigi_args``:
+    the message naming each unusable one, or None. Reads only."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    if _given(luigi_args, "--help", "--help-all"):
+        return None  # luigi prints its help and runs nothing
+    usage = io.StringIO()
+    with contextlib.ExitStack() as stack:
+        try:
+            with contextlib.redirect_stderr(usage):  # luigi's usage lists every option
+                stack.enter_context(CmdlineParser.global_instance(list(luigi_args)))
+        except SystemExit:
+            error = (usage.getvalue().strip().splitlines() or ["bad arguments"])[-1]
+            raise CliError(
+                f"{error.split('error: ', 1)[-1]} (`luigi --module pipeline Insights "
+                "--help-all` lists every option)"
+            ) from None
+        try:
+            config.check_settings(hour, data_root=True)
+        except config.ConfigError as exc:
+            return str(exc)
+    return None
+
+
+def complete(root: Location, hour: datetime) -> bool:
+    """Is the partition of ``hour`` complete and published (``Insights`` would do nothing)?"""
+    from pipeline.storage import fs
+    from pipeline.storage.latest import latest_reached
+    from pipeline.storage.layout import Partition
+
+    partition = Partition(root, hour)
+    return fs.exists(partition.manifest) and latest_reached(root, partition.name)
+
+
+def outcome(rc: int, hour: str, root: Location, was_complete: bool, log: Path) -> str:
+    """The console's last line: how the run ended and where to look."""
+    from luigi.retcodes import retcode
+
+    if rc == 0:
+        from pipeline.storage.latest import latest_partition
+
+        latest = f"latest -> {latest_partition(root)}"
+        if was_complete:
+            return f"nothing to do (exit 0): {hour} was already complete; {latest}"
+        return f"done (exit 0): {hour} is complete; {latest}"
+    codes = retcode()
+    status, what = {
+        config.EXIT_CONFIG: ("refused", "unusable settings, named above; nothing was written"),
+        codes.already_running: ("not run", "another run holds this hour or this command line"),
+        codes.missing_data: ("not run", "input data is missing"),
+        codes.not_run: ("not run", "the scheduler did not let this run work"),
+        codes.task_failed: ("failed", "the cause and what to do are above"),
+        codes.scheduling_error: ("failed", "a task could not be scheduled (above)"),
+        codes.unhandled_exception: ("failed", "an unexpected error in luigi"),
+    }.get(rc, ("failed", "see the run log"))
+    where = "Details and tracebacks" if status == "failed" else "Run log"
+    return f"{status} (exit {rc}): {what}. {where}: {log}"
+
+
+def prepare(
+    extra: Sequence[str], scheduler_url: str | None
+) -> tuple[list[str], str, datetime, Path] | int:
+    """luigi's arguments, the scheduler, the hour and the data root of a run; or, when a setting
+    is unusable, ``EXIT_CONFIG`` once the console has been told why (nothing written)."""
     added, scheduler = choose_scheduler(
         extra, scheduler_url, os.environ.get("LUIGI_SCHEDULER_URL", ""), configured_scheduler_url()
     )
     luigi_args = ["--module", "pipeline", "Insights", *added, *extra]
-    root = data_root(extra)
+    hour = requested_hour(extra)
+    if (problems := check_before_running(luigi_args, hour)) is not None:
+        say(f"error: {problems}")
+        say(f"refused (exit {config.EXIT_CONFIG}): fix the settings above (README: settings table)")
+        return config.EXIT_CONFIG
+    return luigi_args, scheduler, hour, data_root(extra)
+
+
+def new_log(root: Location) -> Path:
     try:
         log = run_log(root)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
     except OSError as exc:
         raise CliError(f"cannot write run logs under the data root {root}: {exc}") from None
-    return run_logged(luigi_args, log.resolve(), scheduler, run_luigi)
+    return log.resolve()
+
+
+#: Under ``logs/``: the run under way or the last one that failed (its hour, exit code and log),
+#: for the systemd failure unit (``units --on-failure``). Removed when a run succeeds.
+FAILED_RUN = "failed-run.env"
+
+
+def note_run(root: Path, hour: datetime, log: Path, rc: int | None = None) -> None:
+    """Say which run is under way (``rc`` None) or failed; forget it when it succeeded."""
+    path = root / "logs" / FAILED_RUN
+    if rc == 0:
+        path.unlink(missing_ok=True)
+        return
+    text = (
+        f"PIPELINE_HOUR={hour:%Y-%m-%dT%H}\nPIPELINE_EXIT_CODE={'' if rc is None else rc}\n"
+        f"PIPELINE_RUN_LOG={log}\n"
+    )
+    tmp = path.with_name(f".{FAILED_RUN}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
+    """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged."""
+    os.umask(UMASK)
+    prepared = prepare(extra, scheduler_url)
+    if isinstance(prepared, int):
+        return prepared
+    luigi_args, scheduler, hour, root = prepared
+    was_complete = complete(root, hour)
+    log = new_log(root)
+    note_run(root, hour, log)
+    rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    note_run(root, hour, log, rc)
+    say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log))
+    return rc
+
+
+def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
+    """Rebuild the hour of ``--date-hour`` in a staging root and swap it in when complete."""
+    from luigi.retcodes import retcode
+
+    from pipeline.ops import rerun
+    from pipeline.storage.latest import advance_latest, latest_partition
+    from pipeline.storage.layout import Partition
+    from pipeline.storage.locks import PartitionBusy, hold_partition_lock
+    from pipeline.tasks.publish import last_partition
+
+    os.umask(UMASK)
+    prepared = prepare(extra, scheduler_url)
+    if isinstance(prepared, int):
+        return prepared
+    luigi_args, scheduler, hour, root = prepared
+    old = Partition(root, hour)
+    if not old.dir.is_dir():
+        raise CliError(
+            f"{old.name} has never been run under {root}: nothing to rebuild; run it with "
+            f"./run_pipeline.sh --date-hour {old.name}"
+        )
+    try:
+        hold_partition_lock(old.lock)  # until this process exits: the swap included
+    except PartitionBusy as exc:
+        say(f"error: {exc}")
+        return retcode().already_running
+    for path in rerun.remove_stale_stagings(root):
+        say(f"removed {path}, left by an earlier rerun")
+    staging = rerun.staging_root(root, old.name, os.getpid())
+    log = new_log(root)
+    note_run(root, hour, log)
+    say(f"rebuilding {old.name} in {staging}; {old.dir} stays as it is until then")
+    before = os.environ.get("PIPELINE_DATA_DIR")
+    os.environ["PIPELINE_DATA_DIR"] = str(staging)
+    try:
+        rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    finally:
+        if before is None:
+            os.environ.pop("PIPELINE_DATA_DIR", None)
+        else:
+            os.environ["PIPELINE_DATA_DIR"] = before
+    if rc != 0 or not Partition(staging, hour).manifest.exists():
+        note_run(root, hour, log, rc or 1)
+        say(outcome(rc or 1, old.name, root, False, log))
+        say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
+        return rc or 1
+    atomic = rerun.swap_in(root, staging, old.name)
+    advance_latest(root, old.name, last_partition())
+    note_run(root, hour, log, 0)
+    how = "" if atomic else " (in two renames: this filesystem cannot swap in one step)"
+    say(
+        f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"
+    )
+    return 0
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -363,6 +566,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, metavar="N", help="tasks run at once (default: [core] workers)"
     )
     run.add_argument("--scheduler-url", metavar="URL", help="central scheduler (luigid) to use")
+    rerun = sub.add_parser(
+        "rerun",
+        help="rebuild one hour beside the old one and swap it in when complete",
+        allow_abbrev=False,
+        description=RERUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=ENVIRONMENT,
+    )
+    rerun.add_argument(
+        "--date-hour", metavar="YYYY-MM-DDTHH", required=True, help="UTC hour to rebuild"
+    )
+    rerun.add_argument(
+        "--workers", type=int, metavar="N", help="tasks run at once (default: [core] workers)"
+    )
+    rerun.add_argument("--scheduler-url", metavar="URL", help="central scheduler (luigid) to use")
     demo_parser = sub.add_parser(
         "demo",
         help="run the whole pipeline offline against a local demo API",
@@ -386,17 +604,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_in.insert(0, "run")
     parser = build_parser()
     args, extra = parser.parse_known_args(args_in)
-    if args.command != "run" and extra:
+    if args.command not in ("run", "rerun") and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "demo":
             return demo(args.dir)
         own = [("--date-hour", args.date_hour), ("--workers", args.workers)]
         luigi_args = [s for flag, value in own if value is not None for s in (flag, str(value))]
+        if args.command == "rerun":
+            return rerun_pipeline([*luigi_args, *extra], args.scheduler_url)
         return run_pipeline([*luigi_args, *extra], args.scheduler_url)
     except CliError as exc:
         say(f"error: {exc}")
         return 2
-    except ConfigError as exc:  # a setting no run can use: as luigi reports it, [retcode]
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        return scheduling_error_code()
+    except config.ConfigError as exc:  # a setting no run can use, found late
+        say(f"error: {exc}")
+        return config.EXIT_CONFIG

@@ -5,17 +5,31 @@ option can be set there or for one run on the command line (``--api-page-size 10
 ``luigi.cfg`` itself holds only luigi's own sections and deliberate overrides. Two settings may
 also come from the environment because they differ per machine rather than per deployment:
 ``PIPELINE_API_URL`` and ``PIPELINE_DATA_DIR``; the environment wins over the file.
+
+Each option also declares the values it accepts (``allowed=``), next to its default. Before a
+run schedules or writes anything, ``settings_problems()`` checks every option against them and
+``check_settings()`` reports all bad options in one message naming the option, the value and
+where it came from (command line, environment, or which luigi.cfg), and the run exits with
+``EXIT_CONFIG``.
 """
 
 from __future__ import annotations
 
+import configparser
+import math
 import os
+import pwd
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import luigi
 import luigi.configuration
+from luigi.cmdline_parser import CmdlineParser
 
 from pipeline.storage.fs import DataRootError, Location, parse_root
 
@@ -27,48 +41,171 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 PROJECT_CONFIG = CHECKOUT / "luigi.cfg"
 
 
+#: Exit status of a run refused for its settings (an option, the hour, the data root) before it
+#: scheduled or wrote anything: sysexits.h's EX_CONFIG, which systemd also calls CONFIG.
+EXIT_CONFIG = 78
+
+
 class ConfigError(ValueError):
     """A setting is unusable; raised before any request is made or file written."""
+
+
+class ConfigExit(SystemExit):
+    """Stops luigi with ``EXIT_CONFIG`` once the reason is printed or logged.
+
+    A ``SystemExit`` rather than an error, so that luigi neither logs it as a crash (exit 40)
+    nor as a task that failed (30): raised while a task is made or scheduled, it ends the run.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_CONFIG)
+        self.message = message
+
+
+# -- what each option accepts --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values an option accepts: ``text`` for people (README, messages), ``ok`` to check."""
+
+    text: str
+    ok: Callable[[Any], bool]
+
+    def problem(self, value: Any) -> str | None:
+        return None if self.ok(value) else f"must be {self.text}"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def at_least(low: float) -> Allowed:
+    return Allowed(f">= {low:g}", lambda v: _number(v) and v >= low)
+
+
+def above(low: float) -> Allowed:
+    return Allowed(f"> {low:g}", lambda v: _number(v) and v > low)
+
+
+def between(low: float, high: float) -> Allowed:
+    return Allowed(f"{low:g} to {high:g}", lambda v: _number(v) and low <= v <= high)
+
+
+def _http_url(value: Any) -> bool:
+    parts = urlsplit(str(value))
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _counts(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str) and k and isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for k, n in value.items()
+    )
+
+
+HTTP_URL = Allowed("an http(s) URL", _http_url)
+NOT_EMPTY = Allowed("not empty", lambda v: bool(str(v).strip()))
+ANY_TEXT = Allowed("any text", lambda v: True)
+COUNTS = Allowed("check names mapped to counts >= 0", _counts)
+
+
+class _Checked:
+    """A luigi parameter that also declares what it accepts and the environment variable that
+    overrides it (read by the option's own code; named here so a message can say so)."""
+
+    def __init__(self, *args: Any, allowed: Allowed, env: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.allowed, self.env = allowed, env
+
+
+class Text(_Checked, luigi.Parameter):
+    pass
+
+
+class Int(_Checked, luigi.IntParameter):
+    pass
+
+
+class Float(_Checked, luigi.FloatParameter):
+    pass
+
+
+class Dict(_Checked, luigi.DictParameter):
+    pass
 
 
 class api(luigi.Config):
     """How to talk to the DummyJSON-compatible API."""
 
-    base_url = luigi.Parameter(
+    base_url = Text(
         default="https://dummyjson.com",
+        allowed=HTTP_URL,
+        env="PIPELINE_API_URL",
         description="API root; the PIPELINE_API_URL environment variable overrides it.",
     )
-    page_size = luigi.IntParameter(
-        default=1000, description="Records asked for per request (the `limit` query parameter)."
+    page_size = Int(
+        default=1000,
+        allowed=at_least(1),
+        description="Records asked for per request (the `limit` query parameter).",
     )
-    concurrency = luigi.IntParameter(
-        default=4, description="Pages fetched at once after the first page has given `total`."
+    concurrency = Int(
+        default=4,
+        allowed=between(1, 64),
+        description="Pages fetched at once after the first page has given `total`.",
     )
-    connect_timeout = luigi.FloatParameter(
-        default=5.0, description="Seconds to wait for a TCP connection."
+    connect_timeout = Float(
+        default=5.0,
+        allowed=above(0),
+        description="Seconds to wait for a TCP connection.",
     )
-    read_timeout = luigi.FloatParameter(
-        default=15.0, description="Seconds to wait for the server between bytes of a response."
+    read_timeout = Float(
+        default=15.0,
+        allowed=above(0),
+        description="Seconds to wait for the server between bytes of a response.",
     )
-    retries = luigi.IntParameter(
-        default=4, description="Retries per request on 429, 5xx, dropped or cut-short responses."
+    retries = Int(
+        default=4,
+        allowed=between(0, 20),
+        description="Retries per request on 429, 5xx, dropped or cut-short responses.",
     )
-    backoff_factor = luigi.FloatParameter(
-        default=0.5, description="Exponential backoff base in seconds: 0.5, 1, 2, 4 ..."
+    dns_retries = Int(
+        default=1,
+        allowed=between(0, 20),
+        description="Retries when the API's host name does not resolve (offline, DNS down): one "
+        "covers a resolver's hiccup; more only delay the message. At most `retries`.",
     )
-    backoff_max = luigi.FloatParameter(
-        default=10.0, description="Upper bound of one backoff sleep, Retry-After included."
+    refused_retries = Int(
+        default=2,
+        allowed=between(0, 20),
+        description="Retries when the API's host refuses the connection (a server restarting "
+        "takes a second or two; one that is down stays down). At most `retries`.",
     )
-    rate_limit_requests = luigi.IntParameter(
+    backoff_factor = Float(
+        default=0.5,
+        allowed=at_least(0),
+        description="Exponential backoff base in seconds: 0.5, 1, 2, 4 ...",
+    )
+    backoff_max = Float(
+        default=10.0,
+        allowed=at_least(0),
+        description="Upper bound of one backoff sleep, Retry-After included.",
+    )
+    rate_limit_requests = Int(
         default=90,
+        allowed=at_least(1),
         description="Client-side cap on requests per window for the whole run (the real API "
         "allows 100 per 10 s); above 100000 there is no cap (a local server).",
     )
-    rate_limit_window = luigi.FloatParameter(
-        default=10.0, description="Length in seconds of the rate-limit window."
+    rate_limit_window = Float(
+        default=10.0,
+        allowed=above(0),
+        description="Length in seconds of the rate-limit window.",
     )
-    max_pages = luigi.IntParameter(
-        default=10000, description="Guard against endless paging: fail beyond this many pages."
+    max_pages = Int(
+        default=10000,
+        allowed=at_least(1),
+        description="Guard against endless paging: fail beyond this many pages.",
     )
 
     def give_up_seconds(self) -> float:
@@ -91,6 +228,8 @@ class api(luigi.Config):
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             retries=self.retries,
+            dns_retries=self.dns_retries,
+            refused_retries=self.refused_retries,
             backoff_factor=self.backoff_factor,
             backoff_max=self.backoff_max,
             rate_limit_requests=self.rate_limit_requests,
@@ -110,8 +249,9 @@ class api(luigi.Config):
 class extract(luigi.Config):
     """How extraction copes with an inconsistent read. (What it keeps is ``pipeline.schema``.)"""
 
-    rereads = luigi.IntParameter(
+    rereads = Int(
         default=1,
+        allowed=between(0, 10),
         description="Times an endpoint is read again from its first page after a paging anomaly "
         "(total changed, record on two pages, short or empty page), a malformed envelope or a "
         "record breaking the contract, before the extract fails. 0: fail at once.",
@@ -121,8 +261,9 @@ class extract(luigi.Config):
 class clean(luigi.Config):
     """Business rules of the cleaning stage."""
 
-    min_product_price = luigi.FloatParameter(
+    min_product_price = Float(
         default=50.0,
+        allowed=at_least(0),
         description="cleaned_products.csv keeps products priced strictly above this (dollars).",
     )
 
@@ -130,8 +271,10 @@ class clean(luigi.Config):
 class paths(luigi.Config):
     """Where data lives."""
 
-    data_dir = luigi.Parameter(
+    data_dir = Text(
         default="data",
+        allowed=NOT_EMPTY,
+        env="PIPELINE_DATA_DIR",
         description="Data root; a relative path is from the checkout (like luigi.cfg), whatever "
         "the working directory. The PIPELINE_DATA_DIR environment variable overrides it; a "
         "relative path there is from the working directory.",
@@ -158,8 +301,9 @@ class paths(luigi.Config):
 class quality(luigi.Config):
     """Thresholds of the quality gates; 0 is strict (any offending row fails the run)."""
 
-    max_bad_rows = luigi.DictParameter(
+    max_bad_rows = Dict(
         default={},
+        allowed=COUNTS,
         description='Per-check tolerance, e.g. {"line_product_exists": 5}; unnamed checks: 0.',
     )
 
@@ -167,12 +311,271 @@ class quality(luigi.Config):
 class housekeeping(luigi.Config):
     """How long outputs are kept."""
 
-    retention_hours = luigi.IntParameter(
+    retention_hours = Int(
         default=168,
+        allowed=at_least(1),
         description="Keep this many hourly partitions (a week): the current hour and the ones "
         "before it. Older partitions and run logs are deleted after each successful run, except "
         "the one `latest` points to and any partition a run holds the lock of.",
     )
+
+
+class run(luigi.Config):
+    """How a run treats its hour and the console."""
+
+    clock_skew_minutes = Int(
+        default=5,
+        allowed=between(0, 59),
+        description="A --date-hour up to this many minutes ahead of this machine's UTC clock is "
+        "accepted (a scheduler on another host may run ahead); later hours are refused, and "
+        "`latest` never moves past the current hour plus this.",
+    )
+    progress_seconds = Float(
+        default=10.0,
+        allowed=between(0.1, 3600),
+        description="Seconds between progress lines on the console while a task runs (records, "
+        "pages, rate and time left for an extract); a task done sooner prints none.",
+    )
+
+    def last_hour(self, now: datetime | None = None) -> datetime:
+        """The latest hour a run may write or publish: the current UTC hour, give or take the
+        allowed clock skew (naive UTC, like ``--date-hour``)."""
+        now = datetime.now(UTC) if now is None else now.astimezone(UTC)
+        ahead = now + timedelta(minutes=self.clock_skew_minutes)
+        return ahead.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+
+
+# --- object-store data root --------------------------------------------------------------------
+
+
+class storage(luigi.Config):
+    """How an object-store data root (``PIPELINE_DATA_DIR=s3://bucket/prefix``) is used.
+
+    Endpoint, region and credentials are not here: boto3 reads them from the standard AWS
+    settings (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID ..., AWS_PROFILE, ~/.aws/*).
+    """
+
+    retries = Int(
+        default=8,
+        allowed=between(0, 20),
+        description="Retries per object-store request on 5xx, 503 SlowDown, throttling and "
+        "connection errors (botocore's standard mode: jittered backoff, at most 20 s each).",
+    )
+    connect_timeout = Float(
+        default=5.0,
+        allowed=above(0),
+        description="Seconds to wait for a connection to the object store.",
+    )
+    read_timeout = Float(
+        default=30.0,
+        allowed=above(0),
+        description="Seconds to wait for the object store between bytes.",
+    )
+    multipart_threshold_mb = Int(
+        default=8,
+        allowed=between(5, 5000),
+        description="Objects of this many MiB or more are uploaded in parts (one multipart "
+        "upload, visible only once complete) and downloaded with ranged GETs.",
+    )
+    multipart_chunk_mb = Int(
+        default=8, allowed=between(5, 5000), description="Size of one part in MiB (S3: 5 or more)."
+    )
+    transfer_concurrency = Int(
+        default=4,
+        allowed=between(1, 64),
+        description="Parts in flight per upload or download: at most this times "
+        "multipart_chunk_mb MiB of buffers.",
+    )
+    lease_seconds = Int(
+        default=120,
+        allowed=at_least(20),
+        description="An hour's claim object lasts this long unless renewed (every quarter of "
+        "it while the claiming run lives); a claim left by a dead run expires after it.",
+    )
+
+
+# --- the hourly report and the history across hours ---------------------------------------------
+
+
+class report(luigi.Config):
+    """What the hourly report (``P/report/index.html``, ``findings.md``) shows."""
+
+    top_customers = Int(
+        default=10,
+        allowed=between(1, 100),
+        description="Customers in the report's top-customers chart and table.",
+    )
+    top_cities = Int(
+        default=15,
+        allowed=between(1, 100),
+        description="Cities drawn in the revenue-by-city chart; the others are summed as one bar.",
+    )
+    trend_days = Int(
+        default=7,
+        allowed=between(1, 366),
+        description="Days of history the report's trend charts cover, ending with its hour.",
+    )
+
+
+class history(luigi.Config):
+    """The history dataset across hours, ``<data root>/history/date_hour=<hour>/``."""
+
+    retention_days = Int(
+        default=90,
+        allowed=at_least(1),
+        description="Days of hourly history rows kept; older hours are deleted after each run. "
+        "Independent of [housekeeping] retention_hours, which applies to the partitions.",
+    )
+
+
+#: Every section of the pipeline's own settings, in the order the README lists them.
+SECTIONS: tuple[type[luigi.Config], ...] = (
+    api, extract, clean, paths, quality, housekeeping, run, storage, report, history,
+)  # fmt: skip
+
+
+# -- checking every setting before a run ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One unusable setting: which, the value given, where it came from, and why."""
+
+    setting: str  # "[api] page_size", "--date-hour"
+    value: str
+    source: str  # "command line --api-page-size", "environment PIPELINE_API_URL", "luigi.cfg …"
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.setting} = {self.value} (from {self.source}): {self.why}"
+
+
+def config_files() -> list[Path]:
+    """The configuration files luigi reads, in order (a later one overrides an earlier one)."""
+    paths_ = luigi.configuration.LuigiConfigParser._config_paths
+    return [Path(p).absolute() for p in paths_ if os.path.isfile(p)]
+
+
+def _file_setting(section: str, option: str) -> Path | None:
+    for path in reversed(config_files()):
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path)
+        except configparser.Error:
+            continue
+        if parser.has_option(section, option):
+            return path
+    return None
+
+
+def setting_source(section: str, option: str, param: luigi.Parameter) -> tuple[Any, str]:
+    """The value an option gets and where it comes from, in the order the pipeline reads it:
+    its environment variable (for the two that have one), the command line, the luigi
+    configuration files, the default. A value from outside is the text given, not yet parsed."""
+    env = getattr(param, "env", None)
+    if env and os.environ.get(env):
+        return os.environ[env], f"environment {env}"
+    parser = CmdlineParser.get_instance()
+    flag = f"{section}_{option}"
+    if parser is not None and getattr(parser.known_args, flag, None) is not None:
+        return getattr(parser.known_args, flag), f"command line --{flag.replace('_', '-')}"
+    config = luigi.configuration.get_config()
+    if config.has_option(section, option):
+        path = _file_setting(section, option)
+        return config.get(section, option), f"{path or 'luigi configuration'}"
+    return param._default, "default"
+
+
+_TYPE_NAMES = {Int: "a whole number", Float: "a number", Dict: "a JSON object"}
+
+
+def settings_problems() -> list[Problem]:
+    """Every option of ``SECTIONS`` whose value does not parse or is not allowed."""
+    problems = []
+    for cls in SECTIONS:
+        section = cls.get_task_family()
+        for option, param in cls.get_params():
+            raw, source = setting_source(section, option, param)
+            shown = repr(raw) if isinstance(raw, str) else str(raw)
+            try:
+                value = param.normalize(param.parse(raw) if isinstance(raw, str) else raw)
+            except (ValueError, TypeError):
+                kind = next((n for t, n in _TYPE_NAMES.items() if isinstance(param, t)), "valid")
+                problems.append(Problem(f"[{section}] {option}", shown, source, f"is not {kind}"))
+                continue
+            allowed = getattr(param, "allowed", None)
+            why = allowed.problem(value) if allowed is not None else None
+            if why:
+                problems.append(Problem(f"[{section}] {option}", shown, source, why))
+    return problems
+
+
+def hour_problem(date_hour: datetime, now: datetime | None = None) -> Problem | None:
+    """Why ``date_hour`` may not be run (it is later than the current UTC hour), or None."""
+    now = datetime.now(UTC) if now is None else now.astimezone(UTC)
+    last = run().last_hour(now)
+    if date_hour <= last:
+        return None
+    return Problem(
+        "--date-hour",
+        date_hour.strftime("%Y-%m-%dT%H"),
+        "the command line",
+        f"is in the future: this machine's UTC clock says {now:%Y-%m-%dT%H:%M} ([run] "
+        f"clock_skew_minutes = {run().clock_skew_minutes} allows hours up to {last:%Y-%m-%dT%H}); "
+        "`latest` would stay on it until then, hiding every run before it",
+    )
+
+
+def data_root_problem(root: Path) -> str | None:
+    """Why the data root cannot hold a run (not a directory, not writable), or None.
+
+    Only looks: a missing root is fine when its nearest existing parent is a writable directory,
+    since the run creates it.
+    """
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link
+            return f"data root {root}: {existing} is a broken symbolic link"
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is" if existing == root else f"cannot be created: {existing} is"
+        return f"data root {root} {what} not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == root:
+            return f"data root {root} is not writable by this user (uid {os.geteuid()})"
+        return f"data root {root} cannot be created: {existing} is not writable"
+    return None
+
+
+def check_settings(date_hour: datetime | None = None, *, data_root: bool = False) -> None:
+    """Raise ConfigError naming every bad setting at once; do nothing when all are usable.
+
+    ``date_hour`` is checked against the clock; ``data_root`` also checks that the data root is
+    (or can become) a writable directory. Reads only: nothing is created.
+    """
+    problems = [str(p) for p in settings_problems()]
+
+    def usable(section: str) -> bool:  # luigi cannot make a section with a bad option at all
+        return not any(p.startswith(f"[{section}]") for p in problems)
+
+    if date_hour is not None and usable("run") and (hour := hour_problem(date_hour)):
+        problems.append(str(hour))
+    if data_root and usable("paths"):
+        source = setting_source("paths", "data_dir", paths.data_dir)[1]
+        try:
+            root = paths().root()
+        except ConfigError as exc:  # a scheme no run can use (gs://, a bad bucket name)
+            problems.append(f"{exc} (from {source})")
+        else:  # an object store is checked by its first request
+            if isinstance(root, Path) and (why := data_root_problem(root)) is not None:
+                problems.append(f"{why} (from {source})")
+    if problems:
+        files = ", ".join(map(str, config_files())) or "no configuration file"
+        raise ConfigError(
+            f"{len(problems)} setting(s) unusable; nothing was scheduled or written:\n"
+            + "".join(f"  {p}\n" for p in problems)
+            + f"  (luigi configuration read: {files})"
+        )
 
 
 def use_project_config() -> bool:
@@ -200,69 +603,25 @@ def use_project_config() -> bool:
     return True
 
 
-# --- object-store data root (issue 11) ------------------------------------------------------
+def lock_pid_dir() -> Path:
+    """Where luigi keeps its pid lock for this user: ``<tmp>/luigi-<user>``.
 
-
-class storage(luigi.Config):
-    """How an object-store data root (``PIPELINE_DATA_DIR=s3://bucket/prefix``) is used.
-
-    Endpoint, region and credentials are not here: boto3 reads them from the standard AWS
-    settings (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID ..., AWS_PROFILE, ~/.aws/*).
+    luigi's default, ``<tmp>/luigi``, is created mode 0700 by whoever runs first, so after one
+    run as root every other user's run exits 40 on it. Each user gets a directory of their own;
+    runs of one hour by two users still exclude each other through the partition's lock.
     """
-
-    retries = luigi.IntParameter(
-        default=8,
-        description="Retries per object-store request on 5xx, 503 SlowDown, throttling and "
-        "connection errors (botocore's standard mode: jittered backoff, at most 20 s each).",
-    )
-    connect_timeout = luigi.FloatParameter(
-        default=5.0, description="Seconds to wait for a connection to the object store."
-    )
-    read_timeout = luigi.FloatParameter(
-        default=30.0, description="Seconds to wait for the object store between bytes."
-    )
-    multipart_threshold_mb = luigi.IntParameter(
-        default=8,
-        description="Objects of this many MiB or more are uploaded in parts (one multipart "
-        "upload, visible only once complete) and downloaded with ranged GETs.",
-    )
-    multipart_chunk_mb = luigi.IntParameter(default=8, description="Size of one part in MiB.")
-    transfer_concurrency = luigi.IntParameter(
-        default=4,
-        description="Parts in flight per upload or download: at most this times "
-        "multipart_chunk_mb MiB of buffers.",
-    )
-    lease_seconds = luigi.IntParameter(
-        default=120,
-        description="An hour's claim object lasts this long unless renewed (every quarter of "
-        "it while the claiming run lives); a claim left by a dead run expires after it.",
-    )
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = str(os.geteuid())
+    return Path(tempfile.gettempdir()) / f"luigi-{user}"
 
 
-# --- The hourly report and the history across hours (issue 9) -----------------------------------
-
-
-class report(luigi.Config):
-    """What the hourly report (``P/report/index.html``, ``findings.md``) shows."""
-
-    top_customers = luigi.IntParameter(
-        default=10, description="Customers in the report's top-customers chart and table."
-    )
-    top_cities = luigi.IntParameter(
-        default=15,
-        description="Cities drawn in the revenue-by-city chart; the others are summed as one bar.",
-    )
-    trend_days = luigi.IntParameter(
-        default=7,
-        description="Days of history the report's trend charts cover, ending with its hour.",
-    )
-
-
-class history(luigi.Config):
-    """The history dataset across hours, ``<data root>/history/date_hour=<hour>/``."""
-
-    retention_days = luigi.IntParameter(
-        default=90,
-        description="Days of hourly history rows kept; older hours are deleted after each run. "
-        "Independent of [housekeeping] retention_hours, which applies to the partitions.",
-    )
+def use_per_user_lock_dir() -> bool:
+    """Give luigi ``lock_pid_dir()`` unless ``[core] lock_pid_dir`` is configured (the command
+    line's ``--lock-pid-dir`` still wins). Returns whether it was set."""
+    config = luigi.configuration.get_config()
+    if config.has_option("core", "lock_pid_dir") or config.has_option("core", "lock-pid-dir"):
+        return False
+    config.set("core", "lock_pid_dir", str(lock_pid_dir()))
+    return True

@@ -133,7 +133,8 @@ def snapshot_endpoint(
     if opened is not None:
         raise ApiError(
             f"{endpoint}: not attempted, circuit open: the API stopped answering earlier in "
-            f"this run ({opened})"
+            f"this run ({opened})",
+            cause="circuit",
         )
     for read in range(1, rereads + 2):
         paginator = Paginator(client, endpoint, page_size, concurrency, max_pages)
@@ -145,11 +146,15 @@ def snapshot_endpoint(
                 raise ExtractError(f"{exc} ({where}; failed on {read} read(s))") from None
             log.warning("%s (%s); reading it again from the first page", exc, where)
         except ApiError as exc:
-            attempts = client.settings.retries + 1
-            gave_up = f" (gave up after {attempts} attempts)" if exc.retryable else ""
+            tries = f"{exc.attempts} attempt{'s' if exc.attempts != 1 else ''}"
+            gave_up = f" (gave up after {tries})" if exc.retryable else ""
             if CircuitBreaker.opens_on(exc):
                 breaker.trip(client.base_url, f"{endpoint}: {exc}{gave_up}")
             raise ApiError(
-                f"{endpoint}: {exc}{gave_up}", cause=exc.cause, status=exc.status
+                f"{endpoint}: {exc}{gave_up}",
+                cause=exc.cause,
+                status=exc.status,
+                detail=exc.detail,
+                attempts=exc.attempts,
             ) from None
     raise AssertionError("unreachable: the last read returns or raises")

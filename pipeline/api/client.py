@@ -4,25 +4,27 @@ Retries use tenacity around the *whole* page fetch (request, body, JSON parse) r
 urllib3's ``Retry``: requests streams the body after urllib3's retry logic has finished, so a
 connection dropped mid-body or a body cut short would escape it. One policy covers every
 transient failure, and ``Retry-After`` from a 429/503 is honoured as the wait.
+
+Not every failure is worth the same number of attempts: a host name that does not resolve
+(offline, DNS down) gets ``dns_retries`` and a refused connection ``refused_retries`` (a server
+restarting takes a second or two), both far fewer than ``retries``; the README's "Failure
+behaviour" gives the measured times.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
 from pipeline.api.errors import ApiError
 from pipeline.api.limits import shared_limiter
@@ -39,6 +41,8 @@ class ClientSettings:
     connect_timeout: float
     read_timeout: float
     retries: int
+    dns_retries: int
+    refused_retries: int
     backoff_factor: float
     backoff_max: float
     rate_limit_requests: int
@@ -72,6 +76,52 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and exc.retryable
 
 
+class _StopAfter:
+    """Stop when the failure's own budget is spent: ``dns_retries`` for a name that does not
+    resolve, ``refused_retries`` for a refused connection (each at most ``retries``), else
+    ``retries``."""
+
+    def __init__(self, settings: ClientSettings):
+        self.retries = settings.retries
+        self.by_cause = {
+            "dns": min(settings.dns_retries, settings.retries),
+            "refused": min(settings.refused_retries, settings.retries),
+        }
+
+    def __call__(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        cause = exc.cause if isinstance(exc, ApiError) else ""
+        return state.attempt_number > self.by_cause.get(cause, self.retries)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason``."""
+    todo, seen = [exc], set()
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+
+
+def connection_failure(url: str, exc: BaseException) -> tuple[str, str]:
+    """(cause, text) of a failed connection: ``dns`` when the host name does not resolve,
+    ``refused`` when the host refuses, else ``connection`` (reset, dropped: worth the full
+    retries). The text is short; requests' own message runs to 500 characters."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    for inner in _chain(exc):
+        if isinstance(inner, socket.gaierror) or type(inner).__name__ == "NameResolutionError":
+            return "dns", f"the name {host} does not resolve"
+        if isinstance(inner, ConnectionRefusedError):
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            return "refused", f"{host}:{port} refused the connection"
+    return "connection", f"{exc.__class__.__name__}: {exc}"
+
+
 class ApiClient:
     """GETs JSON documents. Thread-safe: pages may be fetched from a thread pool."""
 
@@ -102,12 +152,16 @@ class ApiClient:
         s = self.settings
         retrying = Retrying(
             retry=retry_if_exception(_is_retryable),
-            stop=stop_after_attempt(s.retries + 1),
+            stop=_StopAfter(s),
             wait=_WaitRetryAfterOrExponential(s.backoff_factor, s.backoff_max),
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._get_once, f"{self.base_url}{path}", params or {})
+        try:
+            return retrying(self._get_once, f"{self.base_url}{path}", params or {})
+        except ApiError as exc:
+            exc.attempts = retrying.statistics.get("attempt_number", 1)
+            raise
 
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:
@@ -146,11 +200,14 @@ class ApiClient:
                 f"GET {full}: body cut short ({name}: {exc})", retryable=True, cause="body"
             ) from None
         except (requests.ConnectionError, requests.exceptions.RetryError) as exc:
-            name = exc.__class__.__name__
+            cause, text = connection_failure(url, exc)
             raise ApiError(
-                f"GET {full}: connection failed ({name}: {exc})",
+                f"GET {full}: connection failed: {text}"
+                if cause != "connection"
+                else f"GET {full}: connection failed ({text})",
                 retryable=True,
-                cause="connection",
+                cause=cause,
+                detail=str(exc),
             ) from None
         except requests.RequestException as exc:  # invalid URL, redirect loop: a setup problem
             name = exc.__class__.__name__

@@ -14,12 +14,18 @@ class ApiError(RuntimeError):
         retry_after: float | None = None,
         cause: str = "status",
         status: int | None = None,
+        detail: str = "",
+        attempts: int = 1,
     ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
-        self.cause = cause  # timeout | connection | status | body: callers pick a policy by it
+        # timeout | dns | refused | connection | status | body | tls | request | circuit:
+        # callers pick a policy (retries, the circuit breaker, what to tell the operator) by it
+        self.cause = cause
         self.status = status
+        self.detail = detail  # the transport's own, longer message: for the run log
+        self.attempts = attempts  # requests made before giving up
 
 
 class PagingError(RuntimeError):

@@ -130,7 +130,7 @@ class CircuitBreaker:
 
     @staticmethod
     def opens_on(exc: ApiError) -> bool:
-        return exc.cause in ("timeout", "connection") or exc.status == 429
+        return exc.cause in ("timeout", "dns", "refused", "connection") or exc.status == 429
 
     def trip(self, base_url: str, reason: str) -> None:
         if self.reason(base_url) is None:

@@ -12,6 +12,8 @@ local temporary file instead (``storage.s3``): a key appears complete or not at 
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,13 +88,13 @@ def remove_orphaned_links(root: Path) -> list[Path]:
     orphans = []
     for path in root.glob(".latest.*.tmp"):
         pid = path.name.split(".")[2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             path.unlink(missing_ok=True)
             orphans.append(path)
     return orphans
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,3 +112,31 @@ def write_json(path: Location, obj: Any) -> None:
 
 def read_json(path: Location) -> Any:
     return orjson.loads(read_bytes(path))
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two directories (or files) of one filesystem in one step: a reader sees either the
+    old pair or the new, never a missing path. Linux ``renameat2(RENAME_EXCHANGE)``; where the C
+    library or the filesystem lacks it, two renames, between which ``b`` is briefly missing.
+    Returns whether the swap was atomic."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        flags = ctypes.c_uint(_RENAME_EXCHANGE)
+        if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), flags) == 0:
+            _fsync(a.parent, os.O_RDONLY | os.O_DIRECTORY)
+            _fsync(b.parent, os.O_RDONLY | os.O_DIRECTORY)
+            return True
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), str(a), None, str(b))
+    aside = a.with_name(a.name + ".swap")
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
+    _fsync(b.parent, os.O_RDONLY | os.O_DIRECTORY)
+    return False

@@ -1,7 +1,8 @@
 """``latest``: a relative symlink to the newest complete partition, switched atomically.
 
 It only moves forwards, under a lock on the data root, so two runs of different hours that
-finish together cannot move it backwards.
+finish together cannot move it backwards; and never past ``not_after``, the current hour, so a
+future hour cannot hide every later run behind it (one that already does is moved back).
 
 On an object-store data root ``latest`` is a small object holding the partition's name, moved
 forwards with conditional writes instead of the lock (``storage.s3``).
@@ -39,11 +40,13 @@ def latest_partition(root: Location) -> str | None:
     return name if PARTITION_RE.match(name) else None
 
 
-def latest_reached(root: Location, name: str) -> bool:
-    """True once ``latest`` points at partition ``name`` or a newer one: ``name`` is published
-    (or superseded). Only reads a link, so checking an hour writes nothing."""
+def latest_reached(root: Location, name: str, not_after: str | None = None) -> bool:
+    """True once ``latest`` points at partition ``name`` or a newer one, but not later than
+    ``not_after``: ``name`` is published (or superseded). Only reads a link, so checking an hour
+    writes nothing."""
     current = latest_partition(root)
-    return current is not None and current >= name
+    future = not_after is not None and current is not None and current > not_after
+    return current is not None and current >= name and not future
 
 
 def point_latest_to(root: Path, name: str) -> None:
@@ -54,21 +57,27 @@ def point_latest_to(root: Path, name: str) -> None:
     os.replace(tmp, latest_link(root))
 
 
-def advance_latest(root: Location, name: str) -> bool:
+def advance_latest(root: Location, name: str, not_after: str | None = None) -> bool:
     """Point ``latest`` at partition ``name`` unless it already points at a newer one.
 
     The read-compare-switch runs under a lock on the data root, so two runs of different hours
-    finishing together cannot move ``latest`` backwards. Returns True if it moved.
+    finishing together cannot move ``latest`` backwards. With ``not_after`` (the current hour),
+    a ``name`` later than it is never published, and a ``latest`` later than it counts as none.
+    Returns True if it moved.
     """
+    if not_after is not None and name > not_after:
+        return False
     if isinstance(root, ObjectPath):
         from pipeline.storage import s3
 
-        return s3.advance_latest(root, name)
+        return s3.advance_latest(root, name, not_after)
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(latest_lock(root), os.O_RDWR | os.O_CREAT, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # held for microseconds: waiting is fine
         current = latest_partition(root)
+        if not_after is not None and current is not None and current > not_after:
+            current = None  # a future hour, published before hours were checked
         if current is not None and current >= name:
             return False
         point_latest_to(root, name)

@@ -327,16 +327,19 @@ def latest_object(root: ObjectPath) -> tuple[str | None, str | None]:
     return (name if PARTITION_RE.match(name) else None), found[1]
 
 
-def advance_latest(root: ObjectPath, name: str) -> bool:
+def advance_latest(root: ObjectPath, name: str, not_after: str | None = None) -> bool:
     """Point ``latest`` at ``name`` unless it points at a newer partition; True if it moved.
 
     Read, compare, then write on the condition that ``latest`` is still what was read: a
-    concurrent move makes the write fail, and the comparison is made again.
+    concurrent move makes the write fail, and the comparison is made again. A ``latest`` later
+    than ``not_after`` (the current hour) counts as none.
     """
     if not PARTITION_RE.match(name):
         raise ValueError(f"not a partition name: {name!r}")
     for _ in range(100):
         current, etag = latest_object(root)
+        if not_after is not None and current is not None and current > not_after:
+            current = None  # a future hour, published before hours were checked
         if current is not None and current >= name:
             return False
         if put_if(root / LATEST, f"{name}\n".encode(), etag) is not None:

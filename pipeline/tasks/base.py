@@ -8,6 +8,11 @@ when luigi schedules an incomplete task of it (``deps()``), before any task runs
 run of the same hour exits with [retcode] already_running before doing anything, and checking
 an hour that is complete, or not run at all, creates no folder and no file.
 
+Before it claims anything, a run checks every setting and the hour (``config.check_settings``)
+and that the data root can hold it; a bad one stops the run with ``config.EXIT_CONFIG`` and one
+message. luigi's events put a line on the console when a task starts, ends or fails (with the
+cause and what to do, ``failures.explain``); the traceback stays in the run log.
+
 This module and the task modules import pandas and pyarrow only when a task runs, so that
 ``import pipeline`` (luigi's start-up, housekeeping) stays light.
 
@@ -26,9 +31,11 @@ import re
 import socket
 import sys
 import time
+import traceback
 import typing
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -36,8 +43,9 @@ import luigi
 import luigi.interface
 import luigi.retcodes
 
-from pipeline import config
-from pipeline.logs import task_context
+from pipeline import config, progress
+from pipeline.failures import explain
+from pipeline.logs import task_context, to_console
 from pipeline.storage import fs
 from pipeline.storage.atomic import (
     atomic_path,
@@ -57,6 +65,13 @@ log = logging.getLogger("luigi-interface.pipeline")
 
 def _current_hour() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+
+
+#: The hour a run writes when not given ``--date-hour``: the UTC hour the process started in.
+DEFAULT_HOUR = _current_hour()
+
+#: Set by ``python -m pipeline run`` for the tasks it runs (forked workers too): its run log.
+RUN_LOG_ENV = "PIPELINE_RUN_LOG"
 
 
 class PartitionBusyExit(luigi.interface.PidLockAlreadyTakenExit):
@@ -116,7 +131,7 @@ class PartitionTask(luigi.Task):
     """Base: one hourly partition, atomic outputs, a stats file, the partition lock."""
 
     date_hour = luigi.DateHourParameter(
-        default=_current_hour(),
+        default=DEFAULT_HOUR,
         description="The UTC hour this snapshot belongs to (e.g. 2026-11-25T17); its folder name.",
     )
 
@@ -162,9 +177,18 @@ class PartitionTask(luigi.Task):
         only schedules, for other workers to run, so it claims nothing: the task's ``run()``
         claims, wherever it runs.
         """
+        self.check_settings()
         if luigi.interface.core().workers > 0:
             self.claim()
         return super().deps()
+
+    def check_settings(self) -> None:
+        """Stop the run (``config.EXIT_CONFIG``) if any setting or the hour is unusable."""
+        try:
+            config.check_settings(self.date_hour)
+        except config.ConfigError as exc:
+            to_console(log, logging.ERROR, str(exc))
+            raise config.ConfigExit(str(exc)) from None
 
     def claim(self) -> None:
         """Hold the partition's lock for the rest of this process (forked workers share it).
@@ -176,6 +200,12 @@ class PartitionTask(luigi.Task):
         """
         os.umask(0o027)  # data may hold personal fields: not world-readable
         partition = self.partition
+        if (
+            isinstance(partition.root, Path)
+            and (why := config.data_root_problem(partition.root)) is not None
+        ):
+            to_console(log, logging.ERROR, why)
+            raise config.ConfigExit(why)
         try:
             if isinstance(partition.lock, fs.ObjectPath):
                 fresh = self.claim_object(partition.lock)
@@ -208,8 +238,11 @@ class PartitionTask(luigi.Task):
     def run(self) -> None:
         self.claim()  # claimed while scheduling; not so when another process scheduled it
         started, t0 = datetime.now(UTC), time.perf_counter()
-        with task_context(self.stats_path().stem):
+        interval = config.run().progress_seconds
+        with task_context(self.stats_path().stem), progress.Ticker(self.task_family, interval) as t:
+            self._ticker = t
             facts = self.produce()
+        self._ticker, self.facts = None, facts
         facts.update(
             task=self.task_id,
             started=started.isoformat(timespec="milliseconds"),
@@ -218,11 +251,28 @@ class PartitionTask(luigi.Task):
         )
         write_json(self.stats_path(), facts)  # last: its presence marks the task complete
 
-    def report(self, message: str, percent: int | None = None) -> None:
-        """Show progress in the luigid visualiser (a no-op without a scheduler)."""
+    _ticker: progress.Ticker | None = None
+    facts: dict[str, Any] | None = None  # what run() produced, for the line saying it is done
+
+    def report(self, message: str, percent: int | None = None, console: str = "") -> None:
+        """Show progress in the luigid visualiser, and in the console's progress lines (as
+        ``console`` if given, else as ``message``)."""
         self.set_status_message(message)
         if percent is not None:
             self.set_progress_percentage(percent)
+        if self._ticker is not None:
+            self._ticker.update(console or message)
+
+    def on_failure(self, exception: BaseException) -> str:
+        """What luigi sends the scheduler and puts in its failure e-mail ([email] in luigi.cfg):
+        the cause, what to do, where the run log is, then the traceback."""
+        told = explain(exception, self.partition.dir)
+        run_log = os.environ.get(RUN_LOG_ENV) or "none (started without python -m pipeline)"
+        return (
+            f"{self.task_family} failed for {self.partition.name}: {told.cause}\n"
+            + (f"What to do: {told.todo}\n" if told.todo else "")
+            + f"Run log: {run_log}\n\n{traceback.format_exc()}"
+        )
 
     def write_frame(
         self, frame: pd.DataFrame, path: fs.Location, money: tuple[str, ...] = ()
@@ -238,3 +288,47 @@ class PartitionTask(luigi.Task):
 
         with atomic_path(path) as tmp:
             formats.write_exact(frame, tmp)
+
+
+# -- what the console says about each task (luigi's events; the run log has luigi's own lines) --
+
+_started_at: dict[str, float] = {}
+
+
+@PartitionTask.event_handler(luigi.Event.START)
+def _task_started(task: PartitionTask) -> None:
+    _started_at[task.task_id] = time.monotonic()
+    progress.started(task.task_family)
+
+
+@PartitionTask.event_handler(luigi.Event.SUCCESS)
+def _task_done(task: PartitionTask) -> None:
+    seconds = time.monotonic() - _started_at.pop(task.task_id, time.monotonic())
+    progress.finished(task.task_family, seconds, task.facts)
+
+
+def _say_failed(task: PartitionTask, exc: BaseException, what: str) -> None:
+    """One line of cause and one of what to do on the console; the run log, which has luigi's
+    traceback with the cause just above, gets what to do and the transport's own words."""
+    told = explain(exc, task.partition.dir)
+    todo = f"\nwhat to do: {told.todo}" if told.todo else ""
+    detail = getattr(exc, "detail", "")
+    log.error(
+        "%s %s (traceback above)%s%s",
+        task.task_family,
+        what,
+        f"; what to do: {told.todo}" if told.todo else "",
+        f"; the transport said: {detail}" if detail else "",
+        extra={"console": True, "console_text": f"{task.task_family} {what}: {told.cause}{todo}"},
+    )
+
+
+@PartitionTask.event_handler(luigi.Event.FAILURE)
+def _task_failed(task: PartitionTask, exc: BaseException) -> None:
+    _started_at.pop(task.task_id, None)
+    _say_failed(task, exc, "failed")
+
+
+@PartitionTask.event_handler(luigi.Event.BROKEN_TASK)
+def _task_broken(task: PartitionTask, exc: BaseException) -> None:
+    _say_failed(task, exc, "could not be scheduled")

@@ -7,6 +7,7 @@ extract carries its own name in the luigid visualiser and in the scheduler's tas
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import luigi
@@ -14,6 +15,7 @@ import luigi
 from pipeline import config
 from pipeline.api.client import ApiClient
 from pipeline.extract import snapshot_endpoint
+from pipeline.progress import extract_status
 from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import target
 from pipeline.storage.layout import camel
@@ -32,9 +34,16 @@ class ExtractTask(PartitionTask):
     def produce(self) -> dict[str, Any]:
         cfg, ext = config.api(), config.extract()
 
+        t0 = time.monotonic()
+
         def progress(done: int, total: int, page: int, pages: int) -> None:
             percent = 100 if total == 0 else int(100 * done / total)
-            self.report(f"{self.endpoint}: {done}/{total} records, page {page}/{pages}", percent)
+            seconds = time.monotonic() - t0
+            self.report(
+                f"{self.endpoint}: {done}/{total} records, page {page}/{pages}",
+                percent,
+                console=extract_status(done, total, page, pages, seconds),
+            )
 
         with ApiClient(cfg.url(), cfg.client_settings()) as client:
             stats = snapshot_endpoint(

@@ -1,19 +1,28 @@
-"""Publish: reconcile, write manifest.json last, move ``latest``, apply retention."""
+"""Publish: reconcile, write manifest.json last, move ``latest``, apply retention.
+
+A complete hour is never rebuilt silently: run with options that differ from those its manifest
+records, it says that nothing ran and how to rebuild it (``python -m pipeline rerun``).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import shlex
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import luigi
 from luigi.task import flatten
 
 from pipeline import config
-from pipeline.logs import task_context
+from pipeline.logs import task_context, to_console
 from pipeline.ops import housekeeping
-from pipeline.storage.atomic import target, write_json
+from pipeline.storage.atomic import read_json, target, write_json
 from pipeline.storage.fs import ObjectPath
-from pipeline.storage.latest import advance_latest, latest_reached
+from pipeline.storage.latest import advance_latest, latest_partition, latest_reached
+from pipeline.storage.layout import partition_name
 from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.report import HourReport
 
@@ -30,6 +39,30 @@ def upstream(task: luigi.Task) -> list[luigi.Task]:
     return list(found.values())
 
 
+def last_partition() -> str:
+    """The latest partition ``latest`` may point at: the current UTC hour, give or take
+    ``[run] clock_skew_minutes`` (the plain current hour while that setting is unusable: the
+    run then stops at its settings check)."""
+    try:
+        return partition_name(config.run().last_hour())
+    except ValueError:
+        return partition_name(datetime.now(UTC))
+
+
+#: What a manifest records of the options that shape a partition: key -> (section, option).
+RECORDED = {"min_product_price": ("clean", "min_product_price"), "source": ("api", "base_url")}
+
+
+def _current(section: str, option: str) -> Any:
+    return config.api().url() if (section, option) == ("api", "base_url") else (
+        getattr(getattr(config, section)(), option)
+    )  # fmt: skip
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class Insights(PartitionTask):
     """The whole snapshot: reconciles the figures, writes manifest.json, moves ``latest``.
 
@@ -44,9 +77,35 @@ class Insights(PartitionTask):
         return target(self.partition.manifest)
 
     def is_complete(self) -> bool:
-        # Complete once the manifest exists and `latest` is at this partition or a newer one;
-        # a crash between the two leaves the task incomplete, and the rerun moves `latest`.
-        return self.output().exists() and latest_reached(self.partition.root, self.partition.name)
+        # Complete once the manifest exists and `latest` is at this partition or a newer one
+        # (not a future one); a crash between the two leaves the task incomplete, and the rerun
+        # moves `latest`.
+        root, name = self.partition.root, self.partition.name
+        return self.output().exists() and latest_reached(root, name, last_partition())
+
+    def differences(self) -> list[tuple[str, Any, Any]]:
+        """(section and option, value in the manifest, value this run would use) for each option
+        that this complete partition was built with otherwise."""
+        try:
+            manifest = read_json(self.partition.manifest)
+        except (OSError, ValueError):
+            return []
+        found = []
+        for key, (section, option) in RECORDED.items():
+            if key in manifest and manifest[key] != (now := _current(section, option)):
+                found.append((f"[{section}] {option}", manifest[key], now))
+        return found
+
+    def rerun_command(self, differences: list[tuple[str, Any, Any]]) -> str:
+        """The command that rebuilds this hour with this run's options."""
+        words, env = ["./run_pipeline.sh", "rerun", "--date-hour", self.partition.name], []
+        for setting, _, now in differences:
+            if setting == "[api] base_url" and os.environ.get("PIPELINE_API_URL"):
+                env.append(f"PIPELINE_API_URL={shlex.quote(str(now))} ")
+            else:
+                flag = setting.replace("[", "--").replace("] ", "-").replace("_", "-")
+                words += [flag, _shown(now)]
+        return "".join(env) + shlex.join(words)
 
     def run(self) -> Iterator[list[luigi.Task]]:
         self.claim()
@@ -71,8 +130,10 @@ class Insights(PartitionTask):
             )
         if not self.output().exists():
             write_json(self.partition.manifest, manifest.build(self.partition))
-        root, name = self.partition.root, self.partition.name
-        if advance_latest(root, name):
+        root, name, last = self.partition.root, self.partition.name, last_partition()
+        if (current := latest_partition(root)) is not None and current > last:
+            log.warning("latest pointed at %s, later than the current hour; moving it", current)
+        if advance_latest(root, name, last):
             log.info("latest -> %s", name)
         housekeeping.prune_partitions(root, retention, datetime.now(UTC))
         housekeeping.prune_logs(root, retention, datetime.now(UTC))
@@ -83,9 +144,22 @@ class Insights(PartitionTask):
 
 
 @Insights.event_handler(luigi.Event.DEPENDENCY_PRESENT)
-def _summarise_complete_hour(task: Insights) -> None:
-    """A run that finds its hour already complete ends with the hour's summary too."""
+def _already_complete(task: Insights) -> None:
+    """A complete hour ends with its summary; asked for with other options, the run also says
+    that nothing ran, and how to rebuild the hour."""
     _print_summary(task)
+    found = task.differences()
+    if not found:
+        return
+    built = "; ".join(
+        f"{setting} = {_shown(was)} (this run: {_shown(now)})" for setting, was, now in found
+    )
+    to_console(
+        log,
+        logging.WARNING,
+        f"{task.partition.name} is already complete, built with {built}: nothing ran.\n"
+        f"To rebuild it with this run's options: {task.rerun_command(found)}",
+    )
 
 
 def _print_summary(task: Insights) -> None:

@@ -31,6 +31,8 @@ SCRIPT = REPO / "run_pipeline.sh"
 UTC_STAMP = "%Y%m%dT%H%M%SZ"
 #: A line in config/logging.conf's format (luigi's own default looks nothing like it).
 LOG_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} %s +\[[-\w]+\] luigi-interface\S*: "
+TASKS = {"ExtractProducts", "CleanProducts", "ExtractUsers", "CleanUsers", "ExtractCarts",
+         "CleanCarts", "UserSummary", "CartDetails", "CategorySummary", "Insights"}  # fmt: skip
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -56,7 +58,7 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Comp
 
 def the_log(logs: Path, pid: int, started: float, ended: float) -> Path:
     """The one run log in ``logs``, named for the run's start (UTC) and its process id."""
-    (log,) = logs.iterdir()
+    (log,) = logs.glob("run-*")
     match = re.fullmatch(rf"run-(\d{{8}}T\d{{6}}Z)-{pid}\.log", log.name)
     assert match, log.name
     stamps = {time.strftime(UTC_STAMP, time.gmtime(t)) for t in range(int(started), int(ended) + 1)}
@@ -99,30 +101,69 @@ def test_run_from_elsewhere_writes_outputs_and_the_run_log(
     assert "===== Luigi Execution Summary =====" in lines
     # config/logging.conf applied although luigi.cfg names it relative to the checkout:
     assert re.search(LOG_LINE % "INFO", log.read_text(), re.M)
-    assert "===== Luigi Execution Summary =====" in result.stdout  # and on the console
-    assert result.stderr.splitlines() == [
+    # The console: a line as each task starts and ends, and how the run ended.
+    assert result.stdout == ""
+    said = result.stderr.splitlines()
+    assert said[:2] == [
         "pipeline: scheduler: local (no central scheduler configured)",
         f"pipeline: log file: {log}",
     ]
+    assert said[-1] == f"pipeline: done (exit 0): {PARTITION} is complete; latest -> {PARTITION}"
+    tasks = [re.fullmatch(r"\d\d:\d\d:\d\d (\w+) (started|done in \d+\.\d s)(: .*)?", line)
+             for line in said[2:-1]]  # fmt: skip
+    assert all(tasks), said
+    pairs = [(m[1], m[2][:4]) for m in tasks if m]  # one worker: each task ends before the next
+    assert pairs[0::2] == [(task, "star") for task, _ in pairs[1::2]]
+    assert pairs[1::2] == [(task, "done") for task, _ in pairs[0::2]]
+    assert {task for task, _ in pairs} == TASKS and len(pairs) == 2 * len(TASKS)
+    assert "ExtractUsers done in" in result.stderr and ": 6 records, 1 page" in result.stderr
     assert log.stat().st_mode & 0o777 == 0o640
     assert (data / PARTITION).stat().st_mode & 0o777 == 0o750
 
 
-def test_a_failed_run_exits_30_and_says_where_its_log_is(caller: Path) -> None:
+def test_a_failed_run_says_why_and_what_to_do_in_a_few_lines_and_the_rest_in_its_log(
+    caller: Path,
+) -> None:
     started = time.time()
+    url = refused_url()
     result, pid = run(
-        [str(SCRIPT), "--date-hour", PARTITION, "--api-retries", "0",
-         "--lock-pid-dir", str(caller.parent / "pids")], caller,
-        clean_env(PIPELINE_API_URL=refused_url(), PIPELINE_DATA_DIR=str(caller / "data")),
+        [str(SCRIPT), "--date-hour", PARTITION, "--lock-pid-dir", str(caller.parent / "pids")],
+        caller, clean_env(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(caller / "data")),
     )  # fmt: skip
     assert result.returncode == 30, result.stdout[-3000:] + result.stderr[-3000:]
     log = the_log(caller / "data" / "logs", pid, started, time.time())
     text = log.read_text()
-    assert "connection failed" in text
     assert "This progress looks :( because there were failed tasks" in text
+    assert text.count("Traceback (most recent call last):") == 3  # tracebacks: the log only
+    assert "Connection refused" in text  # the transport's own words
     assert text.endswith("\n# exit code: 30\n")
-    assert result.stderr.splitlines()[-1] == f"pipeline: luigi exited with 30; see {log}"
     assert not (caller / "data" / "latest").exists()
+
+    host = url.removeprefix("http://")
+    first = f"{url}/products?limit=1000&skip=0"
+    assert result.stdout == ""
+    assert [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in result.stderr.splitlines()] == [
+        "pipeline: scheduler: local (no central scheduler configured)",
+        f"pipeline: log file: {log}",
+        "ExtractProducts started",
+        f"WARNING attempt 1 failed, retrying in 0.5s: GET {first}: connection failed: {host} "
+        "refused the connection",
+        f"WARNING attempt 2 failed, retrying in 1.0s: GET {first}: connection failed: {host} "
+        "refused the connection",
+        f"ERROR ExtractProducts failed: products: GET {first}: connection failed: {host} refused "
+        "the connection (gave up after 3 attempts)",
+        "         what to do: is the API running and listening at 127.0.0.1? Check "
+        "PIPELINE_API_URL / [api] base_url; or try `./run_pipeline.sh demo` (the whole pipeline "
+        "offline, against a local demo API)",
+        "ExtractUsers started",
+        "ERROR ExtractUsers failed: users: not attempted, circuit open: the API stopped "
+        "answering earlier in this run",
+        "ExtractCarts started",
+        "ERROR ExtractCarts failed: carts: not attempted, circuit open: the API stopped "
+        "answering earlier in this run",
+        f"pipeline: failed (exit 30): the cause and what to do are above. Details and "
+        f"tracebacks: {log}",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -139,7 +180,12 @@ def test_retcode_applies_from_any_directory(entry: list[str], caller: Path) -> N
     env = clean_env(PIPELINE_API_URL=refused_url(), PIPELINE_DATA_DIR=str(caller / "d"))
     result, _ = run([*entry, *args], caller, env)
     assert result.returncode == 30, result.stdout[-3000:] + result.stderr[-3000:]
-    assert re.search(LOG_LINE % "ERROR", result.stdout + result.stderr, re.M)
+    if entry[0] == LUIGI:  # no run log: luigi's output, in config/logging.conf's format
+        shown = result.stdout + result.stderr
+    else:
+        (log,) = (caller / "d" / "logs").glob("run-*")
+        shown = log.read_text()
+    assert re.search(LOG_LINE % "ERROR", shown, re.M)
 
 
 def test_demo_end_to_end(caller: Path) -> None:

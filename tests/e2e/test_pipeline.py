@@ -89,7 +89,8 @@ def test_full_run_writes_exact_outputs_manifest_and_latest(
     }  # fmt: skip
     assert set(manifest["tasks"]) == {
         "extract_carts", "extract_products", "extract_users", "clean_users", "clean_products",
-        "clean_carts", "user_summary", "category_summary", "cart_details", "history_hour", "hour_report",
+        "clean_carts", "user_summary", "category_summary", "cart_details", "history_hour",
+        "hour_report",
     }  # fmt: skip
     for timing in manifest["tasks"].values():
         assert timing["started"] <= timing["finished"] and timing["seconds"] >= 0

@@ -308,9 +308,11 @@ def test_a_field_the_api_adds_is_dropped_and_logged_once_per_endpoint(
 def test_only_http_and_https_base_urls_are_accepted(url: str, tmp_path: Path) -> None:
     data = tmp_path / "data"
     result = run_luigi(url, data)
-    assert result.returncode == 30, result.output
-    assert f"API base URL must be an http(s) URL, got {url!r}" in result.output
-    assert not list(data.rglob("*.jsonl")) and not list(data.rglob("*.csv"))
+    assert result.returncode == 78, result.output  # refused with the settings, before scheduling
+    assert (
+        f"[api] base_url = {url!r} (from environment PIPELINE_API_URL): must be an http(s) URL"
+    ) in result.output
+    assert not data.exists()  # nothing written at all
 
 
 def test_verify_false_appears_nowhere_in_the_pipeline() -> None:

@@ -7,7 +7,9 @@ so every branch is checked in milliseconds and in-process.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -17,7 +19,7 @@ from pathlib import Path
 import luigi.configuration
 import pytest
 
-from pipeline import cli
+from pipeline import cli, config, logs
 from pipeline.config import CHECKOUT
 
 
@@ -211,10 +213,14 @@ def test_log_file_name_is_utc_time_and_pid(tmp_path: Path) -> None:
 
 
 def noisy_run(args: Sequence[str]) -> int:
-    """Writes as luigi does: print(), the logging handler on stderr, and forked workers."""
+    """Writes as luigi does: print(), the logging handlers on stderr and on the console, and
+    forked workers."""
     print(f"stdout: {' '.join(args)}")
     sys.stderr.write("stderr: from a handler\n")
     sys.stderr.flush()
+    record = logging.LogRecord("pipeline.x", logging.ERROR, __file__, 1, "%s", ("boom",), None)
+    record.console_text = "the cause\nwhat to do"
+    logs.ConsoleHandler().handle(record)
     pid = os.fork()
     if pid == 0:
         os.write(2, b"stderr: from a forked worker\n")
@@ -224,7 +230,7 @@ def noisy_run(args: Sequence[str]) -> int:
     return 30
 
 
-def test_everything_the_run_writes_reaches_console_and_log(
+def test_the_log_gets_everything_and_the_console_stdout_and_the_console_handler(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -235,29 +241,33 @@ def test_everything_the_run_writes_reaches_console_and_log(
     rc = cli.run_logged(["--module", "pipeline", "Insights", "--local-scheduler"], log,
                         "local (no central scheduler configured)", noisy_run)  # fmt: skip
     assert rc == 30
-    assert log.read_text() == (
-        "# luigi --module pipeline Insights --local-scheduler\n"
-        f"# cwd: {tmp_path}\n"
-        "# scheduler: local (no central scheduler configured)\n"
-        "stdout: --module pipeline Insights --local-scheduler\n"
-        "stderr: from a handler\n"
-        "stderr: from a forked worker\n"
-        "Luigi Execution Summary\n"
-        "# exit code: 30\n"
-    )
+    lines = log.read_text().splitlines()
+    assert lines[:3] == [
+        "# luigi --module pipeline Insights --local-scheduler",
+        f"# cwd: {tmp_path}",
+        "# scheduler: local (no central scheduler configured)",
+    ]
+    assert lines[-1] == "# exit code: 30"
+    # stdout and stderr are two pipes: each keeps its order, not their interleaving
+    assert [line for line in lines[3:-1] if line.startswith("stderr")] == [
+        "stderr: from a handler", "stderr: from a forked worker",
+    ]  # fmt: skip
+    assert [line for line in lines[3:-1] if not line.startswith("stderr")] == [
+        "stdout: --module pipeline Insights --local-scheduler", "Luigi Execution Summary",
+    ]  # fmt: skip
     out, err = capfd.readouterr()
-    assert out == (
-        "stdout: --module pipeline Insights --local-scheduler\nstderr: from a handler\n"
-        "stderr: from a forked worker\nLuigi Execution Summary\n"
-    )
-    assert err == (
-        "pipeline: scheduler: local (no central scheduler configured)\n"
-        f"pipeline: log file: {log}\n"
-        f"pipeline: luigi exited with 30; see {log}\n"
-    )
+    assert out == "stdout: --module pipeline Insights --local-scheduler\nLuigi Execution Summary\n"
+    said, shown = err.splitlines()[:2], err.splitlines()[2:]
+    assert said == [
+        "pipeline: scheduler: local (no central scheduler configured)",
+        f"pipeline: log file: {log}",
+    ]
+    assert re.fullmatch(r"\d\d:\d\d:\d\d ERROR the cause", shown[0])
+    assert shown[1:] == [" " * 9 + "what to do"]
     print("after the run", flush=True)  # the console is ours again, the log closed
     assert capfd.readouterr().out == "after the run\n"
     assert log.read_text().endswith("# exit code: 30\n")
+    assert cli.RUN_LOG_ENV not in os.environ  # set for the run only
 
 
 def test_an_interrupted_run_says_so_in_its_log_and_gives_the_console_back(
@@ -296,15 +306,45 @@ def test_run_pipeline_chooses_scheduler_and_log_under_the_data_root(
                         "http://127.0.0.1:8082"]  # fmt: skip
 
 
-def test_a_data_root_that_cannot_hold_logs_is_one_message(
+def test_a_data_root_that_is_no_directory_is_refused_before_anything_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(cli, "run_luigi", lambda args: pytest.fail("luigi must not run"))
     (tmp_path / "file").write_text("not a directory")
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "file"))
-    assert cli.main(["--date-hour", "2026-11-25T17"]) == 2
-    assert capsys.readouterr().err.startswith(
-        f"pipeline: error: cannot write run logs under the data root {tmp_path / 'file'}: "
+    assert cli.main(["--date-hour", "2026-11-25T17"]) == config.EXIT_CONFIG == 78
+    assert capsys.readouterr().err.splitlines() == [
+        "pipeline: error: 1 setting(s) unusable; nothing was scheduled or written:",
+        f"  data root {tmp_path / 'file'} is not a directory (from environment PIPELINE_DATA_DIR)",
+        f"  (luigi configuration read: {CHECKOUT / 'luigi.cfg'})",
+        "pipeline: refused (exit 78): fix the settings above (README: settings table)",
+    ]
+
+
+def test_every_bad_option_is_refused_in_one_message_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "run_luigi", lambda args: pytest.fail("luigi must not run"))
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    argv = ["--api-page-size", "-5", "--api-concurrency=x", "--date-hour", "2999-01-01T00"]
+    assert cli.main(argv) == 78
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "pipeline: error: 3 setting(s) unusable; nothing was scheduled or written:"
+    assert lines[1] == "  [api] page_size = '-5' (from command line --api-page-size): must be >= 1"
+    assert lines[2] == (
+        "  [api] concurrency = 'x' (from command line --api-concurrency): is not a whole number"
+    )
+    assert lines[3].startswith("  --date-hour = 2999-01-01T00 (from the command line): is in the")
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_hour_that_is_no_hour_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "run_luigi", lambda args: pytest.fail("luigi must not run"))
+    assert cli.main(["--date-hour", "yesterday"]) == 2
+    assert capsys.readouterr().err == (
+        "pipeline: error: --date-hour 'yesterday' is not a UTC hour like 2026-11-25T17\n"
     )
 
 
@@ -409,3 +449,33 @@ def test_the_readme_shows_the_help_as_it_is(
             cli.main(argv)
         shown = capsys.readouterr().out
         assert shown.split("\nenvironment:")[0] in readme, argv
+
+
+def test_the_last_line_says_how_the_run_ended(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "run.log"
+    (tmp_path / "latest").symlink_to("2026-11-25T17")
+    hour = "2026-11-25T17"
+    assert cli.outcome(0, hour, tmp_path, False, log) == (
+        "done (exit 0): 2026-11-25T17 is complete; latest -> 2026-11-25T17"
+    )
+    assert cli.outcome(0, hour, tmp_path, True, log) == (
+        "nothing to do (exit 0): 2026-11-25T17 was already complete; latest -> 2026-11-25T17"
+    )
+    assert cli.outcome(30, hour, tmp_path, False, log) == (
+        f"failed (exit 30): the cause and what to do are above. Details and tracebacks: {log}"
+    )
+    assert cli.outcome(10, hour, tmp_path, False, log) == (
+        f"not run (exit 10): another run holds this hour or this command line. Run log: {log}"
+    )
+    assert cli.outcome(40, hour, tmp_path, False, log).startswith("failed (exit 40): an unexpected")
+
+
+def test_an_option_luigi_does_not_know_is_one_line_not_its_usage(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "run_luigi", lambda args: pytest.fail("luigi must not run"))
+    assert cli.main(["--api-page-sizee", "5"]) == 2
+    assert capsys.readouterr().err == (
+        "pipeline: error: unrecognized arguments: --api-page-sizee 5 (`luigi --module pipeline "
+        "Insights --help-all` lists every option)\n"
+    )

@@ -5,10 +5,14 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import os
+import pwd
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,15 +56,19 @@ def test_the_sections_are_the_ones_luigi_cfg_and_the_readme_use() -> None:
         "storage",
         "report",
         "history",
+        "run",
     }
     assert all(cls.get_task_family() == name for name, cls in CLASSES.items())
+    assert set(config.SECTIONS) == set(CLASSES.values())  # what check_settings() goes through
 
 
 @pytest.mark.parametrize("section", sorted(CLASSES))
-def test_every_option_has_a_default_and_a_description(section: str) -> None:
+def test_every_option_has_a_default_a_description_and_what_it_allows(section: str) -> None:
     for name, param in params(CLASSES[section]).items():
         assert param._default is not luigi.parameter._no_value, f"[{section}] {name}"
         assert param.description and len(param.description) > 15, f"[{section}] {name}"
+        assert isinstance(param.allowed, config.Allowed), f"[{section}] {name}"
+        assert param.allowed.problem(param.normalize(param._default)) is None, name
 
 
 def read_luigi_cfg() -> configparser.ConfigParser:
@@ -107,27 +115,30 @@ def test_retcodes_are_set_in_luigi_cfg() -> None:
     }
 
 
-def readme_settings() -> dict[tuple[str, str], str]:
-    """(section, option) -> default cell of the README's settings table."""
+def readme_settings() -> dict[tuple[str, str], tuple[str, str]]:
+    """(section, option) -> (default, allowed) cells of the README's settings table."""
     text = (REPO / "README.md").read_text()
-    table = text.split("| section | option | default | meaning |", 1)[1].split("\n\n", 1)[0]
-    rows: dict[tuple[str, str], str] = {}
+    header = "| section | option | default | allowed | meaning |"
+    table = text.split(header, 1)[1].split("\n\n", 1)[0]
+    rows: dict[tuple[str, str], tuple[str, str]] = {}
     section = ""
     for line in table.strip().splitlines()[1:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         section = cells[0].strip("`[]") or section
         assert section in CLASSES or section in LUIGI_SECTIONS, line
         if section in CLASSES:
-            rows[(section, cells[1].strip("`"))] = cells[2].strip("`")
+            rows[(section, cells[1].strip("`"))] = (cells[2].strip("`"), cells[3])
     return rows
 
 
-def test_the_readme_settings_table_lists_every_option_with_its_default() -> None:
+def test_the_readme_settings_table_lists_every_option_with_its_default_and_range() -> None:
     rows = readme_settings()
     declared = {(s, o): p for s, cls in CLASSES.items() for o, p in params(cls).items()}
     assert set(rows) == set(declared)
     for key, param in declared.items():
-        assert same(param, rows[key], param._default), f"README default of {key}: {rows[key]}"
+        default, allowed = rows[key]
+        assert same(param, default, param._default), f"README default of {key}: {default}"
+        assert allowed == getattr(param, "allowed", config.ANY_TEXT).text, key
 
 
 def test_command_line_overrides_any_option() -> None:
@@ -140,12 +151,13 @@ def test_command_line_overrides_any_option() -> None:
 
 def test_the_client_gets_every_setting_from_api() -> None:
     assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(ClientSettings))
-    cfg = config.api(connect_timeout=1.5, read_timeout=2.5, retries=3, backoff_factor=0.25,
-                     backoff_max=4.0, rate_limit_requests=11, rate_limit_window=12.0,
-                     concurrency=6)  # fmt: skip
+    cfg = config.api(connect_timeout=1.5, read_timeout=2.5, retries=3, dns_retries=0,
+                     refused_retries=1, backoff_factor=0.25, backoff_max=4.0,
+                     rate_limit_requests=11, rate_limit_window=12.0, concurrency=6)  # fmt: skip
     assert cfg.client_settings() == ClientSettings(
-        connect_timeout=1.5, read_timeout=2.5, retries=3, backoff_factor=0.25, backoff_max=4.0,
-        rate_limit_requests=11, rate_limit_window=12.0, pool_size=6,
+        connect_timeout=1.5, read_timeout=2.5, retries=3, dns_retries=0, refused_retries=1,
+        backoff_factor=0.25, backoff_max=4.0, rate_limit_requests=11, rate_limit_window=12.0,
+        pool_size=6,
     )  # fmt: skip
 
 
@@ -214,3 +226,159 @@ def test_the_lock_pins_every_runtime_and_test_dependency_within_setup_cfg() -> N
         name = canonicalize_name(req.name)
         assert name in pins, f"{req.name} is not in requirements.lock"
         assert req.specifier.contains(pins[name], prereleases=True), (req, pins[name])
+
+
+# -- every setting checked before a run (issue 10) ----------------------------------------------
+
+
+@pytest.fixture
+def cfg_file(tmp_path: Path) -> Iterator[Path]:
+    """A luigi configuration file read after the checkout's, removed again after the test."""
+    path = tmp_path / "site.cfg"
+    path.write_text("")
+    parser = luigi.configuration.LuigiConfigParser
+    instance = parser.instance()
+    saved = {name: dict(instance._sections[name]) for name in instance.sections()}
+    parser.add_config_path(str(path))
+    yield path
+    parser._config_paths.remove(str(path))
+    for name in instance.sections():  # reading again would only add: restore what was there
+        instance.remove_section(name)
+    instance.read_dict(saved)
+
+
+def reload_with(path: Path, text: str) -> None:
+    path.write_text(text)
+    luigi.configuration.LuigiConfigParser.reload()
+
+
+def test_the_shipped_settings_are_all_usable() -> None:
+    assert config.settings_problems() == []
+    config.check_settings(datetime(2026, 11, 25, 17), data_root=False)
+
+
+def test_every_bad_setting_is_named_with_its_value_and_where_it_came_from_in_one_message(
+    cfg_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reload_with(cfg_file, '[api]\npage_size = abc\n[quality]\nmax_bad_rows = {"x": -1}\n')
+    monkeypatch.setenv("PIPELINE_API_URL", "ftp://files.example")
+    args = ["Insights", "--api-retries", "-1", "--clean-min-product-price", "nan",
+            "--run-progress-seconds", "0"]  # fmt: skip
+    with CmdlineParser.global_instance(args), pytest.raises(config.ConfigError) as err:
+        config.check_settings(datetime(2026, 11, 25, 17))
+    assert str(err.value).splitlines() == [
+        "6 setting(s) unusable; nothing was scheduled or written:",
+        "  [api] base_url = 'ftp://files.example' (from environment PIPELINE_API_URL): "
+        "must be an http(s) URL",
+        f"  [api] page_size = 'abc' (from {cfg_file}): is not a whole number",
+        "  [api] retries = '-1' (from command line --api-retries): must be 0 to 20",
+        "  [clean] min_product_price = 'nan' (from command line --clean-min-product-price): "
+        "must be >= 0",
+        f"  [quality] max_bad_rows = '{{\"x\": -1}}' (from {cfg_file}): "
+        "must be check names mapped to counts >= 0",
+        "  [run] progress_seconds = '0' (from command line --run-progress-seconds): "
+        "must be 0.1 to 3600",
+        f"  (luigi configuration read: {REPO / 'luigi.cfg'}, {cfg_file})",
+    ]
+
+
+def test_a_value_is_traced_to_the_last_file_that_sets_it(cfg_file: Path) -> None:
+    reload_with(cfg_file, "[housekeeping]\nretention_hours = 0\n")
+    (problem,) = config.settings_problems()
+    assert str(problem) == f"[housekeeping] retention_hours = '0' (from {cfg_file}): must be >= 1"
+    param = config.housekeeping.retention_hours
+    assert config.setting_source("housekeeping", "retention_hours", param)[1] == str(cfg_file)
+    assert config.setting_source("api", "page_size", config.api.page_size) == (1000, "default")
+
+
+NOW = datetime(2026, 11, 25, 17, 56, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("hour", "refused"),
+    [(datetime(2020, 1, 1, 0), False), (datetime(2026, 11, 25, 17), False),
+     (datetime(2026, 11, 25, 18), False),  # 17:56 + 5 minutes of allowed skew is 18:01
+     (datetime(2026, 11, 25, 19), True), (datetime(2030, 1, 1, 0), True)],
+)  # fmt: skip
+def test_an_hour_later_than_the_clock_allows_is_refused(hour: datetime, refused: bool) -> None:
+    problem = config.hour_problem(hour, NOW)
+    assert (problem is not None) == refused
+    if problem is not None:
+        assert str(problem) == (
+            f"--date-hour = {hour:%Y-%m-%dT%H} (from the command line): is in the future: this "
+            "machine's UTC clock says 2026-11-25T17:56 ([run] clock_skew_minutes = 5 allows "
+            "hours up to 2026-11-25T18); `latest` would stay on it until then, hiding every run "
+            "before it"
+        )
+
+
+def test_without_skew_the_current_hour_is_the_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    with CmdlineParser.global_instance(["Insights", "--run-clock-skew-minutes", "0"]):
+        assert config.run().last_hour(NOW) == datetime(2026, 11, 25, 17)
+        assert config.hour_problem(datetime(2026, 11, 25, 18), NOW) is not None
+
+
+def unwritable(tmp_path: Path) -> Path:
+    """A directory this process may not write into, whoever runs the tests."""
+    if os.geteuid() != 0:
+        path = tmp_path / "read-only"
+        path.mkdir(mode=0o555)
+        return path
+    if not os.access("/proc/sys", os.W_OK):  # root writes anywhere but a read-only mount
+        return Path("/proc/sys")
+    pytest.skip("running as root without a read-only directory to try")
+
+
+def test_a_data_root_that_cannot_hold_a_run_is_named_with_the_reason(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert config.data_root_problem(tmp_path / "new" / "data") is None  # created by the run
+    assert config.data_root_problem(tmp_path) is None
+    assert config.data_root_problem(a_file) == f"data root {a_file} is not a directory"
+    assert config.data_root_problem(a_file / "data") == (
+        f"data root {a_file}/data cannot be created: {a_file} is not a directory"
+    )
+    read_only = unwritable(tmp_path)
+    assert config.data_root_problem(read_only) == (
+        f"data root {read_only} is not writable by this user (uid {os.geteuid()})"
+    )
+    assert config.data_root_problem(read_only / "data") == (
+        f"data root {read_only}/data cannot be created: {read_only} is not writable"
+    )
+    assert list(tmp_path.iterdir()) == [a_file] or read_only.parent == tmp_path  # wrote nothing
+
+
+def test_the_data_root_check_says_where_the_root_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(a_file))
+    with pytest.raises(config.ConfigError) as err:
+        config.check_settings(data_root=True)
+    assert str(err.value).splitlines()[1] == (
+        f"  data root {a_file} is not a directory (from environment PIPELINE_DATA_DIR)"
+    )
+
+
+LOCK_PROBE = textwrap.dedent("""
+    import luigi.interface, pipeline
+    from luigi.cmdline_parser import CmdlineParser
+    with CmdlineParser.global_instance(["Insights"]):
+        print(luigi.interface.core().lock_pid_dir)
+""")
+
+
+def test_luigis_pid_lock_is_per_user_unless_configured(tmp_path: Path) -> None:
+    """luigi's own default, <tmp>/luigi, is made 0700 by whoever runs first (root, often)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("LUIGI_", "PIPELINE_"))}
+
+    def lock_dir() -> str:
+        result = subprocess.run([sys.executable, "-c", LOCK_PROBE], cwd=tmp_path, env=base,
+                                capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        return result.stdout.strip()
+
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    assert lock_dir() == str(Path(tempfile.gettempdir()) / f"luigi-{user}")
+    (tmp_path / "luigi.cfg").write_text("[core]\nlock_pid_dir = /srv/locks\n")
+    assert lock_dir() == "/srv/locks"

@@ -17,8 +17,9 @@ from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from pipeline.extract import ExtractError, extract_to, snapshot_endpoint
 
 SETTINGS = ClientSettings(
-    connect_timeout=5.0, read_timeout=2.0, retries=1, backoff_factor=0.01, backoff_max=10.0,
-    rate_limit_requests=1000, rate_limit_window=10.0, pool_size=4,
+    connect_timeout=5.0, read_timeout=2.0, retries=1, dns_retries=1, refused_retries=1,
+    backoff_factor=0.01, backoff_max=10.0, rate_limit_requests=1000, rate_limit_window=10.0,
+    pool_size=4,
 )  # fmt: skip
 
 

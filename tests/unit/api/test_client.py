@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import time
 
 import pytest
@@ -14,8 +15,9 @@ from pipeline.api.limits import CircuitBreaker, RateLimiter
 from pipeline.devtools.fakeapi import DummyJSONServer
 
 FAST = ClientSettings(
-    connect_timeout=1.0, read_timeout=0.5, retries=2, backoff_factor=0.01, backoff_max=2.0,
-    rate_limit_requests=1000, rate_limit_window=1.0, pool_size=4,
+    connect_timeout=1.0, read_timeout=0.5, retries=2, dns_retries=1, refused_retries=2,
+    backoff_factor=0.01, backoff_max=2.0, rate_limit_requests=1000, rate_limit_window=1.0,
+    pool_size=4,
 )  # fmt: skip
 
 
@@ -78,10 +80,50 @@ def test_other_4xx_fail_at_once(api: DummyJSONServer) -> None:
     assert api.request_count == 1
 
 
-def test_closed_port_is_a_connection_error() -> None:
-    with ApiClient("http://127.0.0.1:9", FAST) as client, pytest.raises(ApiError) as err:
+def test_a_refused_connection_gets_refused_retries_and_says_so() -> None:
+    settings = dataclasses.replace(FAST, retries=4, refused_retries=2)
+    with ApiClient("http://127.0.0.1:9", settings) as client, pytest.raises(ApiError) as err:
         client.get_json("/carts")
-    assert "GET http://127.0.0.1:9/carts: connection failed" in str(err.value)
+    assert str(err.value) == (
+        "GET http://127.0.0.1:9/carts: connection failed: 127.0.0.1:9 refused the connection"
+    )
+    assert (err.value.cause, err.value.attempts) == ("refused", 3)
+    assert "Connection refused" in err.value.detail  # requests' own words, for the run log
+    assert CircuitBreaker.opens_on(err.value)
+
+
+def test_a_name_that_does_not_resolve_gets_dns_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def no_such_name(host: str, *args: object, **kwargs: object) -> list:
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    settings = dataclasses.replace(FAST, retries=4, dns_retries=1)
+    with ApiClient("https://shop.invalid", settings) as client, pytest.raises(ApiError) as err:
+        client.get_json("/carts", {"limit": 5})
+    assert str(err.value) == (
+        "GET https://shop.invalid/carts?limit=5: connection failed: "
+        "the name shop.invalid does not resolve"
+    )
+    assert (err.value.cause, err.value.attempts) == ("dns", 2)
+    assert asked == ["shop.invalid", "shop.invalid"]
+
+
+def test_the_cause_specific_retries_never_exceed_retries() -> None:
+    settings = dataclasses.replace(FAST, retries=1, refused_retries=5)
+    with ApiClient("http://127.0.0.1:9", settings) as client, pytest.raises(ApiError) as err:
+        client.get_json("/carts")
+    assert err.value.attempts == 2
+
+
+def test_a_server_that_closes_the_connection_keeps_the_full_retries(api: DummyJSONServer) -> None:
+    api.add_fault("close", endpoint="carts", times=None)
+    with pytest.raises(ApiError) as err:
+        get(api)
+    assert (err.value.cause, err.value.attempts, api.request_count) == ("connection", 3, 3)
+    assert "connection failed (ConnectionError: " in str(err.value)
 
 
 def test_rate_limiter_spaces_requests_beyond_the_window() -> None:
@@ -135,6 +177,8 @@ def test_the_breaker_opens_only_on_an_unanswering_api_and_per_base_url() -> None
 
     assert CircuitBreaker.opens_on(error("timeout"))
     assert CircuitBreaker.opens_on(error("connection"))
+    assert CircuitBreaker.opens_on(error("dns"))
+    assert CircuitBreaker.opens_on(error("refused"))
     assert CircuitBreaker.opens_on(error("status", 429))
     assert not CircuitBreaker.opens_on(error("status", 503))
     assert not CircuitBreaker.opens_on(error("body", 200))

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pipeline.ops import units
 from pipeline.ops.units import (
     CHECKOUT,
     UNITS,
     UnitSettings,
+    access_problems,
     main,
     protect_home,
+    reach_problem,
     render,
     write_units,
 )
@@ -190,3 +196,124 @@ def test_timer_calendar_expression(data_root: Path) -> None:
     result = analyze("calendar", one(unit, "Timer", "OnCalendar"))
     assert result.returncode == 0, result.stderr
     assert "Normalized form: *-*-* *:00:00" in result.stdout
+
+
+# -- can the service user run this checkout? ----------------------------------------------------
+
+OTHER = 54321  # a uid and gid no file here belongs to
+
+
+@pytest.fixture
+def tree() -> Iterator[Path]:
+    """A directory anyone may search (pytest's own tmp_path is private to its user)."""
+    base = Path(tempfile.mkdtemp())
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base)
+
+
+def test_a_private_directory_on_the_way_is_named_with_its_mode(tree: Path) -> None:
+    private = tree / "private"
+    (private / "bin").mkdir(parents=True)
+    (private / "bin" / "python").write_text("")
+    private.chmod(0o700)
+    problem = reach_problem(private / "bin" / "python", OTHER, {OTHER}, 1, "etl")
+    me, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    assert problem == f"{private} (drwx------ {me}:{group}) is not searchable by etl"
+    assert reach_problem(private / "bin" / "python", os.getuid(), set(), 0, "me") is None
+
+
+def test_symbolic_links_are_followed_as_the_kernel_does(tree: Path) -> None:
+    (tree / "venv" / "bin").mkdir(parents=True)
+    (tree / "home").mkdir(mode=0o700)
+    (tree / "home" / "python3.11").write_text("")
+    (tree / "home" / "python3.11").chmod(0o755)
+    (tree / "home").chmod(0o700)
+    (tree / "venv" / "bin" / "python").symlink_to(tree / "home" / "python3.11")
+    problem = reach_problem(tree / "venv" / "bin" / "python", OTHER, {OTHER}, 1, "etl")
+    assert problem is not None and problem.startswith(f"{tree / 'home'} (drwx------ ")
+    (tree / "home").chmod(0o711)  # searchable, not listable: enough
+    assert reach_problem(tree / "venv" / "bin" / "python", OTHER, {OTHER}, 1, "etl") is None
+
+
+def test_group_bits_count_for_members_and_the_file_itself_is_checked(tree: Path) -> None:
+    shared = tree / "shared"
+    shared.mkdir()
+    (shared / "luigi.cfg").write_text("")
+    if os.geteuid() == 0:
+        os.chown(shared, -1, OTHER)
+    shared.chmod(0o750)
+    (shared / "luigi.cfg").chmod(0o600)
+    member = {OTHER} if os.geteuid() == 0 else {os.getgid()}
+    problem = reach_problem(shared / "luigi.cfg", OTHER, member, 4, "etl")
+    assert problem is not None and problem.endswith("is not readable by etl")
+    (shared / "luigi.cfg").chmod(0o644)
+    assert reach_problem(shared / "luigi.cfg", OTHER, member, 4, "etl") is None
+    assert reach_problem(shared / "luigi.cfg", OTHER, {OTHER + 1}, 4, "etl") is not None
+
+
+def test_the_user_running_the_checkout_has_nothing_in_the_way() -> None:
+    assert access_problems(UnitSettings(user=ME)) == []
+    assert access_problems(UnitSettings(user="nosuchuser-xyz")) == []  # a warning says so
+
+
+def test_units_refuses_to_write_for_a_user_who_cannot_run_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = ["/root (drwx------ root:root) is not searchable by etl (the venv's Python: x)"]
+    monkeypatch.setattr(units, "access_problems", lambda settings: found)
+    assert main([str(tmp_path / "units"), "--user", "etl"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: etl cannot run this checkout; no unit written:",
+        f"  {found[0]}",
+        "what to do: give etl access to these paths, or clone and bootstrap the checkout as etl "
+        "(its own .venv) and run units from there",
+    ]
+    assert not (tmp_path / "units").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can start a process as another user")
+def test_as_root_the_venvs_python_is_really_started_as_the_user(tree: Path) -> None:
+    nobody = pwd.getpwnam("nobody")
+    python = tree / "python"
+    python.write_text('#!/bin/sh\necho "PermissionError: [Errno 13] uid $(id -u)" >&2\nexit 1\n')
+    python.chmod(0o755)
+    assert units._try_as(nobody, [nobody.pw_gid], python, tree) == [
+        f"as nobody, `{python} -c 'import pipeline'` failed: PermissionError: [Errno 13] uid "
+        f"{nobody.pw_uid}"
+    ]
+
+
+def test_on_failure_renders_a_template_unit_that_runs_the_command_with_the_hour(
+    data_root: Path,
+) -> None:
+    settings = UnitSettings(user="etl", data_dir=data_root, on_failure=("/usr/bin/page", "etl"))
+    rendered = render(settings)
+    assert set(rendered) == {*UNITS, "etl-pipeline-failure@.service"}
+    service = parse(rendered["etl-pipeline.service"])
+    assert one(service, "Unit", "OnFailure") == "etl-pipeline-failure@%n.service"
+    failure = parse(rendered["etl-pipeline-failure@.service"])
+    assert dict(failure["Service"]) == {
+        "Type": "oneshot",
+        "User": "etl",
+        "EnvironmentFile": f"-{data_root}/logs/failed-run.env",
+        "Environment": "PIPELINE_FAILED_UNIT=%i",
+        "ExecStart": "/usr/bin/page etl ${PIPELINE_HOUR}",
+    }
+    plain = render(UnitSettings(user="etl", data_dir=data_root))
+    assert set(plain) == set(UNITS)
+    assert "OnFailure" not in parse(plain["etl-pipeline.service"])["Unit"]
+
+
+@pytest.mark.parametrize("command", [("page",), ("/usr/bin/page", "100%"), ("/bin/x", "$HOME")])
+def test_on_failure_refuses_what_systemd_would_read_otherwise(command: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="--on-failure needs an absolute program path"):
+        render(UnitSettings(user="etl", on_failure=command))
+
+
+@needs_analyze
+def test_the_failure_unit_passes_systemd_analyze_verify(tmp_path: Path, data_root: Path) -> None:
+    settings = UnitSettings(user=ME, data_dir=data_root, on_failure=("/bin/echo", "failed:"))
+    paths = write_units(tmp_path / "units", settings)
+    result = analyze("verify", "--man=no", *map(str, paths))
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")

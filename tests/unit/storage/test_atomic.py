@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.storage.atomic import atomic_path, remove_stale_temporaries
+from pipeline.storage import atomic
+from pipeline.storage.atomic import atomic_path, exchange, remove_stale_temporaries
 
 
 def test_atomic_path_replaces_the_target_only_on_success(tmp_path: Path) -> None:
@@ -91,3 +92,20 @@ def test_stale_temporaries_are_swept(tmp_path: Path) -> None:
     keep.write_text("whole")
     assert remove_stale_temporaries(tmp_path) == [stale]
     assert list((tmp_path / "jsons").iterdir()) == [keep]
+
+
+def test_exchange_swaps_two_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for path in (a, b):
+        path.mkdir()
+        (path / "name").write_text(path.name)
+    assert exchange(a, b) is True
+    assert ((a / "name").read_text(), (b / "name").read_text()) == ("b", "a")
+
+    class NoRenameat2:  # an old C library: two renames instead
+        pass
+
+    monkeypatch.setattr(atomic.ctypes, "CDLL", lambda *args, **kwargs: NoRenameat2())
+    assert exchange(a, b) is False
+    assert ((a / "name").read_text(), (b / "name").read_text()) == ("a", "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]

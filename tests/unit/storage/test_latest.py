@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.storage.latest import advance_latest, latest_partition, point_latest_to
+from pipeline.storage.latest import (
+    advance_latest,
+    latest_partition,
+    latest_reached,
+    point_latest_to,
+)
 
 
 def test_latest_only_moves_forward(tmp_path: Path) -> None:
@@ -46,3 +51,16 @@ def test_latest_is_a_relative_link_to_a_partition_name(tmp_path: Path) -> None:
     (tmp_path / "latest").unlink()
     (tmp_path / "latest").symlink_to("elsewhere")
     assert latest_partition(tmp_path) is None  # not a partition name
+
+
+def test_latest_never_moves_past_the_current_hour_and_leaves_a_future_one(tmp_path: Path) -> None:
+    now = "2026-11-25T08"
+    assert advance_latest(tmp_path, "2030-01-01T00", not_after=now) is False
+    assert not (tmp_path / "latest").exists()
+    point_latest_to(tmp_path, "2030-01-01T00")  # published before hours were checked
+    assert latest_reached(tmp_path, "2026-11-25T07") is True  # unbounded, as before
+    assert latest_reached(tmp_path, "2026-11-25T07", not_after=now) is False
+    assert advance_latest(tmp_path, "2026-11-25T07", not_after=now) is True
+    assert os.readlink(tmp_path / "latest") == "2026-11-25T07"
+    assert latest_reached(tmp_path, "2026-11-25T07", not_after=now) is True
+    assert advance_latest(tmp_path, "2026-11-25T06", not_after=now) is False  # still forwards

@@ -1,0 +1,48 @@
+"""Rerun: the staging root beside the partition, the swap, and what a dead rerun left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.ops.rerun import remove_stale_stagings, staging_root, stale_stagings, swap_in
+
+
+def dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(proc.stdout)
+
+
+def test_the_staging_root_is_hidden_beside_the_partitions(tmp_path: Path) -> None:
+    assert staging_root(tmp_path, "2026-11-25T17", 42) == tmp_path / ".2026-11-25T17.rerun-42"
+
+
+def test_only_stagings_of_dead_reruns_are_removed(tmp_path: Path) -> None:
+    dead = staging_root(tmp_path, "2026-11-25T17", dead_pid())
+    alive = staging_root(tmp_path, "2026-11-25T16", os.getpid())
+    for path in (dead / "2026-11-25T17", alive / "2026-11-25T16", tmp_path / ".latest.1.tmp"):
+        path.mkdir(parents=True)
+    (tmp_path / ".x.rerun-1").mkdir()  # not a partition's: left alone
+    assert stale_stagings(tmp_path) == [dead]
+    assert remove_stale_stagings(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".2026-11-25T16.rerun-" + str(os.getpid()), ".latest.1.tmp", ".x.rerun-1",
+    ]  # fmt: skip
+
+
+def test_the_rebuilt_partition_takes_the_old_ones_place_and_the_old_one_goes(
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / "2026-11-25T17"
+    old.mkdir()
+    (old / "manifest.json").write_text("old")
+    (tmp_path / "latest").symlink_to("2026-11-25T17")
+    staging = staging_root(tmp_path, "2026-11-25T17", os.getpid())
+    (staging / "2026-11-25T17").mkdir(parents=True)
+    (staging / "2026-11-25T17" / "manifest.json").write_text("new")
+    assert swap_in(tmp_path, staging, "2026-11-25T17") is True  # ext4, tmpfs, xfs, btrfs
+    assert (tmp_path / "latest" / "manifest.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-25T17", "latest"]
