@@ -32,7 +32,8 @@ UTC_STAMP = "%Y%m%dT%H%M%SZ"
 #: A line in config/logging.conf's format (luigi's own default looks nothing like it).
 LOG_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} %s +\[[-\w]+\] luigi-interface\S*: "
 TASKS = {"ExtractProducts", "CleanProducts", "ExtractUsers", "CleanUsers", "ExtractCarts",
-         "CleanCarts", "UserSummary", "CartDetails", "CategorySummary", "Insights"}  # fmt: skip
+         "CleanCarts", "UserSummary", "CartDetails", "CategorySummary", "HistoryHour",
+         "HourReport", "Insights"}  # fmt: skip
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -101,8 +102,16 @@ def test_run_from_elsewhere_writes_outputs_and_the_run_log(
     assert "===== Luigi Execution Summary =====" in lines
     # config/logging.conf applied although luigi.cfg names it relative to the checkout:
     assert re.search(LOG_LINE % "INFO", log.read_text(), re.M)
-    # The console: a line as each task starts and ends, and how the run ended.
-    assert result.stdout == ""
+    # The console: the hour's summary on stdout; on stderr a line as each task starts and
+    # ends, and how the run ended.
+    assert result.stdout.splitlines() == [
+        f"Snapshot {PARTITION}: 6 carts, 14 lines, 6 users, 8 products",
+        "Sales: $2,163.64 at list prices, $1,951.28 after discounts",
+        "Top category: furniture, $799.99 (37.0% of sales)",
+        "Change: no earlier complete snapshot to compare with",
+        f"Report: {data}/{PARTITION}/report/index.html",
+        f"Latest: {data}/latest -> {PARTITION}",
+    ]
     said = result.stderr.splitlines()
     assert said[:2] == [
         "pipeline: scheduler: local (no central scheduler configured)",

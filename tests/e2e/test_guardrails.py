@@ -276,7 +276,9 @@ def test_rerun_rebuilds_beside_the_old_hour_and_swaps_it_in_when_complete(
         f"pipeline: done (exit 0): {PARTITION} rebuilt and swapped in; latest -> {PARTITION}"
     )
     assert manifest(built)["min_product_price"] == 25
-    assert sorted(p.name for p in built.iterdir()) == [".latest.lock", PARTITION, "latest", "logs"]
+    assert sorted(p.name for p in built.iterdir()) == [
+        ".latest.lock", PARTITION, "history", "latest", "logs",
+    ]  # fmt: skip
     assert os.readlink(built / "latest") == PARTITION
 
 
