@@ -3,7 +3,8 @@ successful run and by ``python -m pipeline.report.summary [--date-hour H]`` for 
 hour without running anything.
 
 It reads only small files (the manifests and ``category_summary.csv`` of the hour and of the
-previous complete hour), so it costs the same at a million carts as at six.
+previous complete hour), so it costs the same at a million carts as at six. The data root may
+be a local folder or an ``s3://`` prefix (``storage.fs``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import argparse
 import logging
 import sys
 from datetime import datetime
-from pathlib import Path
 
 from pipeline.rules.findings import category_table, count, money, percent, tenths_percent
 from pipeline.storage import formats
 from pipeline.storage.atomic import read_json
+from pipeline.storage.fs import Location, StoreError, exists, local_copy, parse_root
 from pipeline.storage.history import previous_complete
 from pipeline.storage.latest import latest_link, latest_partition
 from pipeline.storage.layout import PARTITION_FORMAT, PARTITION_RE, Partition
@@ -28,7 +29,7 @@ class NoSummary(ValueError):
     """The hour has no complete snapshot to summarise."""
 
 
-def _partition(root: Path, name: str) -> Partition:
+def _partition(root: Location, name: str) -> Partition:
     if not PARTITION_RE.match(name):
         raise NoSummary(f"{name!r} is not an hour like 2026-11-25T17")
     return Partition(root, datetime.strptime(name, PARTITION_FORMAT))
@@ -36,7 +37,8 @@ def _partition(root: Path, name: str) -> Partition:
 
 def _sales(part: Partition) -> tuple[int, int, str, int]:
     """Revenue and discounted revenue in cents, the top category and its revenue."""
-    cats = category_table(formats.read_csv(part.insight("category_summary")))
+    with local_copy(part.insight("category_summary")) as path:
+        cats = category_table(formats.read_csv(path))
     top = cats.iloc[0] if len(cats) else None
     return (
         int(cats["revenue"].sum()),
@@ -46,10 +48,10 @@ def _sales(part: Partition) -> tuple[int, int, str, int]:
     )
 
 
-def summary_lines(root: Path, name: str) -> list[str]:
+def summary_lines(root: Location, name: str) -> list[str]:
     """The summary of complete hour ``name`` under data root ``root``."""
     part = _partition(root, name)
-    if not part.manifest.is_file():
+    if not exists(part.manifest):
         raise NoSummary(f"partition {name} under {root} is not complete (no manifest.json)")
     manifest = read_json(part.manifest)
     rows = manifest.get("rows", {})
@@ -81,13 +83,13 @@ def summary_lines(root: Path, name: str) -> list[str]:
             f"revenue {money(change, sign=True)}{rate}"
         )
     report = part.report_dir / "index.html"
-    lines.append(f"Report: {report}" if report.is_file() else "Report: none for this hour")
+    lines.append(f"Report: {report}" if exists(report) else "Report: none for this hour")
     current = latest_partition(root)
     lines.append(f"Latest: {latest_link(root)} -> {current or 'nothing yet'}")
     return lines
 
 
-def print_summary(root: Path, name: str) -> None:
+def print_summary(root: Location, name: str) -> None:
     """Print the summary to stdout; a problem is a warning, never a failed run."""
     try:
         text = "\n".join(summary_lines(root, name))
@@ -106,16 +108,22 @@ def main(argv: list[str] | None = None) -> int:
         description="Print the summary of a complete hourly snapshot; runs nothing.",
     )
     parser.add_argument("--date-hour", help="the hour, e.g. 2026-11-25T17 (default: latest)")
-    parser.add_argument("--data-dir", type=Path, help="data root (default: as the pipeline's)")
+    parser.add_argument(
+        "--data-dir", help="data root, a folder or s3://bucket/prefix (default: the pipeline's)"
+    )
     args = parser.parse_args(argv)
-    root = (args.data_dir or paths().root()).absolute()
+    try:
+        root = parse_root(args.data_dir) if args.data_dir else paths().root()
+    except ValueError as exc:  # DataRootError, or config's ConfigError
+        print(f"report: {exc}", file=sys.stderr)
+        return 1
     name = args.date_hour or latest_partition(root)
     if name is None:
         print(f"report: no complete snapshot under {root} yet (no `latest`)", file=sys.stderr)
         return 1
     try:
         lines = summary_lines(root, name)
-    except (NoSummary, OSError, KeyError, ValueError) as exc:
+    except (NoSummary, OSError, KeyError, ValueError, StoreError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1
     print("\n".join(lines))

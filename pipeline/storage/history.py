@@ -8,6 +8,10 @@ An hour's file is written to a hidden temporary name and renamed onto ``part-0.p
 rerun of the hour replaces its rows (never adds to them), and readers, which skip names starting
 with ``.``, see the old file or the new one. Hours older than ``[history] retention_days`` are
 deleted after each run, independently of the partitions' retention.
+
+On an object-store data root (``fs.ObjectPath``) the same keys hold the same files: an hour's
+object is uploaded whole (``atomic.atomic_path``), hours are found by listing the ``history/``
+prefix, and an expired hour's objects are deleted (``storage.s3``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import pyarrow.parquet as pq
 
 from pipeline.rules.history import COLUMNS, HOUR_FORMAT, PARTITION_KEY
 from pipeline.storage.atomic import atomic_path, remove_stale_temporaries
+from pipeline.storage.fs import Location, ObjectPath, exists, local_copy
 from pipeline.storage.layout import (
     HISTORY_FILE,
     PARTITION_FORMAT,
@@ -45,12 +50,13 @@ _PREFIX = f"{PARTITION_KEY}="
 _DELETING = ".deleting"
 
 
-def write_hour(root: Path, name: str, rows: pd.DataFrame) -> Path:
+def write_hour(root: Location, name: str, rows: pd.DataFrame) -> Location:
     """Write (or replace) hour ``name``'s rows atomically; only call holding the hour's lock."""
     path = hour_file(root, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temporaries(path.parent):  # left by a killed run of this hour
-        log.info("removed %s, left by an interrupted run", stale)
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_temporaries(path.parent):  # left by a killed run of this hour
+            log.info("removed %s, left by an interrupted run", stale)
     table = pa.Table.from_pandas(rows, schema=SCHEMA, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
@@ -58,7 +64,7 @@ def write_hour(root: Path, name: str, rows: pd.DataFrame) -> Path:
 
 
 def read_history(
-    root: Path,
+    root: Location,
     first: str | None = None,
     last: str | None = None,
     levels: Iterable[str] | None = None,
@@ -66,13 +72,21 @@ def read_history(
     """Rows of hours ``first`` to ``last`` (names, both included; None: unbounded) of the given
     ``levels``, with their ``date_hour``; empty (with every column) when there is no history.
 
-    Filters on the partition key skip other hours' files unread.
+    Filters on the partition key skip other hours' files unread. On an object store the hours
+    in the window are found by listing ``history/``, and their (small) files downloaded one by
+    one and read as one in-memory dataset: the trend window is a few days of hours, so this
+    costs a few hundred small GETs at most, and no S3 filesystem is needed in pyarrow.
     """
     columns = [*COLUMNS, PARTITION_KEY]
     base = history_dir(root)
-    if not base.is_dir():
+    if isinstance(base, ObjectPath):
+        dataset = _downloaded(base, first, last)
+    elif base.is_dir():
+        dataset = ds.dataset(base, format="parquet", partitioning=PARTITIONING, schema=_with_key())
+    else:
+        dataset = None
+    if dataset is None:
         return pd.DataFrame({c: pd.Series(dtype=COLUMNS.get(c, "string")) for c in columns})
-    dataset = ds.dataset(base, format="parquet", partitioning=PARTITIONING, schema=_with_key())
     condition = None
     for term in (
         ds.field(PARTITION_KEY) >= first if first else None,
@@ -90,9 +104,37 @@ def _with_key() -> pa.Schema:
     return SCHEMA.append(pa.field(PARTITION_KEY, pa.string()))
 
 
-def _hour_of(path: Path) -> datetime | None:
-    name = path.name.removeprefix(_PREFIX)
-    if not path.name.startswith(_PREFIX) or not PARTITION_RE.match(name) or not path.is_dir():
+def _hour_names(base: ObjectPath) -> list[str]:
+    """The hours under an object-store ``history/`` prefix, oldest first."""
+    from pipeline.storage import s3
+
+    names = [n.removeprefix(_PREFIX) for n in s3.children(base) if n.startswith(_PREFIX)]
+    return [n for n in names if _hour(n) is not None]
+
+
+def _downloaded(base: ObjectPath, first: str | None, last: str | None) -> ds.Dataset | None:
+    """Hours ``first`` to ``last`` of an object-store history, read into one dataset with their
+    ``date_hour``; None when there is no history at all. An hour pruned meanwhile is skipped."""
+    names = _hour_names(base)
+    if not names:
+        return None
+    tables = []
+    for name in names:
+        if (first and name < first) or (last and name > last):
+            continue
+        try:
+            with local_copy(base / f"{_PREFIX}{name}" / FILE) as path:
+                table = pq.read_table(path, schema=SCHEMA)
+        except FileNotFoundError:
+            continue
+        key = pa.array([name] * table.num_rows, pa.string())
+        tables.append(table.append_column(pa.field(PARTITION_KEY, pa.string()), key))
+    return ds.dataset(pa.concat_tables(tables) if tables else _with_key().empty_table())
+
+
+def _hour(name: str) -> datetime | None:
+    """The hour named ``name`` (``YYYY-MM-DDTHH``), or None for any other name."""
+    if not PARTITION_RE.match(name):
         return None
     try:
         return datetime.strptime(name, HOUR_FORMAT)
@@ -100,21 +142,30 @@ def _hour_of(path: Path) -> datetime | None:
         return None
 
 
-def prune_history(root: Path, retention_days: int, now: datetime, keep: str) -> list[Path]:
+def _hour_of(path: Path) -> datetime | None:
+    if not path.name.startswith(_PREFIX) or not path.is_dir():
+        return None
+    return _hour(path.name.removeprefix(_PREFIX))
+
+
+def prune_history(root: Location, retention_days: int, now: datetime, keep: str) -> list[Location]:
     """Delete the hours that began ``retention_days`` days or more before ``now``'s hour, but
     never hour ``keep`` (the one this run wrote). Returns the deleted folders, oldest first.
 
     A folder is renamed out of the dataset before it is deleted, so a crash never leaves half
-    an hour in it; a folder another run deletes at the same moment is skipped.
+    an hour in it; a folder another run deletes at the same moment is skipped. On an object
+    store an hour is its one object, deleted in one request: there is no half an hour.
     """
     if retention_days < 1:
         raise ValueError(f"[history] retention_days must be >= 1, got {retention_days}")
     base = history_dir(root)
-    if not base.is_dir():
-        return []
     if now.tzinfo is not None:
         now = now.astimezone(UTC).replace(tzinfo=None)
     cutoff = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=retention_days)
+    if isinstance(base, ObjectPath):
+        return _prune_objects(base, retention_days, cutoff, keep)
+    if not base.is_dir():
+        return []
     for leftover in base.glob(f".*{_DELETING}"):  # from a crash in an earlier prune
         shutil.rmtree(leftover, ignore_errors=True)
     pruned = []
@@ -133,8 +184,32 @@ def prune_history(root: Path, retention_days: int, now: datetime, keep: str) -> 
     return pruned
 
 
-def previous_complete(root: Path, name: str) -> str | None:
+def _prune_objects(
+    base: ObjectPath, retention_days: int, cutoff: datetime, keep: str
+) -> list[Location]:
+    from pipeline.storage import s3
+
+    pruned: list[Location] = []
+    for name in _hour_names(base):
+        if name == keep or _hour(name) > cutoff:  # type: ignore[operator]
+            continue
+        folder = base / f"{_PREFIX}{name}"
+        if s3.delete_tree(folder, first=FILE):  # 0: another run pruned it first
+            log.info("pruned history %s (older than %d days)", folder.name, retention_days)
+            pruned.append(folder)
+    return pruned
+
+
+def previous_complete(root: Location, name: str) -> str | None:
     """The newest partition before ``name`` with a manifest (complete), or None."""
+    if isinstance(root, ObjectPath):
+        from pipeline.storage import s3
+
+        earlier = [n for n in s3.partition_names(root) if n < name]
+        for candidate in sorted(earlier, reverse=True):
+            if exists(Partition(root, datetime.strptime(candidate, PARTITION_FORMAT)).manifest):
+                return candidate
+        return None
     earlier = [
         p.name
         for p in Path(root).iterdir()

@@ -41,13 +41,17 @@ PARTITION_KEYS = [
         ".lock", "_exact/cart_lines.arrow",
         "_stats/CartDetails.json", "_stats/CategorySummary.json", "_stats/CleanCarts.json",
         "_stats/CleanProducts.json", "_stats/CleanUsers.json", "_stats/Extract-carts.json",
-        "_stats/Extract-products.json", "_stats/Extract-users.json", "_stats/UserSummary.json",
+        "_stats/Extract-products.json", "_stats/Extract-users.json", "_stats/HistoryHour.json",
+        "_stats/HourReport.json", "_stats/UserSummary.json",
         "cleaned/cleaned_carts.csv", "cleaned/cleaned_products.csv", "cleaned/cleaned_users.csv",
         "cleaned/product_catalogue.csv", "insights/cart_details.csv",
         "insights/category_summary.csv", "insights/user_summary.csv", "jsons/carts.jsonl",
         "jsons/products.jsonl", "jsons/users.jsonl", "manifest.json",
+        "report/findings.md", "report/index.html",
     )
 ]  # fmt: skip
+#: The hour's history rows, beside the partitions (outside the partition's prefix).
+HISTORY_KEY = f"history/date_hour={PARTITION}/part-0.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +129,15 @@ def test_an_s3_root_holds_what_local_disk_holds_and_a_rerun_asks_nothing(
     result = run_s3(api.url, store.url, root, tmp_path)
     assert result.returncode == 0, output(result)
     assert f"latest -> {PARTITION}" in output(result)
-    assert store.keys("byte-identical") == [*PARTITION_KEYS, "latest"]
+    assert store.keys("byte-identical") == [*PARTITION_KEYS, HISTORY_KEY, "latest"]
     assert store.read("latest", "byte-identical") == f"{PARTITION}\n".encode()
     copy = store.download(tmp_path / "copy", "byte-identical")
-    assert comparable(copy / PARTITION) == comparable(reference)  # every CSV/JSONL byte
+    assert comparable(copy / PARTITION) == comparable(reference)  # every CSV/JSONL/report byte
+    assert (copy / HISTORY_KEY).read_bytes() == (reference.parent / HISTORY_KEY).read_bytes()
     assert (copy / PARTITION / "insights/user_summary.csv").read_text() == USER_SUMMARY
+    summary = output(result)
+    assert f"Report: {root}/{PARTITION}/report/index.html\n" in summary
+    assert f"Latest: {root}/latest -> {PARTITION}\n" in summary
     assert not list(Path(tmp_path).rglob("etl-stage-*"))
 
     objects = store.etags("byte-identical")

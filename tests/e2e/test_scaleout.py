@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 
 FAMILIES = [
     "CartDetails", "CategorySummary", "CleanCarts", "CleanProducts", "CleanUsers",
-    "ExtractCarts", "ExtractProducts", "ExtractUsers", "Insights", "UserSummary",
+    "ExtractCarts", "ExtractProducts", "ExtractUsers", "HistoryHour", "HourReport", "Insights",
+    "UserSummary",
 ]  # fmt: skip
 EXTRACTS = ("ExtractCarts", "ExtractProducts", "ExtractUsers")
 #: One record per page, one page at a time, 0.5 s per request: each extract takes 3-4 s.

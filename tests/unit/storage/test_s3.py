@@ -3,6 +3,8 @@ objects only, ``latest`` only forwards, the hour's claim, retention."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -10,11 +12,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pandas as pd
+import pandas.testing as pdt
 import pytest
 
 from pipeline import config
 from pipeline.ops.housekeeping import prune_partitions
-from pipeline.storage import lease, s3
+from pipeline.report import summary
+from pipeline.rules.history import COLUMNS
+from pipeline.storage import history, lease, s3
 from pipeline.storage.atomic import atomic_path, read_json, target, write_json
 from pipeline.storage.fs import ObjectPath, StoreUnreachable, exists, local_copy, parse_root
 from pipeline.storage.latest import advance_latest, latest_partition, latest_reached
@@ -201,3 +207,85 @@ def test_an_unreachable_store_is_named_in_one_error(
 
 def test_parse_root_gives_the_locations_the_backend_uses() -> None:
     assert parse_root(f"s3://{BUCKET}/a/b") / "latest" == ObjectPath(BUCKET, "a/b/latest")
+
+
+def history_rows(revenue: float) -> pd.DataFrame:
+    """One hour's history rows: its total and one category."""
+    rows = [
+        {"level": "hour", "carts": 2, "lines": 3, "users": 2, "units": 4, "revenue": revenue,
+         "revenue_discounted": revenue - 1},
+        {"level": "category", "category": "a-cat", "units": 4, "revenue": revenue,
+         "revenue_discounted": revenue - 1},
+    ]  # fmt: skip
+    return pd.DataFrame(rows).reindex(columns=list(COLUMNS)).astype(COLUMNS)
+
+
+def test_the_history_is_written_read_and_pruned_on_the_store(
+    root: ObjectPath, store: ObjectStore, tmp_path: Path
+) -> None:
+    empty = history.read_history(root)
+    assert empty.empty and list(empty.columns) == [*COLUMNS, "date_hour"]
+    assert history.prune_history(root, 90, datetime(2026, 11, 25, 18), keep="x") == []
+
+    hours = {"2026-08-27T17": 1.0, "2026-08-27T18": 2.0, "2026-11-25T16": 3.0}
+    for name, revenue in {**hours, "2026-11-25T17": 9.0}.items():
+        history.write_hour(root, name, history_rows(revenue))
+        history.write_hour(tmp_path, name, history_rows(revenue))  # the same on local disk
+    written = history.write_hour(root, "2026-11-25T17", history_rows(4.0))  # a rerun replaces
+    history.write_hour(tmp_path, "2026-11-25T17", history_rows(4.0))
+    assert written == root / "history/date_hour=2026-11-25T17/part-0.parquet"
+    assert (
+        store.read(written.key, prefix="")
+        == (tmp_path / "history/date_hour=2026-11-25T17/part-0.parquet").read_bytes()
+    )
+
+    window = history.read_history(root, "2026-08-27T18", "2026-11-25T17", ("hour",))
+    assert window[["date_hour", "revenue"]].values.tolist() == [
+        ["2026-08-27T18", 2.0], ["2026-11-25T16", 3.0], ["2026-11-25T17", 4.0],
+    ]  # fmt: skip
+    pdt.assert_frame_equal(
+        history.read_history(root, "2026-11-25T16", None, ("hour", "category")),
+        history.read_history(tmp_path, "2026-11-25T16", None, ("hour", "category")),
+    )
+    assert not list(Path(tempfile.gettempdir()).glob(f"{s3.STAGING}{os.getpid()}-*"))
+
+    now = datetime(2026, 11, 25, 18, 30)  # cutoff: 90 days before 18:00 = 2026-08-27T18
+    gone = history.prune_history(root, 90, now, keep="2026-08-27T17")
+    assert gone == [root / "history/date_hour=2026-08-27T18"]
+    assert store.keys(root.key) == [
+        "history/date_hour=2026-08-27T17/part-0.parquet",
+        "history/date_hour=2026-11-25T16/part-0.parquet",
+        "history/date_hour=2026-11-25T17/part-0.parquet",
+    ]
+
+
+def test_previous_complete_and_the_summary_read_the_store(root: ObjectPath) -> None:
+    header = "category,total_sales,total_items_sold,total_sales_discounted\n"
+    rows = {"cleaned_carts.csv": 14, "cleaned_users.csv": 6, "product_catalogue.csv": 1208}
+    for name, carts, categories in (
+        ("2026-11-25T14", 4, "x,100.00,1,90.00\n"),
+        ("2026-11-25T17", 6, "beauty,1200.01,3,1000.00\nfurniture,799.99,1,729.59\n"),
+    ):
+        with atomic_path(root / name / "insights/category_summary.csv") as tmp:
+            Path(tmp).write_text(header + categories)
+        write_json(
+            root / name / "manifest.json", {"reconciliation": {"carts": carts}, "rows": rows}
+        )
+    write_json(root / "2026-11-25T16/insights/user_summary.csv", {})  # incomplete: no manifest
+    with atomic_path(root / "2026-11-25T17/report/index.html") as tmp:
+        Path(tmp).write_text("<html></html>")
+    advance_latest(root, "2026-11-25T17")
+
+    assert history.previous_complete(root, "2026-11-25T17") == "2026-11-25T14"
+    assert history.previous_complete(root, "2026-11-25T14") is None
+    assert summary.summary_lines(root, "2026-11-25T17") == [
+        "Snapshot 2026-11-25T17: 6 carts, 14 lines, 6 users, 1,208 products",
+        "Sales: $2,000.00 at list prices, $1,729.59 after discounts",
+        "Top category: beauty, $1,200.01 (60.0% of sales)",
+        "Change since 2026-11-25T14: carts +2, revenue +$1,900.00 (+1900.0%)",
+        f"Report: {root}/2026-11-25T17/report/index.html",
+        f"Latest: {root}/latest -> 2026-11-25T17",
+    ]
+    assert summary.summary_lines(root, "2026-11-25T14")[4] == "Report: none for this hour"
+    with pytest.raises(summary.NoSummary, match=r"2026-11-25T16 under s3://.* is not complete"):
+        summary.summary_lines(root, "2026-11-25T16")
