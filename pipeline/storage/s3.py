@@ -244,12 +244,12 @@ def downloaded(location: ObjectPath) -> Iterator[Path]:
 
 def remove_orphaned_staging() -> list[Path]:
     """Delete staging files in $TMPDIR whose process is gone (a SIGKILLed worker's)."""
-    from pipeline.storage.atomic import _alive
+    from pipeline.storage.atomic import alive
 
     orphans = []
     for path in Path(tempfile.gettempdir()).glob(f"{STAGING}*"):
         pid = path.name[len(STAGING) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             path.unlink(missing_ok=True)
             orphans.append(path)
     return orphans

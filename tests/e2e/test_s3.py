@@ -32,6 +32,7 @@ from tests.support.s3 import FaultyProxy, ObjectStore, object_store, s3_env
 pytestmark = pytest.mark.slow
 
 SCHEDULING_ERROR = 35
+CONFIG_ERROR = 78  # python -m pipeline's exit for unusable settings (sysexits EX_CONFIG)
 TASK_FAILED = 30
 ALREADY_RUNNING = 10
 #: Every object of a complete partition on the store (the claim object included).
@@ -116,8 +117,9 @@ def test_a_data_root_of_another_scheme_is_refused_at_once(
          "--lock-pid-dir", str(tmp_path / "pids")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert script.returncode == SCHEDULING_ERROR, script.stderr
-    assert f"ERROR: PIPELINE_DATA_DIR: {message}\n" in script.stdout + script.stderr
+    # python -m pipeline checks every setting before luigi starts: one more unusable setting.
+    assert script.returncode == CONFIG_ERROR, script.stderr
+    assert f"  PIPELINE_DATA_DIR: {message} (from environment PIPELINE_DATA_DIR)\n" in script.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # refused before even a run log
     assert sorted(p.name for p in REPO.iterdir()) == before
 
