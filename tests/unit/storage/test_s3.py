@@ -27,6 +27,9 @@ from pipeline.storage.latest import advance_latest, latest_partition, latest_rea
 from pipeline.storage.locks import PartitionBusy
 from tests.support.s3 import BUCKET, ObjectStore, object_store, s3_env
 
+#: Each test talks to a real S3-compatible server (moto) on 127.0.0.1: not in the fast subset.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[ObjectStore]:
