@@ -527,6 +527,12 @@ def _prune(argv: list[str]) -> int:
     return housekeeping.main(argv)
 
 
+def _report(argv: list[str]) -> int:
+    from pipeline.report import summary
+
+    return summary.main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from pipeline.devtools import bench  # a dev tool: imported only when asked for
 
@@ -536,6 +542,7 @@ def _bench(argv: list[str]) -> int:
 #: Subcommands whose arguments (``--help`` included) belong to the module they delegate to.
 DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "units": (_units, "render this checkout's systemd units into DEST"),
+    "report": (_report, "print the summary of a complete hour; runs nothing"),
     "prune": (_prune, "apply the retention now (try --dry-run first)"),
     "bench": (_bench, "benchmark the pipeline at scale (a dev tool)"),
 }  # fmt: skip

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.config import paths  # here: reading luigi's config is not free
 
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.report.summary",
+        prog="python -m pipeline report",
         description="Print the summary of a complete hourly snapshot; runs nothing.",
     )
     parser.add_argument("--date-hour", help="the hour, e.g. 2026-11-25T17 (default: latest)")
