@@ -205,11 +205,16 @@ OTHER = 54321  # a uid and gid no file here belongs to
 
 @pytest.fixture
 def tree() -> Iterator[Path]:
-    """A directory anyone may search (pytest's own tmp_path is private to its user)."""
+    """A directory anyone may search (pytest's own tmp_path is private to its user), in which
+    new folders are too: run_pipeline.sh runs the tests under umask 027."""
     base = Path(tempfile.mkdtemp())
     base.chmod(0o755)
-    yield base
-    shutil.rmtree(base)
+    umask = os.umask(0o022)
+    try:
+        yield base
+    finally:
+        os.umask(umask)
+        shutil.rmtree(base)
 
 
 def test_a_private_directory_on_the_way_is_named_with_its_mode(tree: Path) -> None:
