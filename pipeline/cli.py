@@ -36,7 +36,7 @@ from pipeline.tasks.base import RUN_LOG_ENV
 PROG = "python -m pipeline"
 UMASK = 0o027  # data and logs may hold personal fields: never world-readable
 DEMO_DIR = CHECKOUT / "data-demo"
-DEMO_API_TIMEOUT = 30.0  # seconds the demo API may take to say where it listens
+DEMO_API_TIMEOUT = 120.0  # seconds; it starts in well under one, unless the machine is swamped
 
 ENVIRONMENT = """\
 environment:
