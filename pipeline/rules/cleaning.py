@@ -82,6 +82,13 @@ def clean_cart_lines(lines: pd.DataFrame) -> pd.DataFrame:
     return out.take(_line_order(lines)).reset_index(drop=True)
 
 
+def empty_lines() -> pd.DataFrame:
+    """Cleaned cart lines of no cart: the columns and types ``clean_cart_lines`` gives."""
+    columns = CLEANED["cleaned_carts"].columns
+    kinds = {c.name: "int64" if c.kind == "int" else "float64" for c in columns}
+    return pd.DataFrame({c: pd.Series(dtype=kinds[c]) for c in CART_COLUMNS})
+
+
 def api_line_totals(lines: pd.DataFrame) -> pd.Series:
     """The API's own ``total`` of each line, row for row with ``clean_cart_lines(lines)``."""
     return lines["total"].astype("float64").take(_line_order(lines)).reset_index(drop=True)
@@ -89,8 +96,12 @@ def api_line_totals(lines: pd.DataFrame) -> pd.Series:
 
 def _line_order(lines: pd.DataFrame) -> np.ndarray:
     """Positions sorting raw lines by cart, then by their order within the cart."""
-    line_no = lines["line_no"] if "line_no" in lines else np.arange(len(lines))
-    return np.lexsort((np.asarray(line_no), lines["cart_id"].to_numpy()))
+    cart = lines["cart_id"].to_numpy()
+    line_no = lines["line_no"].to_numpy() if "line_no" in lines else np.arange(len(lines))
+    step, next_line = np.diff(cart), np.diff(line_no)
+    if ((step > 0) | ((step == 0) & (next_line > 0))).all():  # the usual case: already sorted
+        return np.arange(len(lines))
+    return np.lexsort((line_no, cart))
 
 
 def cart_totals(carts: pd.DataFrame) -> pd.DataFrame:

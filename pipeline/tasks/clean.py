@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import luigi
 
 from pipeline import config
-from pipeline.storage.atomic import target
+from pipeline.storage.atomic import atomic_path, target
 from pipeline.storage.fs import delete, local_copy
-from pipeline.tasks.base import PartitionTask
+from pipeline.storage.layout import Partition
+from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.extract import EXTRACTS
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from pipeline.rules import quality
+    from pipeline.storage import formats
 
 
 class CleanUsers(PartitionTask):
@@ -76,7 +82,13 @@ class CleanProducts(PartitionTask):
 
 
 class CleanCarts(PartitionTask):
-    """cleaned_carts.csv: one row per cart line, after the quality gates on carts."""
+    """cleaned_carts.csv: one row per cart line, after the quality gates on carts.
+
+    The carts are streamed in batches of whole carts, so memory holds the users' and products'
+    ids, the running totals per user and per product, and one batch, never every cart line.
+    Besides the CSV it writes the totals per user and per product with money unrounded
+    (``_exact/``), which the two summaries are built from.
+    """
 
     def requires(self) -> dict[str, luigi.Task]:
         return {
@@ -88,40 +100,112 @@ class CleanCarts(PartitionTask):
     def output(self) -> dict[str, luigi.Target]:
         return {
             "carts": target(self.partition.cleaned("carts")),
-            "exact": target(self.partition.exact("cart_lines")),  # what the insights sum
+            # what the summaries are built from: the lines' totals, money unrounded
+            "user_totals": target(self.partition.exact("user_totals")),
+            "product_totals": target(self.partition.exact("product_totals")),
             "stats": self.stats_target(),
         }
 
     def produce(self) -> dict[str, Any]:
-        from pipeline.rules import cleaning, quality
         from pipeline.storage import formats
 
         inputs = self.input()
         with local_copy(inputs["users"]["users"]) as path:
-            users = formats.read_csv(path)
+            user_ids = formats.read_csv(path, ["user_id"])["user_id"]
         with local_copy(inputs["products"]["catalogue"]) as path:
-            catalogue = formats.read_csv(path)
+            product_ids = formats.read_csv(path, ["product_id"])["product_id"]
         with local_copy(inputs["carts"]["raw"]) as path:
-            carts, lines = formats.read_carts(path)
-        checked = quality.check_carts(carts, lines, users["user_id"], catalogue["product_id"])
-        self.write_rejected(checked.findings)
-        warnings = quality.enforce(checked.findings, config.quality().max_bad_rows)
-        rows = self.write_frame(
-            checked.lines, self.partition.cleaned("carts"), cleaning.CART_MONEY_COLUMNS
+            try:
+                return self.stream(path, user_ids, product_ids, in_order=True)
+            except formats.CartsOutOfOrder:
+                log.info("carts.jsonl is not in cart-id order: sorting it first")
+                return self.stream(path, user_ids, product_ids, in_order=False)
+
+    def stream(
+        self, raw: Path, user_ids: pd.Series, product_ids: pd.Series, in_order: bool
+    ) -> dict[str, Any]:
+        """Check, clean and total the carts batch by batch; write what they add up to.
+
+        Nothing is published unless every batch was read and the quality gates pass: the
+        cleaned CSV is renamed into place only then, the rejected rows are written either way.
+        """
+        from pipeline.rules import cleaning, insights, quality
+        from pipeline.storage import formats
+
+        users, products = quality.id_index(user_ids), quality.id_index(product_ids)
+        figures: list[dict[str, float | int]] = []
+        tallies: dict[str, quality.Tally] = {}
+        user_totals = insights.RunningTotals(insights.user_totals(cleaning.empty_lines()))
+        product_totals = insights.RunningTotals(insights.product_totals(cleaning.empty_lines()))
+        path = self.partition.cleaned("carts")
+        with Rejected(self.partition) as rejected, atomic_path(path) as tmp:
+            with formats.CsvWriter(tmp, cleaning.CART_COLUMNS, cleaning.CART_MONEY_COLUMNS) as out:
+                for raw_carts, raw_lines in formats.cart_batches(raw, in_order=in_order):
+                    checked = quality.check_carts(raw_carts, raw_lines, users, products)
+                    for finding in checked.findings:
+                        tallies.setdefault(
+                            finding.check, quality.Tally(finding.check, finding.id_column)
+                        ).add(finding)
+                        rejected.write(finding)
+                    out.write(checked.lines)
+                    figures.append(checked.figures())
+                    user_totals.add(insights.user_totals(checked.lines))
+                    product_totals.add(insights.product_totals(checked.lines))
+                    self.report(f"cleaned_carts.csv: {out.rows} rows")
+            rejected.close()  # kept for the operator even when a gate fails below
+            warnings = quality.enforce(list(tallies.values()), config.quality().max_bad_rows)
+        self.write_exact(user_totals.result().reset_index(), self.partition.exact("user_totals"))
+        self.write_exact(
+            product_totals.result().reset_index(), self.partition.exact("product_totals")
         )
-        self.write_exact(checked.lines, self.partition.exact("cart_lines"))
-        self.report(f"cleaned_carts.csv: {rows} rows", 100)
+        self.report(f"cleaned_carts.csv: {out.rows} rows", 100)
         return {
-            "rows": {"cleaned_carts.csv": rows},
-            **checked.figures(),
+            "rows": {"cleaned_carts.csv": out.rows},
+            **quality.add_figures(figures),
             "quality_warnings": warnings,
         }
 
-    def write_rejected(self, findings: list[quality.Finding]) -> None:
-        """Offending rows go to rejected/<check>.csv; a passing check removes a stale file."""
-        for finding in findings:
-            path = self.partition.rejected(finding.check)
-            if finding.count:
-                self.write_frame(finding.rows, path)
-            else:
-                delete(path)
+
+class Rejected:
+    """rejected/<check>.csv of one partition, appended to batch by batch.
+
+    A check's file is started at its first offending row and published by ``close``; a check
+    that found nothing removes the file a previous run may have left. On an error nothing new
+    is published.
+    """
+
+    def __init__(self, partition: Partition) -> None:
+        self.partition = partition
+        self._files = contextlib.ExitStack()
+        self._writers: dict[str, formats.CsvWriter] = {}
+        self._checks: list[str] = []
+
+    def write(self, finding: quality.Finding) -> None:
+        from pipeline.storage import formats
+
+        if finding.check not in self._checks:
+            self._checks.append(finding.check)
+        if not finding.count:
+            return
+        out = self._writers.get(finding.check)
+        if out is None:
+            tmp = self._files.enter_context(atomic_path(self.partition.rejected(finding.check)))
+            columns = [str(c) for c in finding.rows.columns]
+            out = self._files.enter_context(formats.CsvWriter(tmp, columns))
+            self._writers[finding.check] = out
+        out.write(finding.rows)
+
+    def close(self) -> None:
+        """Publish the files with rows; delete stale ones of the checks that found none."""
+        self._files.close()
+        for check in self._checks:
+            if check not in self._writers:
+                delete(self.partition.rejected(check))
+
+    def __enter__(self) -> Rejected:
+        self._files.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:
+            self._files.__exit__(*exc)

@@ -1,14 +1,18 @@
-"""Insights: the three insight files, each checked against the cart lines before it is written."""
+"""Insights: the three insight files, each checked against the cart lines before it is written.
+
+The two summaries are built from the totals per user and per product that ``CleanCarts`` adds
+up as it streams the carts (money unrounded), so neither reads a cart line; ``CartDetails``
+reads the cleaned cart lines batch by batch and writes each batch as it comes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
 
 from pipeline.schema import INSIGHTS
-from pipeline.storage.atomic import read_json, target
+from pipeline.storage.atomic import atomic_path, read_json, target
 from pipeline.storage.fs import local_copy, location_of
 from pipeline.tasks.base import Lazy, PartitionTask
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
@@ -24,9 +28,8 @@ class InsightTask(PartitionTask):
     """Base of the three insight files: read cleaned inputs, compute, check, write."""
 
     name: ClassVar[str]
-    reads: ClassVar[tuple[str, ...]] = ()  # of SOURCES: what compute() reads besides the lines
+    reads: ClassVar[tuple[str, ...]] = ()  # of SOURCES: what the insight reads besides the carts
     money: ClassVar[tuple[str, ...]] = ()  # columns rounded to cents when written
-    line_columns: ClassVar[tuple[str, ...] | None] = None  # of the cart lines; None: all
     #: (money column, units column) that must add up to the cart lines; None: no total
     totals: ClassVar[tuple[str, str] | None] = None
 
@@ -38,18 +41,14 @@ class InsightTask(PartitionTask):
     def output(self) -> dict[str, luigi.Target]:
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
 
-    def read(self, source: str, output: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read(self, source: str, output: str) -> pd.DataFrame:
+        """A whole input: a cleaned CSV, or the exact totals of ``CleanCarts``."""
         from pipeline.storage import formats
 
         with local_copy(self.input()[source][output]) as path:
-            return formats.read_csv(path, columns)
-
-    def lines(self) -> pd.DataFrame:
-        """The cleaned cart lines with money unrounded: summaries round the sum, not each line."""
-        from pipeline.storage import formats
-
-        with local_copy(self.input()["carts"]["exact"]) as path:
-            return formats.read_exact(path, self.line_columns)
+            if source == "carts":
+                return formats.read_exact(path)
+            return formats.read_csv(path)
 
     def users(self) -> pd.DataFrame:
         return self.read("users", "users")
@@ -82,13 +81,13 @@ class UserSummary(InsightTask):
     name = "user_summary"
     reads = ("users",)
     money = Lazy("pipeline.rules.insights:USER_SUMMARY_MONEY")
-    line_columns = Lazy("pipeline.rules.insights:USER_SUMMARY_LINE_COLUMNS")
     totals = ("total_spent", "total_items")
 
     def compute(self) -> pd.DataFrame:
         from pipeline.rules import insights
 
-        return insights.user_summary(self.lines(), self.users())
+        totals = self.read("carts", "user_totals").set_index("user_id")
+        return insights.user_summary(totals, self.users())
 
 
 class CategorySummary(InsightTask):
@@ -97,26 +96,44 @@ class CategorySummary(InsightTask):
     name = "category_summary"
     reads = ("catalogue",)
     money = Lazy("pipeline.rules.insights:CATEGORY_SUMMARY_MONEY")
-    line_columns = Lazy("pipeline.rules.insights:CATEGORY_SUMMARY_LINE_COLUMNS")
     totals = ("total_sales", "total_items_sold")
 
     def compute(self) -> pd.DataFrame:
         from pipeline.rules import insights
 
-        return insights.category_summary(self.lines(), self.catalogue())
+        totals = self.read("carts", "product_totals").set_index("product_id")
+        return insights.category_summary(totals, self.catalogue())
 
 
 class CartDetails(InsightTask):
-    """cart_details.csv: every cart line with buyer and product attributes."""
+    """cart_details.csv: every cart line with buyer and product attributes.
+
+    The cleaned cart lines are read and detailed batch by batch, and each batch is written as
+    it comes: memory holds the users' and products' attributes and a batch. Money is read back
+    from the CSV at cents, as the details show it: rounding it again changes nothing.
+    """
 
     name = "cart_details"
     reads = ("users", "catalogue")
     money = Lazy("pipeline.rules.insights:CART_DETAIL_MONEY")
 
-    def compute(self) -> pd.DataFrame:
+    def produce(self) -> dict[str, Any]:
         from pipeline.rules import insights
+        from pipeline.storage import formats
 
-        return insights.cart_details(self.lines(), self.users(), self.catalogue())
+        buyers, products = insights.buyers(self.users()), insights.products(self.catalogue())
+        path = self.partition.insight(self.name)
+        columns = insights.CART_DETAIL_COLUMNS
+        with (
+            local_copy(self.input()["carts"]["carts"]) as lines,
+            atomic_path(path) as tmp,
+            formats.CsvWriter(tmp, columns, self.money) as out,
+        ):
+            for batch in formats.csv_batches(lines):
+                out.write(insights.cart_details(batch, buyers, products))
+                self.report(f"{self.name}.csv: {out.rows} rows")
+        self.report(f"{self.name}.csv: {out.rows} rows", 100)
+        return {"rows": {f"{self.name}.csv": out.rows}}
 
 
 INSIGHT_TASKS: dict[str, type[InsightTask]] = {

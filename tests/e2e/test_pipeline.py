@@ -24,7 +24,8 @@ EXPECTED_TREE = (
         f"{PARTITION}/{name}"
         for name in (
             ".lock",
-            "_exact/cart_lines.arrow",
+            "_exact/product_totals.arrow",
+            "_exact/user_totals.arrow",
             "_stats/CartDetails.json",
             "_stats/CategorySummary.json",
             "_stats/CleanCarts.json",
