@@ -24,6 +24,13 @@ UNKNOWN = "(unknown)"  # product missing from the catalogue (only when a quality
 USER_SUMMARY_COLUMNS = INSIGHT_TABLES["user_summary"].names
 CATEGORY_SUMMARY_COLUMNS = INSIGHT_TABLES["category_summary"].names
 CART_DETAIL_COLUMNS = INSIGHT_TABLES["cart_details"].names
+#: The cleaned cart-line columns each summary uses: its task reads no others.
+USER_SUMMARY_LINE_COLUMNS = (
+    "cart_id", "user_id", "quantity", "line_total", "discounted_line_total",
+)  # fmt: skip
+CATEGORY_SUMMARY_LINE_COLUMNS = (
+    "product_id", "quantity", "line_total", "discounted_line_total",
+)  # fmt: skip
 USER_SUMMARY_MONEY = INSIGHT_TABLES["user_summary"].money
 CATEGORY_SUMMARY_MONEY = INSIGHT_TABLES["category_summary"].money
 CART_DETAIL_MONEY = INSIGHT_TABLES["cart_details"].money

@@ -1,8 +1,9 @@
 """Reading raw JSON Lines and writing CSVs: the only module that touches file formats.
 
-Raw files are parsed with an explicit schema (fields we do not use are skipped, types are fixed
-rather than guessed): users and products whole by pyarrow, the carts by DuckDB in batches of
-whole carts (``cart_batches``), so that memory does not grow with the number of cart lines.
+Raw files are parsed by DuckDB with the declared fields and types (``pipeline.schema``: fields we
+do not use are skipped, types are fixed rather than guessed): users and products whole, the
+carts in batches of whole carts (``cart_batches``), so that memory does not grow with the number
+of cart lines.
 CSVs are written by pyarrow, far faster than ``DataFrame.to_csv``, batch after batch
 (``CsvWriter``) and read back in batches (``csv_batches``). The business rules stay in pandas
 (``cleaning``, ``quality``, ``insights``).
@@ -27,8 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-import pyarrow.feather as pa_feather
-import pyarrow.json as pa_json
+import pyarrow.ipc
 
 from pipeline import schema
 
@@ -50,38 +50,64 @@ def _arrow_type(f: schema.Field) -> pa.DataType:
 
 
 def read_schema(endpoint: str) -> pa.Schema:
-    """The explicit schema a raw file is parsed with: the fields ``pipeline.schema`` declares."""
+    """The Arrow schema a raw file is read into: the fields ``pipeline.schema`` declares."""
     return pa.schema([(f.name, _arrow_type(f)) for f in schema.RAW[endpoint].record.fields])
 
 
-USER_SCHEMA = read_schema("users")
-PRODUCT_SCHEMA = read_schema("products")
 CART_SCHEMA = read_schema("carts")
 _CART_FIELDS = [f.name for f in schema.CART.fields if f.items is None]
-#: DuckDB's threads and memory while it parses the carts: beyond the limit a sort spills to disk.
+#: DuckDB's threads and memory while it parses raw files: beyond the limit a sort spills to disk.
 DUCKDB_THREADS = os.cpu_count() or 1
 DUCKDB_MEMORY = "256MB"
 
 
-def _read_jsonl(path: Path, arrow_schema: pa.Schema) -> pa.Table:
-    if Path(path).stat().st_size == 0:  # an endpoint with no records (pyarrow rejects the file)
-        return arrow_schema.empty_table()
-    return pa_json.read_json(
-        path,
-        read_options=pa_json.ReadOptions(block_size=16 << 20),
-        parse_options=pa_json.ParseOptions(
-            explicit_schema=arrow_schema, unexpected_field_behavior="ignore"
-        ),
-    )
+@contextlib.contextmanager
+def _duckdb(threads: int = DUCKDB_THREADS) -> Iterator[Any]:
+    """A DuckDB connection of its own, limited in memory, spilling to a temporary folder."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="pipeline-duckdb-") as spill:
+        settings = {
+            "threads": threads,
+            "memory_limit": DUCKDB_MEMORY,
+            "temp_directory": spill,
+            "preserve_insertion_order": True,  # the file's order, as the API paged it
+        }
+        con = duckdb.connect(config={k: str(v) for k, v in settings.items()})
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def _source(path: Path, endpoint: str) -> tuple[str, dict[str, Any]]:
+    """DuckDB's reader of a raw file with the declared fields, and its parameters.
+
+    DuckDB parses JSON Lines on every core into the same values as pyarrow's reader, bit for
+    bit, at half its CPU time, and can hand them over in batches of bounded size.
+    """
+    columns = {f.name: _duckdb_type(f) for f in schema.RAW[endpoint].record.fields}
+    source = "read_json($path, format='newline_delimited', columns=$columns)"
+    return source, {"path": str(path), "columns": columns}
+
+
+def _read_jsonl(path: Path, endpoint: str) -> pa.Table:
+    """A whole raw file as a table of the declared fields (``read_schema``)."""
+    if Path(path).stat().st_size == 0:  # an endpoint with no records
+        return read_schema(endpoint).empty_table()
+    source, params = _source(path, endpoint)
+    with _duckdb() as con:
+        table = con.sql(f"SELECT * FROM {source}", params=params).to_arrow_table()
+    return table.cast(read_schema(endpoint))  # the same types whatever DuckDB hands over
 
 
 def read_users(path: Path) -> pd.DataFrame:
     """Raw users with the address flattened to ``address.city`` etc."""
-    return _read_jsonl(path, USER_SCHEMA).flatten().to_pandas()
+    return _read_jsonl(path, "users").flatten().to_pandas()
 
 
 def read_products(path: Path) -> pd.DataFrame:
-    return _read_jsonl(path, PRODUCT_SCHEMA).to_pandas()
+    return _read_jsonl(path, "products").to_pandas()
 
 
 #: Carts per batch when the cart lines are streamed (about three lines each): what one batch
@@ -101,35 +127,19 @@ def _duckdb_type(f: schema.Field) -> str:
     return f"STRUCT({struct})[]" if f.kind == "list" else f"STRUCT({struct})"
 
 
-def _duckdb_batches(path: Path, in_order: bool) -> Iterator[pa.RecordBatch]:
+def _cart_batches(path: Path, in_order: bool) -> Iterator[pa.RecordBatch]:
     """Raw carts as Arrow batches of ``BATCH_CARTS``, parsed by DuckDB with the declared types.
 
-    DuckDB's JSON reader parses on every core into the same values as pyarrow's (bit for bit)
-    at half its CPU time and with a bounded buffer. ``in_order=False`` sorts by cart id,
-    equal ids kept in file order: one thread numbers the records as the file has them, and the
-    sort spills to a temporary folder beyond its memory limit.
+    ``in_order=False`` sorts by cart id, equal ids kept in file order: one thread numbers the
+    records as the file has them, and the sort spills to disk beyond DuckDB's memory limit.
     """
-    import duckdb
-
-    columns = {f.name: _duckdb_type(f) for f in schema.CART.fields}
-    with tempfile.TemporaryDirectory(prefix="pipeline-duckdb-") as spill:
-        settings = {
-            "threads": 1 if not in_order else DUCKDB_THREADS,
-            "memory_limit": DUCKDB_MEMORY,
-            "temp_directory": spill,
-            "preserve_insertion_order": True,
-        }
-        con = duckdb.connect(config={k: str(v) for k, v in settings.items()})
-        try:
-            source = "read_json($path, format='newline_delimited', columns=$columns)"
-            query = f"SELECT * FROM {source}"
-            if not in_order:
-                numbered = f"SELECT *, row_number() OVER () AS seq FROM {source}"
-                query = f"SELECT * EXCLUDE (seq) FROM ({numbered}) ORDER BY id, seq"
-            params = {"path": str(path), "columns": columns}
-            yield from con.sql(query, params=params).to_arrow_reader(BATCH_CARTS)
-        finally:
-            con.close()
+    source, params = _source(path, "carts")
+    query = f"SELECT * FROM {source}"
+    if not in_order:
+        numbered = f"SELECT *, row_number() OVER () AS seq FROM {source}"
+        query = f"SELECT * EXCLUDE (seq) FROM ({numbered}) ORDER BY id, seq"
+    with _duckdb(DUCKDB_THREADS if in_order else 1) as con:
+        yield from con.sql(query, params=params).to_arrow_reader(BATCH_CARTS)
 
 
 def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
@@ -221,7 +231,7 @@ def cart_batches(
     if Path(path).stat().st_size == 0:  # an endpoint with no records
         yield _split_carts(CART_SCHEMA.empty_table())
         return
-    batches = _prefetch(_duckdb_batches(Path(path), in_order))
+    batches = _prefetch(_cart_batches(Path(path), in_order))
     try:
         for table in _whole_carts(batches, check_order=in_order):
             yield _split_carts(table)
@@ -262,8 +272,33 @@ def read_csv(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     return pa_csv.read_csv(path, convert_options=options).to_pandas()
 
 
+#: The first bytes of FORMULA_PREFIX, for the quick look of ``_may_be_formula``.
+_FORMULA_BYTES = np.zeros(256, dtype=bool)
+_FORMULA_BYTES[list(b"=+-@\t\r")] = True
+
+
+def _may_be_formula(values: pa.ChunkedArray | pa.Array) -> bool:
+    """Whether any value may start like a formula, from the first byte of each in Arrow's
+    buffers: five times faster than the regular expression, which then runs only when a value
+    does (or a null hides bytes).
+    """
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    for chunk in chunks:
+        _, offsets_buffer, data = chunk.buffers()
+        if data is None or len(chunk) == 0:
+            continue
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(offsets_buffer, width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        starts = offsets[:-1][offsets[1:] > offsets[:-1]]
+        if _FORMULA_BYTES[np.frombuffer(data, np.uint8)[starts]].any():
+            return True
+    return False
+
+
 def neutralise_formulas(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Prefix a quote to text that a spreadsheet would run as a formula (CSV injection)."""
+    if not _may_be_formula(values):
+        return values
     risky = pc.match_substring_regex(values, FORMULA_PREFIX).fill_null(False)
     if not pc.any(risky).as_py():
         return values
@@ -383,17 +418,58 @@ def csv_batches(path: Path, columns: Sequence[str] | None = None) -> Iterator[pd
         batches.close()
 
 
-def write_exact(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write ``frame`` as an Arrow IPC file, every value as computed (a temporary path).
+class ExactWriter:
+    """An Arrow IPC file written batch by batch, every value as computed (a temporary path).
 
     For the tasks that sum money: the CSVs hold it rounded to cents, and a sum of rounded lines
-    can be cents away from the rounded sum when prices have fractions of a cent.
+    can be cents away from the rounded sum when prices have fractions of a cent. Reading it back
+    (``exact_batches``) is a copy, not a parse.
     """
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pa_feather.write_feather(table, str(path), compression="uncompressed")
+
+    def __init__(self, path: str | os.PathLike[str], empty: pd.DataFrame) -> None:
+        self._schema = pa.Schema.from_pandas(empty, preserve_index=False)
+        self._out = pa.ipc.new_file(str(path), self._schema)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+        self._out.write_table(table)
+
+    def __enter__(self) -> ExactWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._out.close()
+
+
+def write_exact(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write ``frame`` at once as ``ExactWriter`` writes batches (a temporary path)."""
+    with ExactWriter(path, frame.iloc[:0]) as out:
+        out.write(frame)
+
+
+def _exact_reader(
+    source: pa.NativeFile, columns: Sequence[str] | None
+) -> pa.ipc.RecordBatchFileReader:
+    if columns is None:
+        return pa.ipc.open_file(source)
+    names = pa.ipc.open_file(source).schema.names
+    fields = [names.index(c) for c in columns]
+    return pa.ipc.open_file(source, options=pa.ipc.IpcReadOptions(included_fields=fields))
+
+
+def exact_batches(path: Path, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """A file of ``ExactWriter`` batch by batch as written; only ``columns`` if given.
+
+    Read into memory a batch at a time, not memory-mapped: mapped pages would count in the
+    process's memory up to the whole file.
+    """
+    with pa.OSFile(str(path)) as source:
+        reader = _exact_reader(source, columns)
+        for i in range(reader.num_record_batches):
+            yield reader.get_batch(i).to_pandas()
 
 
 def read_exact(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a file of ``write_exact``; only ``columns`` if given."""
-    cols = list(columns) if columns is not None else None
-    return pa_feather.read_table(str(path), columns=cols, memory_map=False).to_pandas()
+    """Read a whole file of ``ExactWriter``; only ``columns`` if given."""
+    with pa.OSFile(str(path)) as source:
+        return _exact_reader(source, columns).read_all().to_pandas()

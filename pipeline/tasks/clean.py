@@ -84,10 +84,8 @@ class CleanProducts(PartitionTask):
 class CleanCarts(PartitionTask):
     """cleaned_carts.csv: one row per cart line, after the quality gates on carts.
 
-    The carts are streamed in batches of whole carts, so memory holds the users' and products'
-    ids, the running totals per user and per product, and one batch, never every cart line.
-    Besides the CSV it writes the totals per user and per product with money unrounded
-    (``_exact/``), which the two summaries are built from.
+    The carts are streamed in batches of whole carts, and each batch is checked and written as
+    it comes: memory holds the users' and products' ids and a batch, never every cart line.
     """
 
     def requires(self) -> dict[str, luigi.Task]:
@@ -100,9 +98,7 @@ class CleanCarts(PartitionTask):
     def output(self) -> dict[str, luigi.Target]:
         return {
             "carts": target(self.partition.cleaned("carts")),
-            # what the summaries are built from: the lines' totals, money unrounded
-            "user_totals": target(self.partition.exact("user_totals")),
-            "product_totals": target(self.partition.exact("product_totals")),
+            "exact": target(self.partition.exact("cart_lines")),  # what the insights read
             "stats": self.stats_target(),
         }
 
@@ -124,40 +120,42 @@ class CleanCarts(PartitionTask):
     def stream(
         self, raw: Path, user_ids: pd.Series, product_ids: pd.Series, in_order: bool
     ) -> dict[str, Any]:
-        """Check, clean and total the carts batch by batch; write what they add up to.
+        """Check and clean the carts batch by batch, writing each batch's lines as it comes.
 
-        Nothing is published unless every batch was read and the quality gates pass: the
-        cleaned CSV is renamed into place only then, the rejected rows are written either way.
+        The lines go to cleaned_carts.csv (money at cents) and to ``_exact/cart_lines.arrow``
+        (money as computed, for the insights). Neither is published unless every batch was read
+        and the quality gates pass; the rejected rows are written either way.
         """
-        from pipeline.rules import cleaning, insights, quality
+        from pipeline.rules import cleaning, quality
         from pipeline.storage import formats
 
         users, products = quality.id_index(user_ids), quality.id_index(product_ids)
-        figures: list[dict[str, float | int]] = []
+        figures: list[dict[str, Any]] = []
         tallies: dict[str, quality.Tally] = {}
-        user_totals = insights.RunningTotals(insights.user_totals(cleaning.empty_lines()))
-        product_totals = insights.RunningTotals(insights.product_totals(cleaning.empty_lines()))
-        path = self.partition.cleaned("carts")
-        with Rejected(self.partition) as rejected, atomic_path(path) as tmp:
-            with formats.CsvWriter(tmp, cleaning.CART_COLUMNS, cleaning.CART_MONEY_COLUMNS) as out:
+        csv_path, exact_path = self.partition.cleaned("carts"), self.partition.exact("cart_lines")
+        with (
+            Rejected(self.partition) as rejected,
+            atomic_path(csv_path) as csv_tmp,
+            atomic_path(exact_path) as exact_tmp,
+        ):
+            with (
+                formats.CsvWriter(
+                    csv_tmp, cleaning.CART_COLUMNS, cleaning.CART_MONEY_COLUMNS
+                ) as out,
+                formats.ExactWriter(exact_tmp, cleaning.empty_lines()) as exact,
+            ):
                 for raw_carts, raw_lines in formats.cart_batches(raw, in_order=in_order):
                     checked = quality.check_carts(raw_carts, raw_lines, users, products)
                     for finding in checked.findings:
-                        tallies.setdefault(
-                            finding.check, quality.Tally(finding.check, finding.id_column)
-                        ).add(finding)
+                        tally = quality.Tally(finding.check, finding.id_column)
+                        tallies.setdefault(finding.check, tally).add(finding)
                         rejected.write(finding)
                     out.write(checked.lines)
+                    exact.write(checked.lines)
                     figures.append(checked.figures())
-                    user_totals.add(insights.user_totals(checked.lines))
-                    product_totals.add(insights.product_totals(checked.lines))
                     self.report(f"cleaned_carts.csv: {out.rows} rows")
             rejected.close()  # kept for the operator even when a gate fails below
             warnings = quality.enforce(list(tallies.values()), config.quality().max_bad_rows)
-        self.write_exact(user_totals.result().reset_index(), self.partition.exact("user_totals"))
-        self.write_exact(
-            product_totals.result().reset_index(), self.partition.exact("product_totals")
-        )
         self.report(f"cleaned_carts.csv: {out.rows} rows", 100)
         return {
             "rows": {"cleaned_carts.csv": out.rows},

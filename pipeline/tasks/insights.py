@@ -1,12 +1,13 @@
 """Insights: the three insight files, each checked against the cart lines before it is written.
 
-The two summaries are built from the totals per user and per product that ``CleanCarts`` adds
-up as it streams the carts (money unrounded), so neither reads a cart line; ``CartDetails``
-reads the cleaned cart lines batch by batch and writes each batch as it comes.
+Each reads the cleaned cart lines (money unrounded, ``_exact/cart_lines.arrow``) batch by batch:
+the summaries add up each batch's totals, the cart details write each batch as it comes, so
+memory holds the users and the catalogue and one batch, never every line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
@@ -28,8 +29,9 @@ class InsightTask(PartitionTask):
     """Base of the three insight files: read cleaned inputs, compute, check, write."""
 
     name: ClassVar[str]
-    reads: ClassVar[tuple[str, ...]] = ()  # of SOURCES: what the insight reads besides the carts
+    reads: ClassVar[tuple[str, ...]] = ()  # of SOURCES: what compute() reads besides the lines
     money: ClassVar[tuple[str, ...]] = ()  # columns rounded to cents when written
+    line_columns: ClassVar[tuple[str, ...] | None] = None  # of the cart lines; None: all
     #: (money column, units column) that must add up to the cart lines; None: no total
     totals: ClassVar[tuple[str, str] | None] = None
 
@@ -42,13 +44,18 @@ class InsightTask(PartitionTask):
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
 
     def read(self, source: str, output: str) -> pd.DataFrame:
-        """A whole input: a cleaned CSV, or the exact totals of ``CleanCarts``."""
         from pipeline.storage import formats
 
         with local_copy(self.input()[source][output]) as path:
-            if source == "carts":
-                return formats.read_exact(path)
             return formats.read_csv(path)
+
+    def lines(self) -> Iterator[pd.DataFrame]:
+        """The cleaned cart lines batch by batch, money unrounded: summaries round the sum, not
+        each line."""
+        from pipeline.storage import formats
+
+        with local_copy(self.input()["carts"]["exact"]) as path:
+            yield from formats.exact_batches(path, self.line_columns)
 
     def users(self) -> pd.DataFrame:
         return self.read("users", "users")
@@ -57,7 +64,7 @@ class InsightTask(PartitionTask):
         return self.read("catalogue", "catalogue")
 
     def compute(self) -> pd.DataFrame:
-        """Call the insight's pure function on the inputs it needs."""
+        """Call the insight's pure functions on the inputs it needs."""
         raise NotImplementedError
 
     def produce(self) -> dict[str, Any]:
@@ -81,13 +88,16 @@ class UserSummary(InsightTask):
     name = "user_summary"
     reads = ("users",)
     money = Lazy("pipeline.rules.insights:USER_SUMMARY_MONEY")
+    line_columns = Lazy("pipeline.rules.insights:USER_SUMMARY_LINE_COLUMNS")
     totals = ("total_spent", "total_items")
 
     def compute(self) -> pd.DataFrame:
-        from pipeline.rules import insights
+        from pipeline.rules import cleaning, insights
 
-        totals = self.read("carts", "user_totals").set_index("user_id")
-        return insights.user_summary(totals, self.users())
+        totals = insights.RunningTotals(insights.user_totals(cleaning.empty_lines()))
+        for batch in self.lines():
+            totals.add(insights.user_totals(batch))
+        return insights.user_summary(totals.result(), self.users())
 
 
 class CategorySummary(InsightTask):
@@ -96,22 +106,21 @@ class CategorySummary(InsightTask):
     name = "category_summary"
     reads = ("catalogue",)
     money = Lazy("pipeline.rules.insights:CATEGORY_SUMMARY_MONEY")
+    line_columns = Lazy("pipeline.rules.insights:CATEGORY_SUMMARY_LINE_COLUMNS")
     totals = ("total_sales", "total_items_sold")
 
     def compute(self) -> pd.DataFrame:
-        from pipeline.rules import insights
+        from pipeline.rules import cleaning, insights
 
-        totals = self.read("carts", "product_totals").set_index("product_id")
-        return insights.category_summary(totals, self.catalogue())
+        totals = insights.RunningTotals(insights.product_totals(cleaning.empty_lines()))
+        for batch in self.lines():
+            totals.add(insights.product_totals(batch))
+        return insights.category_summary(totals.result(), self.catalogue())
 
 
 class CartDetails(InsightTask):
-    """cart_details.csv: every cart line with buyer and product attributes.
-
-    The cleaned cart lines are read and detailed batch by batch, and each batch is written as
-    it comes: memory holds the users' and products' attributes and a batch. Money is read back
-    from the CSV at cents, as the details show it: rounding it again changes nothing.
-    """
+    """cart_details.csv: every cart line with buyer and product attributes, written batch by
+    batch as the lines are read."""
 
     name = "cart_details"
     reads = ("users", "catalogue")
@@ -124,12 +133,8 @@ class CartDetails(InsightTask):
         buyers, products = insights.buyers(self.users()), insights.products(self.catalogue())
         path = self.partition.insight(self.name)
         columns = insights.CART_DETAIL_COLUMNS
-        with (
-            local_copy(self.input()["carts"]["carts"]) as lines,
-            atomic_path(path) as tmp,
-            formats.CsvWriter(tmp, columns, self.money) as out,
-        ):
-            for batch in formats.csv_batches(lines):
+        with atomic_path(path) as tmp, formats.CsvWriter(tmp, columns, self.money) as out:
+            for batch in self.lines():
                 out.write(insights.cart_details(batch, buyers, products))
                 self.report(f"{self.name}.csv: {out.rows} rows")
         self.report(f"{self.name}.csv: {out.rows} rows", 100)

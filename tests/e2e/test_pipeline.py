@@ -24,8 +24,7 @@ EXPECTED_TREE = (
         f"{PARTITION}/{name}"
         for name in (
             ".lock",
-            "_exact/product_totals.arrow",
-            "_exact/user_totals.arrow",
+            "_exact/cart_lines.arrow",
             "_stats/CartDetails.json",
             "_stats/CategorySummary.json",
             "_stats/CleanCarts.json",

@@ -215,3 +215,13 @@ def test_csv_columns_are_read_with_their_declared_types() -> None:
     }
     assert {types[c] for c in ("price", "line_total", "total_spent", "total_sales")} == {"double"}
     assert {types[c] for c in ("postal_code", "first_name", "brand", "category")} == {"string"}
+
+
+def test_formulas_are_found_in_slices_and_chunks_of_columns() -> None:
+    values = pa.array(["=x", "ok", None, "", "-1", "é="])
+    assert storage.neutralise_formulas(values.slice(1, 3)).to_pylist() == ["ok", None, ""]
+    assert storage.neutralise_formulas(values.slice(3)).to_pylist() == ["", "'-1", "é="]
+    chunked = pa.chunked_array([values.slice(1, 2), values.slice(0, 1)])
+    assert storage.neutralise_formulas(chunked).to_pylist() == ["ok", None, "'=x"]
+    large = storage.neutralise_formulas(values.cast(pa.large_string()))
+    assert large.to_pylist()[0] == "'=x"

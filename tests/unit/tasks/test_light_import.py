@@ -38,5 +38,12 @@ def test_an_insight_reads_its_columns_from_the_rules_when_it_runs() -> None:
     assert isinstance(UserSummary.__dict__["money"], Lazy)  # on the class: a placeholder
     user, category = UserSummary(date_hour=hour), CategorySummary(date_hour=hour)
     assert user.money == ("total_spent", "total_spent_discounted")
+    assert user.line_columns == (
+        "cart_id", "user_id", "quantity", "line_total", "discounted_line_total",
+    )  # fmt: skip
     assert category.money == ("total_sales", "total_sales_discounted")
+    assert category.line_columns == (
+        "product_id", "quantity", "line_total", "discounted_line_total",
+    )  # fmt: skip
     assert CartDetails(date_hour=hour).money == ("price", "line_total", "discounted_line_total")
+    assert CartDetails(date_hour=hour).line_columns is None  # every column
