@@ -131,7 +131,9 @@ def attributes(keys: pd.Series, table: pd.DataFrame) -> pd.DataFrame:
     ``table`` is made once (``buyers``, ``products``): its index's hash table then serves every
     batch, and one lookup serves every column, where a ``Series.map`` per column would repeat it.
     """
-    return table.reindex(keys.to_numpy()).set_axis(keys.index, axis=0)
+    rows = table.index.get_indexer(keys.to_numpy())
+    found = table.iloc[rows] if (rows >= 0).all() else table.reindex(keys.to_numpy())
+    return found.set_axis(keys.index, axis=0)
 
 
 def cart_details(lines: pd.DataFrame, buyers: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ memory holds the users and the catalogue and one batch, never every line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
@@ -43,11 +43,11 @@ class InsightTask(PartitionTask):
     def output(self) -> dict[str, luigi.Target]:
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
 
-    def read(self, source: str, output: str) -> pd.DataFrame:
+    def read(self, source: str, output: str, columns: Sequence[str]) -> pd.DataFrame:
         from pipeline.storage import formats
 
         with local_copy(self.input()[source][output]) as path:
-            return formats.read_csv(path)
+            return formats.read_csv(path, columns)
 
     def lines(self) -> Iterator[pd.DataFrame]:
         """The cleaned cart lines batch by batch, money unrounded: summaries round the sum, not
@@ -58,10 +58,15 @@ class InsightTask(PartitionTask):
             yield from formats.exact_batches(path, self.line_columns)
 
     def users(self) -> pd.DataFrame:
-        return self.read("users", "users")
+        """The users' columns an insight shows (converting the others is most of a read)."""
+        from pipeline.rules import insights
+
+        return self.read("users", "users", ["user_id", *insights.BUYER_COLUMNS])
 
     def catalogue(self) -> pd.DataFrame:
-        return self.read("catalogue", "catalogue")
+        from pipeline.rules import insights
+
+        return self.read("catalogue", "catalogue", ["product_id", *insights.PRODUCT_COLUMNS])
 
     def compute(self) -> pd.DataFrame:
         """Call the insight's pure functions on the inputs it needs."""
