@@ -75,9 +75,12 @@ class RunningTotals:
     """Per-batch totals (``user_totals``, ``product_totals``) added up as the batches come.
 
     Batches wait in a list and are folded into the running sum (``add_totals``) once they hold
-    as many rows as it does: memory stays within a few times the number of keys (users,
-    products), however many batches there are, and each row is added a few times at most.
+    as many rows as it does (and at least ``FOLD_ROWS``): memory stays within a few times the
+    number of keys (users, products), however many batches there are, and each row is added a
+    few times at most.
     """
+
+    FOLD_ROWS = 1 << 20
 
     def __init__(self, empty: pd.DataFrame) -> None:
         self._sum = empty  # the totals of no lines: columns and types of the result
@@ -87,7 +90,7 @@ class RunningTotals:
     def add(self, batch: pd.DataFrame) -> None:
         self._waiting.append(batch)
         self._rows += len(batch)
-        if self._rows >= len(self._sum):
+        if self._rows >= max(len(self._sum), self.FOLD_ROWS):
             self._fold()
 
     def _fold(self) -> None:

@@ -142,7 +142,11 @@ def test_summaries_of_batches_added_up_are_the_summaries_of_all_lines(cuts: list
     )
 
 
-def test_running_totals_fold_batches_and_keep_the_types_when_there_are_none() -> None:
+@pytest.mark.parametrize("fold_rows", [1, 1 << 20])  # fold as batches come, or at the end
+def test_running_totals_fold_batches_and_keep_the_types_when_there_are_none(
+    fold_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(insights.RunningTotals, "FOLD_ROWS", fold_rows)
     added = insights.RunningTotals(insights.user_totals(lines().iloc[:0]))
     assert added.result().dtypes.astype(str).to_dict() == {
         "carts": "int64", "total_items": "int64", "total_spent": "float64",
