@@ -6,13 +6,15 @@ silently lost every sale of a cheap product.
 
 The cart lines come in batches, so the two summaries are built in two steps: per batch, the
 lines' totals per user (``user_totals``) and per product (``product_totals``), added up over the
-batches by key (``RunningTotals``); then the summary from those totals (``user_summary``,
-``category_summary``). Money is summed unrounded throughout and rounded once, when written.
+batches by key (``add_totals``, or ``RunningTotals`` as the batches come); then the summary from
+those totals (``user_summary``, ``category_summary``). Money is summed unrounded throughout and
+rounded once, when written.
 Cart details need no totals: each batch of lines is detailed on its own (``cart_details``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipeline.schema import INSIGHT_TABLES
@@ -72,36 +74,79 @@ def add_totals(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 class RunningTotals:
-    """Per-batch totals (``user_totals``, ``product_totals``) added up as the batches come.
+    """Per-batch totals (``user_totals``, ``product_totals``) added up by key as batches come.
 
-    Batches wait in a list and are folded into the running sum (``add_totals``) once they hold
-    as many rows as it does (and at least ``FOLD_ROWS``): memory stays within a few times the
-    number of keys (users, products), however many batches there are, and each row is added a
-    few times at most.
+    The keys are ids: each batch's totals are added into one array per column, at the id's
+    position, so a batch costs its own rows however many keys came before, and memory is the
+    arrays (8 or 16 bytes a column per id up to the largest). Money is added in extended
+    precision, so that a total does not depend on how the batches were cut. Should an id not
+    fit (``DENSE_IDS``), the batches are added up by ``add_totals`` instead, a million rows at a
+    time.
     """
 
+    DENSE_IDS = 1 << 24  # arrays of at most 128 MB a column
     FOLD_ROWS = 1 << 20
 
     def __init__(self, empty: pd.DataFrame) -> None:
-        self._sum = empty  # the totals of no lines: columns and types of the result
+        self._empty = empty  # the totals of no lines: columns and types of the result
+        self._arrays = {c: np.zeros(0, _exact_type(empty[c].dtype)) for c in empty.columns}
+        self._seen = np.zeros(0, bool)
+        self._folded: pd.DataFrame | None = None  # once an id does not fit the arrays
         self._waiting: list[pd.DataFrame] = []
         self._rows = 0
 
     def add(self, batch: pd.DataFrame) -> None:
+        ids = batch.index.to_numpy()
+        if self._folded is None and _fits(ids, self.DENSE_IDS):
+            self._add_dense(ids, batch)
+            return
+        if self._folded is None:
+            self._folded = self._dense()
         self._waiting.append(batch)
         self._rows += len(batch)
-        if self._rows >= max(len(self._sum), self.FOLD_ROWS):
+        if self._rows >= self.FOLD_ROWS:
             self._fold()
 
+    def _add_dense(self, ids: np.ndarray, batch: pd.DataFrame) -> None:
+        if len(ids) and ids.max() >= len(self._seen):
+            size = max(int(ids.max()) + 1, 2 * len(self._seen))
+            self._seen = np.concatenate([self._seen, np.zeros(size - len(self._seen), bool)])
+            for c, values in self._arrays.items():
+                grown = np.zeros(size, values.dtype)
+                grown[: len(values)] = values
+                self._arrays[c] = grown
+        for c, values in self._arrays.items():
+            values[ids] += batch[c].to_numpy()  # ids are distinct within a batch's totals
+        self._seen[ids] = True
+
+    def _dense(self) -> pd.DataFrame:
+        ids = np.flatnonzero(self._seen)
+        index = pd.Index(ids, name=self._empty.index.name)
+        columns = {c: v[ids].astype(self._empty[c].dtype) for c, v in self._arrays.items()}
+        return pd.DataFrame(columns, index=index)
+
     def _fold(self) -> None:
+        assert self._folded is not None
         if self._waiting:
-            self._sum = add_totals([self._sum, *self._waiting])
+            self._folded = add_totals([self._folded, *self._waiting])
             self._waiting, self._rows = [], 0
 
     def result(self) -> pd.DataFrame:
         """Every batch's totals added up."""
+        if self._folded is None:
+            return self._dense()
         self._fold()
-        return self._sum
+        return self._folded
+
+
+def _exact_type(dtype: np.dtype) -> np.dtype:
+    """The type a column of totals is added up in: floats in extended precision."""
+    return np.dtype(np.longdouble) if dtype.kind == "f" else dtype
+
+
+def _fits(ids: np.ndarray, limit: int) -> bool:
+    """Whether ``ids`` can index arrays of ``limit`` rows."""
+    return ids.dtype.kind in "iu" and (len(ids) == 0 or (ids.min() >= 0 and ids.max() < limit))
 
 
 def user_summary(totals: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:

@@ -142,10 +142,19 @@ def test_summaries_of_batches_added_up_are_the_summaries_of_all_lines(cuts: list
     )
 
 
-@pytest.mark.parametrize("fold_rows", [1, 1 << 20])  # fold as batches come, or at the end
-def test_running_totals_fold_batches_and_keep_the_types_when_there_are_none(
-    fold_rows: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("dense_ids", "fold_rows"),
+    [
+        (1 << 24, 1 << 20),  # every id in the arrays
+        (0, 1),  # no id fits: added up as batches come
+        (0, 1 << 20),  # ... or at the end
+        (2, 1),  # user 1 fits, user 2 does not: from the arrays to adding up frames
+    ],
+)
+def test_running_totals_add_up_batches_and_keep_the_types_when_there_are_none(
+    dense_ids: int, fold_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(insights.RunningTotals, "DENSE_IDS", dense_ids)
     monkeypatch.setattr(insights.RunningTotals, "FOLD_ROWS", fold_rows)
     added = insights.RunningTotals(insights.user_totals(lines().iloc[:0]))
     assert added.result().dtypes.astype(str).to_dict() == {
@@ -155,6 +164,7 @@ def test_running_totals_fold_batches_and_keep_the_types_when_there_are_none(
     for i in range(len(lines())):  # one line a batch: cart 1 and cart 3 are cut in two
         added.add(insights.user_totals(lines().iloc[i : i + 1]))
     got = added.result().sort_index()
+    assert got.index.tolist() == [1, 2] and got.index.name == "user_id"
     assert got["total_items"].tolist() == [7, 2]
     assert got["total_spent"].tolist() == pytest.approx([811.93, 100.0], abs=1e-9)
 
