@@ -335,6 +335,11 @@ def _encode_csv(table: pa.Table, money: Iterable[str], header: bool) -> pa.Buffe
     return sink.getvalue()
 
 
+def arrow(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as an Arrow table, for a batch handed to several writers: converted once."""
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
 class CsvWriter:
     """One CSV file written frame after frame, as one ``write_csv`` of them all would write it.
 
@@ -430,9 +435,11 @@ class ExactWriter:
         self._schema = pa.Schema.from_pandas(empty, preserve_index=False)
         self._out = pa.ipc.new_file(str(path), self._schema)
 
-    def write(self, frame: pd.DataFrame) -> None:
-        table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
-        self._out.write_table(table)
+    def write(self, frame: pd.DataFrame | pa.Table) -> None:
+        if isinstance(frame, pa.Table):
+            self._out.write_table(frame.cast(self._schema))
+        else:
+            self._out.write_table(pa.Table.from_pandas(frame, self._schema, preserve_index=False))
 
     def __enter__(self) -> ExactWriter:
         return self

@@ -150,8 +150,9 @@ class CleanCarts(PartitionTask):
                         tally = quality.Tally(finding.check, finding.id_column)
                         tallies.setdefault(finding.check, tally).add(finding)
                         rejected.write(finding)
-                    out.write(checked.lines)
-                    exact.write(checked.lines)
+                    lines = formats.arrow(checked.lines)
+                    out.write(lines)
+                    exact.write(lines)
                     figures.append(checked.figures())
                     self.report(f"cleaned_carts.csv: {out.rows} rows")
             rejected.close()  # kept for the operator even when a gate fails below
