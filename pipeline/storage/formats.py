@@ -57,8 +57,9 @@ def read_schema(endpoint: str) -> pa.Schema:
 CART_SCHEMA = read_schema("carts")
 _CART_FIELDS = [f.name for f in schema.CART.fields if f.items is None]
 #: DuckDB's threads and memory while it parses raw files, and its memory to sort carts that are
-#: not in id order (it spills to disk beyond it; 10M carts peaked at 2.4 GB in all).
-DUCKDB_THREADS = os.cpu_count() or 1
+#: not in id order (it spills to disk beyond it; 10M carts peaked at 2.4 GB in all). Each thread
+#: needs buffers within the limit, and the batches are used one at a time: a few threads do.
+DUCKDB_THREADS = min(4, os.cpu_count() or 1)
 DUCKDB_MEMORY = "256MB"
 DUCKDB_SORT_MEMORY = "512MB"
 
