@@ -79,18 +79,33 @@ def clean_cart_lines(lines: pd.DataFrame) -> pd.DataFrame:
             "discounted_line_total": lines["discountedTotal"].astype("float64"),
         },
     )
-    return out.take(_line_order(lines)).reset_index(drop=True)
+    order = _line_order(lines)
+    return (out if order is None else out.take(order)).reset_index(drop=True)
+
+
+def empty_lines() -> pd.DataFrame:
+    """Cleaned cart lines of no cart: the columns and types ``clean_cart_lines`` gives."""
+    columns = CLEANED["cleaned_carts"].columns
+    kinds = {c.name: "int64" if c.kind == "int" else "float64" for c in columns}
+    return pd.DataFrame({c: pd.Series(dtype=kinds[c]) for c in CART_COLUMNS})
 
 
 def api_line_totals(lines: pd.DataFrame) -> pd.Series:
     """The API's own ``total`` of each line, row for row with ``clean_cart_lines(lines)``."""
-    return lines["total"].astype("float64").take(_line_order(lines)).reset_index(drop=True)
+    totals = lines["total"].astype("float64")
+    order = _line_order(lines)
+    return (totals if order is None else totals.take(order)).reset_index(drop=True)
 
 
-def _line_order(lines: pd.DataFrame) -> np.ndarray:
-    """Positions sorting raw lines by cart, then by their order within the cart."""
-    line_no = lines["line_no"] if "line_no" in lines else np.arange(len(lines))
-    return np.lexsort((np.asarray(line_no), lines["cart_id"].to_numpy()))
+def _line_order(lines: pd.DataFrame) -> np.ndarray | None:
+    """Positions sorting raw lines by cart, then by their order within the cart; None when they
+    are sorted already."""
+    cart = lines["cart_id"].to_numpy()
+    line_no = lines["line_no"].to_numpy() if "line_no" in lines else np.arange(len(lines))
+    step, next_line = np.diff(cart), np.diff(line_no)
+    if ((step > 0) | ((step == 0) & (next_line > 0))).all():  # the usual case
+        return None
+    return np.lexsort((line_no, cart))
 
 
 def cart_totals(carts: pd.DataFrame) -> pd.DataFrame:

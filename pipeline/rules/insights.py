@@ -3,10 +3,18 @@
 Every figure is computed from all cart lines. Product attributes come from the full catalogue,
 never from the price-filtered ``cleaned_products``: the old system joined on the filtered list and
 silently lost every sale of a cheap product.
+
+The cart lines come in batches, so the two summaries are built in two steps: per batch, the
+lines' totals per user (``user_totals``) and per product (``product_totals``), added up over the
+batches by key (``add_totals``, or ``RunningTotals`` as the batches come); then the summary from
+those totals (``user_summary``, ``category_summary``). Money is summed unrounded throughout and
+rounded once, when written.
+Cart details need no totals: each batch of lines is detailed on its own (``cart_details``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from pipeline.schema import INSIGHT_TABLES
@@ -18,7 +26,7 @@ UNKNOWN = "(unknown)"  # product missing from the catalogue (only when a quality
 USER_SUMMARY_COLUMNS = INSIGHT_TABLES["user_summary"].names
 CATEGORY_SUMMARY_COLUMNS = INSIGHT_TABLES["category_summary"].names
 CART_DETAIL_COLUMNS = INSIGHT_TABLES["cart_details"].names
-#: The cleaned cart-line columns each summary uses: its task reads no others from the CSV.
+#: The cleaned cart-line columns each summary uses: its task reads no others.
 USER_SUMMARY_LINE_COLUMNS = (
     "cart_id", "user_id", "quantity", "line_total", "discounted_line_total",
 )  # fmt: skip
@@ -28,56 +36,161 @@ CATEGORY_SUMMARY_LINE_COLUMNS = (
 USER_SUMMARY_MONEY = INSIGHT_TABLES["user_summary"].money
 CATEGORY_SUMMARY_MONEY = INSIGHT_TABLES["category_summary"].money
 CART_DETAIL_MONEY = INSIGHT_TABLES["cart_details"].money
+#: The attributes an insight takes from a user and from a product.
+BUYER_COLUMNS = ["first_name", "age", "city"]
+PRODUCT_COLUMNS = ["name", "category"]
 
 
 class ReconciliationError(ValueError):
     """Figures that must agree do not; the output would mislead, so none is written."""
 
 
-def user_summary(lines: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
-    """Per user with a cart: carts, units bought (sum of quantity), money spent."""
-    per_user = lines.groupby("user_id", sort=True).agg(
+def user_totals(lines: pd.DataFrame) -> pd.DataFrame:
+    """Per user in a batch of cleaned cart lines: carts, units bought, money spent (unrounded).
+
+    Indexed by ``user_id``. All the lines of a cart id are in one batch, so a user's carts are
+    counted once however the batches are cut, and adding the batches' counts is exact.
+    """
+    return lines.groupby("user_id", sort=False).agg(
         carts=("cart_id", "nunique"),
         total_items=("quantity", "sum"),
         total_spent=("line_total", "sum"),
         total_spent_discounted=("discounted_line_total", "sum"),
     )
-    attrs = users.set_index("user_id")[["first_name", "age", "city"]]
-    out = per_user.join(attrs, how="left").reset_index()
+
+
+def product_totals(lines: pd.DataFrame) -> pd.DataFrame:
+    """Per product in a batch of cleaned cart lines: units sold and sales (unrounded)."""
+    return lines.groupby("product_id", sort=False).agg(
+        total_sales=("line_total", "sum"),
+        total_items_sold=("quantity", "sum"),
+        total_sales_discounted=("discounted_line_total", "sum"),
+    )
+
+
+def add_totals(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Totals of several batches added up by key: the combine step of ``*_totals``."""
+    return pd.concat(frames).groupby(level=0, sort=False).sum()
+
+
+class RunningTotals:
+    """Per-batch totals (``user_totals``, ``product_totals``) added up by key as batches come.
+
+    The keys are ids: each batch's totals are added into one array per column, at the id's
+    position, so a batch costs its own rows however many keys came before, and memory is the
+    arrays (8 or 16 bytes a column per id up to the largest). Money is added in extended
+    precision, so that a total does not depend on how the batches were cut. Should an id not
+    fit (``DENSE_IDS``), the batches are added up by ``add_totals`` instead, a million rows at a
+    time.
+    """
+
+    DENSE_IDS = 1 << 24  # arrays of at most 128 MB a column
+    FOLD_ROWS = 1 << 20
+
+    def __init__(self, empty: pd.DataFrame) -> None:
+        self._empty = empty  # the totals of no lines: columns and types of the result
+        self._arrays = {c: np.zeros(0, _exact_type(empty[c].dtype)) for c in empty.columns}
+        self._seen = np.zeros(0, bool)
+        self._folded: pd.DataFrame | None = None  # once an id does not fit the arrays
+        self._waiting: list[pd.DataFrame] = []
+        self._rows = 0
+
+    def add(self, batch: pd.DataFrame) -> None:
+        ids = batch.index.to_numpy()
+        if self._folded is None and _fits(ids, self.DENSE_IDS):
+            self._add_dense(ids, batch)
+            return
+        if self._folded is None:
+            self._folded = self._dense()
+        self._waiting.append(batch)
+        self._rows += len(batch)
+        if self._rows >= self.FOLD_ROWS:
+            self._fold()
+
+    def _add_dense(self, ids: np.ndarray, batch: pd.DataFrame) -> None:
+        if len(ids) and ids.max() >= len(self._seen):
+            size = max(int(ids.max()) + 1, 2 * len(self._seen))
+            self._seen = np.concatenate([self._seen, np.zeros(size - len(self._seen), bool)])
+            for c, values in self._arrays.items():
+                grown = np.zeros(size, values.dtype)
+                grown[: len(values)] = values
+                self._arrays[c] = grown
+        for c, values in self._arrays.items():
+            values[ids] += batch[c].to_numpy()  # ids are distinct within a batch's totals
+        self._seen[ids] = True
+
+    def _dense(self) -> pd.DataFrame:
+        ids = np.flatnonzero(self._seen)
+        index = pd.Index(ids, name=self._empty.index.name)
+        columns = {c: v[ids].astype(self._empty[c].dtype) for c, v in self._arrays.items()}
+        return pd.DataFrame(columns, index=index)
+
+    def _fold(self) -> None:
+        assert self._folded is not None
+        if self._waiting:
+            self._folded = add_totals([self._folded, *self._waiting])
+            self._waiting, self._rows = [], 0
+
+    def result(self) -> pd.DataFrame:
+        """Every batch's totals added up."""
+        if self._folded is None:
+            return self._dense()
+        self._fold()
+        return self._folded
+
+
+def _exact_type(dtype: np.dtype) -> np.dtype:
+    """The type a column of totals is added up in: floats in extended precision."""
+    return np.dtype(np.longdouble) if dtype.kind == "f" else dtype
+
+
+def _fits(ids: np.ndarray, limit: int) -> bool:
+    """Whether ``ids`` can index arrays of ``limit`` rows."""
+    return ids.dtype.kind in "iu" and (len(ids) == 0 or (ids.min() >= 0 and ids.max() < limit))
+
+
+def user_summary(totals: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
+    """Per user with a cart, from ``user_totals`` of all lines: with first name, age, city."""
+    out = totals.sort_index().join(buyers(users), how="left").reset_index()
     return out[USER_SUMMARY_COLUMNS]
 
 
-def category_summary(lines: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
-    """Per category over every cart line: sales, units sold, discounted sales."""
-    category = lines["product_id"].map(catalogue.set_index("product_id")["category"])
+def category_summary(totals: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
+    """Per category, from ``product_totals`` of all lines: sales, units sold, discounted sales."""
+    category = attributes(totals.index.to_series(), products(catalogue))["category"]
     category = category.fillna(UNKNOWN)  # a sale is never dropped for want of a category
-    out = (
-        lines.assign(category=category)
-        .groupby("category", sort=True)
-        .agg(
-            total_sales=("line_total", "sum"),
-            total_items_sold=("quantity", "sum"),
-            total_sales_discounted=("discounted_line_total", "sum"),
-        )
-        .reset_index()
-    )
-    return out[CATEGORY_SUMMARY_COLUMNS]
+    out = totals.groupby(category.to_numpy(), sort=True).sum().rename_axis("category")
+    return out.reset_index()[CATEGORY_SUMMARY_COLUMNS]
 
 
-def _attributes(keys: pd.Series, table: pd.DataFrame, key: str, columns: list[str]) -> pd.DataFrame:
-    """``columns`` of the ``table`` row whose ``key`` equals each of ``keys`` (NaN if none).
+def buyers(users: pd.DataFrame) -> pd.DataFrame:
+    """The users' attributes an insight shows, indexed by ``user_id`` (for ``attributes``)."""
+    return users.set_index("user_id")[BUYER_COLUMNS]
 
-    One hash lookup serves every column, where a ``Series.map`` per column would repeat it.
+
+def products(catalogue: pd.DataFrame) -> pd.DataFrame:
+    """The catalogue's attributes an insight shows, indexed by ``product_id``."""
+    return catalogue.set_index("product_id")[PRODUCT_COLUMNS]
+
+
+def attributes(keys: pd.Series, table: pd.DataFrame) -> pd.DataFrame:
+    """The row of ``table`` (indexed by key) for each of ``keys``; NaN where there is none.
+
+    ``table`` is made once (``buyers``, ``products``): its index's hash table then serves every
+    batch, and one lookup serves every column, where a ``Series.map`` per column would repeat it.
     """
-    found = table.set_index(key)[columns].reindex(keys.to_numpy())
+    rows = table.index.get_indexer(keys.to_numpy())
+    found = table.iloc[rows] if (rows >= 0).all() else table.reindex(keys.to_numpy())
     return found.set_axis(keys.index, axis=0)
 
 
-def cart_details(lines: pd.DataFrame, users: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
-    """Every cart line with the buyer's and the product's attributes, in cart/line order."""
-    buyer = _attributes(lines["user_id"], users, "user_id", ["first_name", "age", "city"])
-    product = _attributes(lines["product_id"], catalogue, "product_id", ["name", "category"])
-    product = product.fillna(UNKNOWN)
+def cart_details(lines: pd.DataFrame, buyers: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
+    """Every cart line of a batch with its buyer's and its product's attributes, in line order.
+
+    ``buyers``, ``products``: as the functions of those names make them from users and catalogue.
+    """
+    buyer = attributes(lines["user_id"], buyers)
+    product = attributes(lines["product_id"], products).fillna(UNKNOWN)
     columns = {**dict(lines.items()), **dict(buyer.items()), **dict(product.items())}
     return pd.DataFrame({c: columns[c] for c in CART_DETAIL_COLUMNS}, copy=False)
 

@@ -3,14 +3,20 @@
 Each check returns the offending rows. ``enforce`` turns them into a verdict: a check over its
 threshold (default 0: strict) fails the task with a message naming the check, the number of
 offending rows and up to ten example ids; the task writes the rows to ``rejected/<check>.csv``.
+
+Carts are checked batch by batch (``check_carts``): a cart and all its lines are in one batch,
+duplicates of its id included (``storage.formats.cart_batches``), so every check is complete
+within its batch, and a ``Tally`` per check adds up what the batches found.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline.rules import cleaning
@@ -40,6 +46,25 @@ class Finding:
         return [int(i) for i in self.rows[self.id_column].drop_duplicates().head(n)]
 
 
+@dataclass
+class Tally:
+    """One check over every batch: the rows it found, and the first ten ids in data order."""
+
+    check: str
+    id_column: str
+    count: int = 0
+    examples: list[int] = field(default_factory=list)
+
+    def add(self, finding: Finding) -> None:
+        self.count += finding.count
+        for i in finding.example_ids():
+            if len(self.examples) < 10 and i not in self.examples:
+                self.examples.append(i)
+
+    def example_ids(self, n: int = 10) -> list[int]:
+        return self.examples[:n]
+
+
 def duplicated_ids(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
     return frame[frame[id_column].duplicated(keep=False)]
 
@@ -60,17 +85,33 @@ def cart_differences(carts: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def known(values: pd.Series, ids: pd.Index | pd.Series) -> np.ndarray:
+    """Whether each of ``values`` is one of ``ids``.
+
+    Given as an ``id_index``, ``ids`` keep their hash table from one batch to the next, so a
+    batch costs its own rows, not all the users' again (``Series.isin`` would rebuild it).
+    """
+    index = ids if isinstance(ids, pd.Index) and ids.is_unique else id_index(ids)
+    return index.get_indexer(values) >= 0
+
+
+def id_index(ids: pd.Series | pd.Index) -> pd.Index:
+    """The distinct ``ids`` as an index, for ``known``."""
+    return pd.Index(pd.unique(ids.dropna()))
+
+
 def cart_findings(
     carts: pd.DataFrame,
     lines: pd.DataFrame,
     api_line_totals: pd.Series,
-    user_ids: pd.Series,
-    product_ids: pd.Series,
+    user_ids: pd.Index,
+    product_ids: pd.Index,
 ) -> list[Finding]:
     """Every check on carts and their lines against users and the product catalogue.
 
     ``carts``: cart_id, user_id, total, discounted_total (the API's). ``lines``: cleaned cart
     lines; ``api_line_totals``: the API's own ``total`` of each line, aligned with ``lines``.
+    ``user_ids``, ``product_ids``: the users' and the catalogue's ids, best as ``id_index``.
     """
     diffs = cart_differences(carts, lines)
     off_total = (diffs["difference"].abs() > CENT) | (diffs["discounted_difference"].abs() > CENT)
@@ -79,8 +120,8 @@ def cart_findings(
         Finding("cart_ids_unique", "cart_id", duplicated_ids(carts, "cart_id")),
         Finding("cart_keys_not_null", "cart_id", null_keys(carts, ["cart_id", "user_id"])),
         Finding("line_keys_not_null", "cart_id", null_keys(lines, ["cart_id", "product_id"])),
-        Finding("cart_user_exists", "cart_id", carts[~carts["user_id"].isin(user_ids)]),
-        Finding("line_product_exists", "cart_id", lines[~lines["product_id"].isin(product_ids)]),
+        Finding("cart_user_exists", "cart_id", carts[~known(carts["user_id"], user_ids)]),
+        Finding("line_product_exists", "cart_id", lines[~known(lines["product_id"], product_ids)]),
         Finding(
             "line_total_matches",
             "cart_id",
@@ -97,7 +138,7 @@ def id_findings(frame: pd.DataFrame, name: str, id_column: str) -> list[Finding]
     ]
 
 
-def enforce(findings: list[Finding], thresholds: Mapping[str, int]) -> list[str]:
+def enforce(findings: Sequence[Finding | Tally], thresholds: Mapping[str, int]) -> list[str]:
     """Raise QualityError for the checks over threshold; return warnings for tolerated ones."""
     failures, warnings = [], []
     for f in findings:
@@ -124,26 +165,47 @@ class CheckedCarts:
     lines: pd.DataFrame
     findings: list[Finding]
 
-    def figures(self) -> dict[str, float | int]:
-        """The totals the insights are later reconciled against."""
+    def figures(self) -> dict[str, Any]:
+        """The totals the insights are later reconciled against, of this batch: money summed in
+        extended precision (``add_figures`` adds the batches' and rounds once)."""
         carts, lines = self.carts, self.lines
+
+        def money(values: pd.Series) -> np.longdouble:
+            return np.sum(values.to_numpy(), dtype=np.longdouble)
+
         return {
             "carts": len(carts),
             "units": int(lines["quantity"].sum()),
-            "api_cart_total": float(carts["total"].sum()),
-            "api_cart_discounted_total": float(carts["discounted_total"].sum()),
-            "line_total": float(lines["line_total"].sum()),
-            "discounted_line_total": float(lines["discounted_line_total"].sum()),
+            "api_cart_total": money(carts["total"]),
+            "api_cart_discounted_total": money(carts["discounted_total"]),
+            "line_total": money(lines["line_total"]),
+            "discounted_line_total": money(lines["discounted_line_total"]),
         }
+
+
+def add_figures(batches: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
+    """The figures of all batches from each batch's (``CheckedCarts.figures``).
+
+    Money is added in extended precision and rounded to a float once, so a total does not
+    depend on where the batches were cut (unless it lies within a two-thousandth of a float's
+    last bit of a tie), and is what one sum of every line gives.
+    """
+    return {
+        key: int(sum(b[key] for b in batches))
+        if key in ("carts", "units")
+        else float(sum((b[key] for b in batches), np.longdouble(0)))
+        for key in batches[0]
+    }
 
 
 def check_carts(
     raw_carts: pd.DataFrame,
     raw_lines: pd.DataFrame,
-    user_ids: pd.Series,
-    product_ids: pd.Series,
+    user_ids: pd.Index,
+    product_ids: pd.Index,
 ) -> CheckedCarts:
-    """Clean the raw carts (``storage.read_carts``) and run every cart check on them."""
+    """Clean a batch of raw carts (``storage.formats.cart_batches``) and run every cart check
+    on it; ``user_ids``, ``product_ids`` as ``cart_findings`` takes them."""
     carts = cleaning.cart_totals(raw_carts)
     lines = cleaning.clean_cart_lines(raw_lines)
     api_line_totals = cleaning.api_line_totals(raw_lines)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import luigi
 
 from pipeline import config
-from pipeline.storage.atomic import target
+from pipeline.storage.atomic import atomic_path, target
 from pipeline.storage.fs import delete, local_copy
-from pipeline.tasks.base import PartitionTask
+from pipeline.storage.layout import Partition
+from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.extract import EXTRACTS
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from pipeline.rules import quality
+    from pipeline.storage import formats
 
 
 class CleanUsers(PartitionTask):
@@ -76,7 +82,11 @@ class CleanProducts(PartitionTask):
 
 
 class CleanCarts(PartitionTask):
-    """cleaned_carts.csv: one row per cart line, after the quality gates on carts."""
+    """cleaned_carts.csv: one row per cart line, after the quality gates on carts.
+
+    The carts are streamed in batches of whole carts, and each batch is checked and written as
+    it comes: memory holds the users' and products' ids and a batch, never every cart line.
+    """
 
     def requires(self) -> dict[str, luigi.Task]:
         return {
@@ -88,40 +98,113 @@ class CleanCarts(PartitionTask):
     def output(self) -> dict[str, luigi.Target]:
         return {
             "carts": target(self.partition.cleaned("carts")),
-            "exact": target(self.partition.exact("cart_lines")),  # what the insights sum
+            "exact": target(self.partition.exact("cart_lines")),  # what the insights read
             "stats": self.stats_target(),
         }
 
     def produce(self) -> dict[str, Any]:
-        from pipeline.rules import cleaning, quality
         from pipeline.storage import formats
 
         inputs = self.input()
         with local_copy(inputs["users"]["users"]) as path:
-            users = formats.read_csv(path)
+            user_ids = formats.read_csv(path, ["user_id"])["user_id"]
         with local_copy(inputs["products"]["catalogue"]) as path:
-            catalogue = formats.read_csv(path)
+            product_ids = formats.read_csv(path, ["product_id"])["product_id"]
         with local_copy(inputs["carts"]["raw"]) as path:
-            carts, lines = formats.read_carts(path)
-        checked = quality.check_carts(carts, lines, users["user_id"], catalogue["product_id"])
-        self.write_rejected(checked.findings)
-        warnings = quality.enforce(checked.findings, config.quality().max_bad_rows)
-        rows = self.write_frame(
-            checked.lines, self.partition.cleaned("carts"), cleaning.CART_MONEY_COLUMNS
-        )
-        self.write_exact(checked.lines, self.partition.exact("cart_lines"))
-        self.report(f"cleaned_carts.csv: {rows} rows", 100)
+            try:
+                return self.stream(path, user_ids, product_ids, in_order=True)
+            except formats.CartsOutOfOrder:
+                log.info("carts.jsonl is not in cart-id order: sorting it first")
+                return self.stream(path, user_ids, product_ids, in_order=False)
+
+    def stream(
+        self, raw: Path, user_ids: pd.Series, product_ids: pd.Series, in_order: bool
+    ) -> dict[str, Any]:
+        """Check and clean the carts batch by batch, writing each batch's lines as it comes.
+
+        The lines go to cleaned_carts.csv (money at cents) and to ``_exact/cart_lines.arrow``
+        (money as computed, for the insights). Neither is published unless every batch was read
+        and the quality gates pass; the rejected rows are written either way.
+        """
+        from pipeline.rules import cleaning, quality
+        from pipeline.storage import formats
+
+        users, products = quality.id_index(user_ids), quality.id_index(product_ids)
+        figures: list[dict[str, Any]] = []
+        tallies: dict[str, quality.Tally] = {}
+        csv_path, exact_path = self.partition.cleaned("carts"), self.partition.exact("cart_lines")
+        with (
+            Rejected(self.partition) as rejected,
+            atomic_path(csv_path) as csv_tmp,
+            atomic_path(exact_path) as exact_tmp,
+        ):
+            with (
+                formats.CsvWriter(
+                    csv_tmp, cleaning.CART_COLUMNS, cleaning.CART_MONEY_COLUMNS
+                ) as out,
+                formats.ExactWriter(exact_tmp, cleaning.empty_lines()) as exact,
+            ):
+                for raw_carts, raw_lines in formats.cart_batches(raw, in_order=in_order):
+                    checked = quality.check_carts(raw_carts, raw_lines, users, products)
+                    for finding in checked.findings:
+                        tally = quality.Tally(finding.check, finding.id_column)
+                        tallies.setdefault(finding.check, tally).add(finding)
+                        rejected.write(finding)
+                    lines = formats.arrow(checked.lines)
+                    out.write(lines)
+                    exact.write(lines)
+                    figures.append(checked.figures())
+                    self.report(f"cleaned_carts.csv: {out.rows} rows")
+            rejected.close()  # kept for the operator even when a gate fails below
+            warnings = quality.enforce(list(tallies.values()), config.quality().max_bad_rows)
+        self.report(f"cleaned_carts.csv: {out.rows} rows", 100)
         return {
-            "rows": {"cleaned_carts.csv": rows},
-            **checked.figures(),
+            "rows": {"cleaned_carts.csv": out.rows},
+            **quality.add_figures(figures),
             "quality_warnings": warnings,
         }
 
-    def write_rejected(self, findings: list[quality.Finding]) -> None:
-        """Offending rows go to rejected/<check>.csv; a passing check removes a stale file."""
-        for finding in findings:
-            path = self.partition.rejected(finding.check)
-            if finding.count:
-                self.write_frame(finding.rows, path)
-            else:
-                delete(path)
+
+class Rejected:
+    """rejected/<check>.csv of one partition, appended to batch by batch.
+
+    A check's file is started at its first offending row and published by ``close``; a check
+    that found nothing removes the file a previous run may have left. On an error nothing new
+    is published.
+    """
+
+    def __init__(self, partition: Partition) -> None:
+        self.partition = partition
+        self._files = contextlib.ExitStack()
+        self._writers: dict[str, formats.CsvWriter] = {}
+        self._checks: list[str] = []
+
+    def write(self, finding: quality.Finding) -> None:
+        from pipeline.storage import formats
+
+        if finding.check not in self._checks:
+            self._checks.append(finding.check)
+        if not finding.count:
+            return
+        out = self._writers.get(finding.check)
+        if out is None:
+            tmp = self._files.enter_context(atomic_path(self.partition.rejected(finding.check)))
+            columns = [str(c) for c in finding.rows.columns]
+            out = self._files.enter_context(formats.CsvWriter(tmp, columns))
+            self._writers[finding.check] = out
+        out.write(finding.rows)
+
+    def close(self) -> None:
+        """Publish the files with rows; delete stale ones of the checks that found none."""
+        self._files.close()
+        for check in self._checks:
+            if check not in self._writers:
+                delete(self.partition.rejected(check))
+
+    def __enter__(self) -> Rejected:
+        self._files.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:
+            self._files.__exit__(*exc)

@@ -1,14 +1,19 @@
-"""Insights: the three insight files, each checked against the cart lines before it is written."""
+"""Insights: the three insight files, each checked against the cart lines before it is written.
+
+Each reads the cleaned cart lines (money unrounded, ``_exact/cart_lines.arrow``) batch by batch:
+the summaries add up each batch's totals, the cart details write each batch as it comes, so
+memory holds the users and the catalogue and one batch, never every line.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
 
 from pipeline.schema import INSIGHTS
-from pipeline.storage.atomic import read_json, target
+from pipeline.storage.atomic import atomic_path, read_json, target
 from pipeline.storage.fs import local_copy, location_of
 from pipeline.tasks.base import Lazy, PartitionTask
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
@@ -38,27 +43,33 @@ class InsightTask(PartitionTask):
     def output(self) -> dict[str, luigi.Target]:
         return {"insight": target(self.partition.insight(self.name)), "stats": self.stats_target()}
 
-    def read(self, source: str, output: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    def read(self, source: str, output: str, columns: Sequence[str]) -> pd.DataFrame:
         from pipeline.storage import formats
 
         with local_copy(self.input()[source][output]) as path:
             return formats.read_csv(path, columns)
 
-    def lines(self) -> pd.DataFrame:
-        """The cleaned cart lines with money unrounded: summaries round the sum, not each line."""
+    def lines(self) -> Iterator[pd.DataFrame]:
+        """The cleaned cart lines batch by batch, money unrounded: summaries round the sum, not
+        each line."""
         from pipeline.storage import formats
 
         with local_copy(self.input()["carts"]["exact"]) as path:
-            return formats.read_exact(path, self.line_columns)
+            yield from formats.exact_batches(path, self.line_columns)
 
     def users(self) -> pd.DataFrame:
-        return self.read("users", "users")
+        """The users' columns an insight shows (converting the others is most of a read)."""
+        from pipeline.rules import insights
+
+        return self.read("users", "users", ["user_id", *insights.BUYER_COLUMNS])
 
     def catalogue(self) -> pd.DataFrame:
-        return self.read("catalogue", "catalogue")
+        from pipeline.rules import insights
+
+        return self.read("catalogue", "catalogue", ["product_id", *insights.PRODUCT_COLUMNS])
 
     def compute(self) -> pd.DataFrame:
-        """Call the insight's pure function on the inputs it needs."""
+        """Call the insight's pure functions on the inputs it needs."""
         raise NotImplementedError
 
     def produce(self) -> dict[str, Any]:
@@ -86,9 +97,12 @@ class UserSummary(InsightTask):
     totals = ("total_spent", "total_items")
 
     def compute(self) -> pd.DataFrame:
-        from pipeline.rules import insights
+        from pipeline.rules import cleaning, insights
 
-        return insights.user_summary(self.lines(), self.users())
+        totals = insights.RunningTotals(insights.user_totals(cleaning.empty_lines()))
+        for batch in self.lines():
+            totals.add(insights.user_totals(batch))
+        return insights.user_summary(totals.result(), self.users())
 
 
 class CategorySummary(InsightTask):
@@ -101,22 +115,35 @@ class CategorySummary(InsightTask):
     totals = ("total_sales", "total_items_sold")
 
     def compute(self) -> pd.DataFrame:
-        from pipeline.rules import insights
+        from pipeline.rules import cleaning, insights
 
-        return insights.category_summary(self.lines(), self.catalogue())
+        totals = insights.RunningTotals(insights.product_totals(cleaning.empty_lines()))
+        for batch in self.lines():
+            totals.add(insights.product_totals(batch))
+        return insights.category_summary(totals.result(), self.catalogue())
 
 
 class CartDetails(InsightTask):
-    """cart_details.csv: every cart line with buyer and product attributes."""
+    """cart_details.csv: every cart line with buyer and product attributes, written batch by
+    batch as the lines are read."""
 
     name = "cart_details"
     reads = ("users", "catalogue")
     money = Lazy("pipeline.rules.insights:CART_DETAIL_MONEY")
 
-    def compute(self) -> pd.DataFrame:
+    def produce(self) -> dict[str, Any]:
         from pipeline.rules import insights
+        from pipeline.storage import formats
 
-        return insights.cart_details(self.lines(), self.users(), self.catalogue())
+        buyers, products = insights.buyers(self.users()), insights.products(self.catalogue())
+        path = self.partition.insight(self.name)
+        columns = insights.CART_DETAIL_COLUMNS
+        with atomic_path(path) as tmp, formats.CsvWriter(tmp, columns, self.money) as out:
+            for batch in self.lines():
+                out.write(insights.cart_details(batch, buyers, products))
+                self.report(f"{self.name}.csv: {out.rows} rows")
+        self.report(f"{self.name}.csv: {out.rows} rows", 100)
+        return {"rows": {f"{self.name}.csv": out.rows}}
 
 
 INSIGHT_TASKS: dict[str, type[InsightTask]] = {

@@ -131,3 +131,23 @@ def test_cleaning_fails_when_the_schema_and_the_function_disagree(
     monkeypatch.setattr(cleaning, "USER_COLUMNS", [*cleaning.USER_COLUMNS, "email"])
     with pytest.raises(ValueError, match=r"do not match the schema's \['user_id', .*'email'\]"):
         cleaning.clean_users(raw_users())
+
+
+def test_lines_already_in_cart_order_stay_and_duplicate_carts_interleave_by_line() -> None:
+    """Sorted input is kept as it is; two carts with one id are ordered by line number, the
+    first cart's line before the second's, exactly as a sort of everything would order them."""
+    raw = pd.DataFrame(
+        {"cart_id": [1, 1, 2, 2, 2, 2], "user_id": [1, 1, 2, 2, 3, 3],
+         "line_no": [1, 2, 1, 2, 1, 2], "id": [11, 12, 21, 22, 31, 32],
+         "price": [1.0] * 6, "quantity": [1] * 6, "total": [1.0] * 6,
+         "discountedTotal": [1.0] * 6}
+    )  # fmt: skip
+    assert cleaning.clean_cart_lines(raw)["product_id"].tolist() == [11, 12, 21, 31, 22, 32]
+    in_order = raw.iloc[[0, 1, 2, 4, 3, 5]].reset_index(drop=True)
+    assert cleaning.clean_cart_lines(in_order)["product_id"].tolist() == [11, 12, 21, 31, 22, 32]
+
+
+def test_empty_lines_have_the_cleaned_columns_and_types() -> None:
+    empty = cleaning.empty_lines()
+    assert list(empty.columns) == cleaning.CART_COLUMNS and len(empty) == 0
+    assert empty.dtypes.astype(str).tolist() == ["int64"] * 4 + ["float64"] * 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -65,7 +67,7 @@ def test_user_summary_counts_carts_and_units_not_rows() -> None:
             "total_spent_discounted": [729.59 + 5.22 + 3.48 + 1.74, 87.87],
         }
     )
-    got = insights.user_summary(lines(), users())
+    got = insights.user_summary(insights.user_totals(lines()), users())
     pdt.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-9)
 
 
@@ -78,19 +80,20 @@ def test_category_summary_counts_products_under_the_price_minimum() -> None:
             "total_sales_discounted": [729.59, 5.22 + 3.48 + 1.74, 87.87],
         }
     )
-    got = insights.category_summary(lines(), catalogue())
+    got = insights.category_summary(insights.product_totals(lines()), catalogue())
     pdt.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-9)
     assert got["total_sales"].sum() == pytest.approx(lines()["line_total"].sum())
 
 
 def test_category_summary_labels_a_product_missing_from_the_catalogue() -> None:
-    got = insights.category_summary(lines(), catalogue()[catalogue()["product_id"] != 162])
+    known = catalogue()[catalogue()["product_id"] != 162]
+    got = insights.category_summary(insights.product_totals(lines()), known)
     assert got["category"].tolist() == ["(unknown)", "furniture", "groceries"]
     assert got["total_sales"].sum() == pytest.approx(lines()["line_total"].sum())
 
 
 def test_cart_details_names_cheap_products_and_keeps_line_order() -> None:
-    got = insights.cart_details(lines(), users(), catalogue())
+    got = insights.cart_details(lines(), insights.buyers(users()), insights.products(catalogue()))
     assert list(got.columns) == [
         "cart_id", "user_id", "first_name", "age", "city", "product_id", "name", "category",
         "quantity", "price", "line_total", "discounted_line_total",
@@ -111,6 +114,59 @@ def test_cart_details_names_cheap_products_and_keeps_line_order() -> None:
     pdt.assert_frame_equal(
         got[["quantity", "price", "line_total"]], lines()[["quantity", "price", "line_total"]]
     )
+
+
+def running(
+    batches: list[pd.DataFrame], totals: Callable[[pd.DataFrame], pd.DataFrame]
+) -> pd.DataFrame:
+    """``totals`` of each batch added up as ``CleanCarts`` adds them."""
+    added = insights.RunningTotals(totals(lines().iloc[:0]))
+    for batch in batches:
+        added.add(totals(batch))
+    return added.result()
+
+
+@pytest.mark.parametrize("cuts", [[], [2], [3], [2, 3]])
+def test_summaries_of_batches_added_up_are_the_summaries_of_all_lines(cuts: list[int]) -> None:
+    """Wherever batches are cut between carts (cart 1 is lines 0-1, cart 2 line 2, cart 3 lines
+    3-4), their totals add up to the same summaries; user 1's carts may be in two batches."""
+    whole = [0, *cuts, len(lines())]
+    batches = [lines().iloc[a:b] for a, b in pairwise(whole)]
+    pdt.assert_frame_equal(
+        insights.user_summary(running(batches, insights.user_totals), users()),
+        insights.user_summary(insights.user_totals(lines()), users()),
+    )
+    pdt.assert_frame_equal(
+        insights.category_summary(running(batches, insights.product_totals), catalogue()),
+        insights.category_summary(insights.product_totals(lines()), catalogue()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("dense_ids", "fold_rows"),
+    [
+        (1 << 24, 1 << 20),  # every id in the arrays
+        (0, 1),  # no id fits: added up as batches come
+        (0, 1 << 20),  # ... or at the end
+        (2, 1),  # user 1 fits, user 2 does not: from the arrays to adding up frames
+    ],
+)
+def test_running_totals_add_up_batches_and_keep_the_types_when_there_are_none(
+    dense_ids: int, fold_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(insights.RunningTotals, "DENSE_IDS", dense_ids)
+    monkeypatch.setattr(insights.RunningTotals, "FOLD_ROWS", fold_rows)
+    added = insights.RunningTotals(insights.user_totals(lines().iloc[:0]))
+    assert added.result().dtypes.astype(str).to_dict() == {
+        "carts": "int64", "total_items": "int64", "total_spent": "float64",
+        "total_spent_discounted": "float64",
+    }  # fmt: skip
+    for i in range(len(lines())):  # one line a batch: cart 1 and cart 3 are cut in two
+        added.add(insights.user_totals(lines().iloc[i : i + 1]))
+    got = added.result().sort_index()
+    assert got.index.tolist() == [1, 2] and got.index.name == "user_id"
+    assert got["total_items"].tolist() == [7, 2]
+    assert got["total_spent"].tolist() == pytest.approx([811.93, 100.0], abs=1e-9)
 
 
 def test_reconcile_returns_the_figures_when_everything_agrees() -> None:
@@ -197,7 +253,7 @@ def test_user_summary_sums_sub_cent_lines_unrounded() -> None:
             "total_spent_discounted": [0.015],
         }
     )  # fmt: skip
-    got = insights.user_summary(sub_cent_lines(), users())
+    got = insights.user_summary(insights.user_totals(sub_cent_lines()), users())
     pdt.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-12)
 
 
@@ -210,22 +266,22 @@ def test_category_summary_sums_sub_cent_lines_unrounded() -> None:
             "total_sales_discounted": [0.015],
         }
     )
-    got = insights.category_summary(sub_cent_lines(), catalogue())
+    got = insights.category_summary(insights.product_totals(sub_cent_lines()), catalogue())
     pdt.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-12)
 
 
 def test_a_written_summary_rounds_the_sum_not_each_line(tmp_path: Path) -> None:
     path = tmp_path / "user_summary.csv"
-    summary = insights.user_summary(sub_cent_lines(), users())
+    summary = insights.user_summary(insights.user_totals(sub_cent_lines()), users())
     formats.write_csv(summary, path, ("total_spent", "total_spent_discounted"))
     assert path.read_text().splitlines()[1] == '3,"Sophia",42,"Washington",2,3,1.00,0.02'
-    categories = insights.category_summary(sub_cent_lines(), catalogue())
+    categories = insights.category_summary(insights.product_totals(sub_cent_lines()), catalogue())
     formats.write_csv(categories, path, ("total_sales", "total_sales_discounted"))
     assert path.read_text().splitlines()[1] == '"groceries",1.00,3,0.02'
 
 
 def test_sub_cent_summaries_reconcile_with_the_exact_line_total() -> None:
-    summary = insights.user_summary(sub_cent_lines(), users())
+    summary = insights.user_summary(insights.user_totals(sub_cent_lines()), users())
     got = insights.check_against_lines(
         summary, "user_summary", "total_spent", "total_items", 0.9999, 3
     )

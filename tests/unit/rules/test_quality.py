@@ -154,3 +154,47 @@ def test_check_carts_keeps_sub_cent_line_money_unrounded() -> None:
         "line_total": pytest.approx(0.9999, abs=1e-12),
         "discounted_line_total": pytest.approx(0.015, abs=1e-12),
     }  # fmt: skip
+
+
+def test_tallies_add_up_the_findings_of_every_batch() -> None:
+    tally = quality.Tally("cart_user_exists", "cart_id")
+    for batch in ([3, 4], [], [4, 5], list(range(10, 20))):
+        rows = pd.DataFrame({"cart_id": batch, "user_id": [99] * len(batch)})
+        tally.add(quality.Finding("cart_user_exists", "cart_id", rows))
+    assert tally.count == 14
+    assert tally.example_ids() == [3, 4, 5, 10, 11, 12, 13, 14, 15, 16]
+    with pytest.raises(QualityError, match=r"^check cart_user_exists: 14 offending row\(s\), "
+                       r"e\.g\. cart_id 3, 4, 5, 10, 11, 12, 13, 14, 15, 16$"):  # fmt: skip
+        quality.enforce([tally], {})
+
+
+def test_figures_of_batches_add_up_to_the_figures_of_all_carts() -> None:
+    """0.1 + 0.2 is not 0.3 in floats, yet the batches' money adds up as one sum gives it."""
+    raw_carts = pd.DataFrame(
+        {"id": [1, 2, 3], "userId": [1, 1, 1], "total": [0.1, 0.2, 0.3],
+         "discountedTotal": [0.1, 0.2, 0.3]}
+    )  # fmt: skip
+    raw_lines = pd.DataFrame(
+        {"cart_id": [1, 2, 3], "user_id": [1, 1, 1], "line_no": [1, 1, 1], "id": [16] * 3,
+         "price": [0.1, 0.2, 0.3], "quantity": [1] * 3, "total": [0.1, 0.2, 0.3],
+         "discountedTotal": [0.1, 0.2, 0.3]}
+    )  # fmt: skip
+    ids = pd.Index([1]), pd.Index([16])
+    whole = quality.add_figures([quality.check_carts(raw_carts, raw_lines, *ids).figures()])
+    parts = [
+        quality.check_carts(raw_carts.iloc[a:b], raw_lines.iloc[a:b], *ids).figures()
+        for a, b in ((0, 1), (1, 2), (2, 3))
+    ]
+    assert quality.add_figures(parts) == whole
+    assert whole == {
+        "carts": 3, "units": 3, "api_cart_total": 0.6, "api_cart_discounted_total": 0.6,
+        "line_total": 0.6, "discounted_line_total": 0.6,
+    }  # fmt: skip
+    assert all(type(v) in (int, float) for v in whole.values())
+
+
+def test_known_ids_are_looked_up_in_an_index_of_distinct_ids() -> None:
+    ids = quality.id_index(pd.Series([3, 1, 3, None]))
+    assert sorted(ids) == [1, 3]
+    assert quality.known(pd.Series([1, 2, 3]), ids).tolist() == [True, False, True]
+    assert quality.known(pd.Series([1, 2]), pd.Series([2, 2])).tolist() == [False, True]

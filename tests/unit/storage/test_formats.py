@@ -8,6 +8,7 @@ import orjson
 import pandas as pd
 import pandas.testing as pdt
 import pyarrow as pa
+import pytest
 
 from pipeline.storage import formats as storage
 
@@ -28,16 +29,114 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def test_read_carts_gives_cart_totals_and_numbered_lines(tmp_path: Path) -> None:
-    carts, lines = storage.read_carts(write_jsonl(tmp_path / "carts.jsonl", CARTS))
+def batches(path: Path, in_order: bool = True) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    return list(storage.cart_batches(path, in_order=in_order))
+
+
+def test_cart_batches_give_cart_totals_and_numbered_lines(tmp_path: Path) -> None:
+    [(carts, lines)] = batches(write_jsonl(tmp_path / "carts.jsonl", CARTS[::-1]))
     assert carts[["id", "userId", "total", "discountedTotal"]].to_dict("list") == {
-        "id": [2, 1], "userId": [5, 4], "total": [11.97, 129.99],
-        "discountedTotal": [10.0, 109.79],
+        "id": [1, 2], "userId": [4, 5], "total": [129.99, 11.97],
+        "discountedTotal": [109.79, 10.0],
     }  # fmt: skip
     assert lines[["cart_id", "user_id", "line_no", "id", "quantity"]].to_dict("list") == {
-        "cart_id": [2, 2, 1], "user_id": [5, 5, 4], "line_no": [1, 2, 1],
-        "id": [16, 16, 100], "quantity": [3, 3, 1],
+        "cart_id": [1, 2, 2], "user_id": [4, 5, 5], "line_no": [1, 1, 2],
+        "id": [100, 16, 16], "quantity": [1, 3, 3],
     }  # fmt: skip
+
+
+def cart(cart_id: int, lines: int = 1) -> dict:
+    line = {"id": 16, "price": 1.5, "quantity": 1, "total": 1.5, "discountedTotal": 1.5}
+    return {"id": cart_id, "userId": 1, "total": 1.5 * lines, "discountedTotal": 1.5 * lines,
+            "products": [{**line, "quantity": n + 1} for n in range(lines)]}  # fmt: skip
+
+
+def ids(found: list[tuple[pd.DataFrame, pd.DataFrame]]) -> list[list[int]]:
+    return [carts["id"].tolist() for carts, _ in found]
+
+
+def test_cart_batches_have_a_fixed_size_and_never_split_a_cart_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "BATCH_CARTS", 3)
+    records = [cart(1), cart(2, lines=2), cart(3), cart(3), cart(3), cart(4), cart(5), cart(6)]
+    found = batches(write_jsonl(tmp_path / "carts.jsonl", records))
+    # Cart 3's duplicates, which begin the second batch, join the first one.
+    assert ids(found) == [[1, 2, 3, 3, 3], [4], [5, 6]]
+    assert [lines["cart_id"].tolist() for _, lines in found] == [[1, 2, 2, 3, 3, 3], [4], [5, 6]]
+    monkeypatch.setattr(storage, "BATCH_CARTS", 2)
+    assert ids(batches(tmp_path / "carts.jsonl")) == [[1, 2], [3, 3, 3], [4], [5, 6]]
+
+
+def test_cart_batches_stop_at_a_cart_out_of_order_or_sort_when_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "BATCH_CARTS", 2)
+    records = [cart(1), cart(3), {**cart(2), "userId": 7}, cart(4), {**cart(2), "userId": 8}]
+    path = write_jsonl(tmp_path / "carts.jsonl", records)
+    with pytest.raises(storage.CartsOutOfOrder):
+        batches(path)
+    found = batches(path, in_order=False)
+    assert ids(found) == [[1, 2, 2], [3], [4]]
+    assert found[0][0]["userId"].tolist() == [1, 7, 8]  # equal ids: file order
+
+
+def test_an_empty_carts_file_is_one_empty_batch(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    [(carts, lines)] = batches(empty)
+    assert (len(carts), len(lines)) == (0, 0)
+    assert {"cart_id", "user_id", "line_no", "id", "quantity"} <= set(lines.columns)
+    assert len(storage.read_users(empty)) == 0 and len(storage.read_products(empty)) == 0
+
+
+def test_a_csv_written_in_parts_is_the_csv_written_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "CSV_CHUNK_ROWS", 2)
+    frame = pd.DataFrame(
+        {"cart_id": range(7), "name": ["a", "=b", "c", "d", "e", "f", "g"],
+         "line_total": [0.125, 1.0, 2.005, 3.0, 4.0, 5.0, 99.94999999999999]}
+    )  # fmt: skip
+    storage.write_csv(frame, tmp_path / "once.csv", ("line_total",))
+    with storage.CsvWriter(tmp_path / "parts.csv", list(frame.columns), ("line_total",)) as out:
+        for start, end in ((0, 3), (3, 3), (3, 6), (6, 7)):  # an empty part too
+            out.write(frame.iloc[start:end])
+    once = (tmp_path / "once.csv").read_bytes()
+    assert once.splitlines()[:3] == [
+        b'"cart_id","name","line_total"',
+        b'0,"a",0.13',
+        b'1,"\'=b",1.00',
+    ]
+    assert (tmp_path / "parts.csv").read_bytes() == once
+    assert out.rows == 7
+
+
+def test_a_csv_that_gets_no_rows_has_its_header(tmp_path: Path) -> None:
+    with storage.CsvWriter(tmp_path / "x.csv", ["cart_id", "name"]) as out:
+        pass
+    assert (tmp_path / "x.csv").read_bytes() == b'"cart_id","name"\n' and out.rows == 0
+
+
+def test_a_frame_with_other_columns_than_the_header_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="are not"):  # noqa: SIM117
+        with storage.CsvWriter(tmp_path / "x.csv", ["a"]) as out:
+            out.write(pd.DataFrame({"a": [1]}))
+            out.write(pd.DataFrame({"b": [2]}))
+
+
+def test_csv_batches_read_a_csv_back_in_parts_with_its_types(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "CSV_BLOCK_BYTES", 64)
+    frame = pd.DataFrame({"user_id": range(40), "postal_code": [f"{i:05d}" for i in range(40)]})
+    storage.write_csv(frame, tmp_path / "x.csv")
+    parts = list(storage.csv_batches(tmp_path / "x.csv"))
+    assert len(parts) > 1
+    pdt.assert_frame_equal(pd.concat(parts, ignore_index=True), frame, check_dtype=False)
+    assert parts[0]["postal_code"].tolist()[:2] == ["00000", "00001"]
+    only = list(storage.csv_batches(tmp_path / "x.csv", ["user_id"]))
+    assert [list(p.columns) for p in only] == [["user_id"]] * len(only)
 
 
 def test_read_products_leaves_missing_brand_empty(tmp_path: Path) -> None:
@@ -90,15 +189,6 @@ def test_half_a_cent_rounds_away_from_zero(tmp_path: Path) -> None:
     assert path.read_text().splitlines()[1:] == ["0.13", "0.38", "2.50", "0.12", "-0.13"]
 
 
-def test_an_empty_endpoint_reads_as_empty_frames(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.jsonl"
-    empty.write_bytes(b"")
-    carts, lines = storage.read_carts(empty)
-    assert (len(carts), len(lines)) == (0, 0)
-    assert {"cart_id", "user_id", "line_no", "id", "quantity"} <= set(lines.columns)
-    assert len(storage.read_users(empty)) == 0 and len(storage.read_products(empty)) == 0
-
-
 def test_raw_files_are_parsed_with_exactly_the_declared_fields() -> None:
     address = pa.struct([(f, pa.string()) for f in
                          ("address", "city", "state", "postalCode", "country")])  # fmt: skip
@@ -125,3 +215,13 @@ def test_csv_columns_are_read_with_their_declared_types() -> None:
     }
     assert {types[c] for c in ("price", "line_total", "total_spent", "total_sales")} == {"double"}
     assert {types[c] for c in ("postal_code", "first_name", "brand", "category")} == {"string"}
+
+
+def test_formulas_are_found_in_slices_and_chunks_of_columns() -> None:
+    values = pa.array(["=x", "ok", None, "", "-1", "é="])
+    assert storage.neutralise_formulas(values.slice(1, 3)).to_pylist() == ["ok", None, ""]
+    assert storage.neutralise_formulas(values.slice(3)).to_pylist() == ["", "'-1", "é="]
+    chunked = pa.chunked_array([values.slice(1, 2), values.slice(0, 1)])
+    assert storage.neutralise_formulas(chunked).to_pylist() == ["ok", None, "'=x"]
+    large = storage.neutralise_formulas(values.cast(pa.large_string()))
+    assert large.to_pylist()[0] == "'=x"
