@@ -32,7 +32,8 @@ from typing import Any
 
 import orjson
 
-ENDPOINTS = ("carts", "products", "users")
+from pipeline.schema import ENDPOINTS
+
 CDN = "https://cdn.dummyjson.com"
 STAMP = "2025-04-30T09:41:02.053Z"  # the real catalogue's createdAt/updatedAt
 CHUNK = 20_000  # records per write() call: bounds memory, keeps syscalls few

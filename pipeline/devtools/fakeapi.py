@@ -23,7 +23,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-ENDPOINTS = ("carts", "products", "users")
+from pipeline.schema import ENDPOINTS
+
 DEFAULT_LIMIT = 30
 SELECTABLE = frozenset({"products", "users"})
 RATE_LIMIT_MESSAGE = "request limit exceeded, please wait a few seconds"
