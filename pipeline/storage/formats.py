@@ -452,12 +452,6 @@ class ExactWriter:
         self._out.close()
 
 
-def write_exact(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write ``frame`` at once as ``ExactWriter`` writes batches (a temporary path)."""
-    with ExactWriter(path, frame.iloc[:0]) as out:
-        out.write(frame)
-
-
 def _exact_reader(
     source: pa.NativeFile, columns: Sequence[str] | None
 ) -> pa.ipc.RecordBatchFileReader:

@@ -283,12 +283,6 @@ class PartitionTask(luigi.Task):
             formats.write_csv(frame, tmp, money)
         return len(frame)
 
-    def write_exact(self, frame: pd.DataFrame, path: fs.Location) -> None:
-        from pipeline.storage import formats
-
-        with atomic_path(path) as tmp:
-            formats.write_exact(frame, tmp)
-
 
 # -- what the console says about each task (luigi's events; the run log has luigi's own lines) --
 
