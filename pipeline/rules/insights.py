@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.rules.keys import IdIndex
 from pipeline.schema import INSIGHT_TABLES
 
 MONEY_TOLERANCE = 0.01  # one cent, the API's own rounding step
@@ -151,46 +152,52 @@ def _fits(ids: np.ndarray, limit: int) -> bool:
 
 def user_summary(totals: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
     """Per user with a cart, from ``user_totals`` of all lines: with first name, age, city."""
-    out = totals.sort_index().join(buyers(users), how="left").reset_index()
+    out = totals.sort_index().join(buyers(users).table, how="left").reset_index()
     return out[USER_SUMMARY_COLUMNS]
 
 
 def category_summary(totals: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     """Per category, from ``product_totals`` of all lines: sales, units sold, discounted sales."""
-    category = attributes(totals.index.to_series(), products(catalogue))["category"]
+    category = products(catalogue).of(totals.index.to_series())["category"]
     category = category.fillna(UNKNOWN)  # a sale is never dropped for want of a category
     out = totals.groupby(category.to_numpy(), sort=True).sum().rename_axis("category")
     return out.reset_index()[CATEGORY_SUMMARY_COLUMNS]
 
 
-def buyers(users: pd.DataFrame) -> pd.DataFrame:
-    """The users' attributes an insight shows, indexed by ``user_id`` (for ``attributes``)."""
-    return users.set_index("user_id")[BUYER_COLUMNS]
+class Attributes:
+    """A table of attributes by id (the users' or the catalogue's), made once and looked up for
+    every batch of lines: its ids are indexed once (``keys.IdIndex``), and one lookup serves
+    every column, where a ``Series.map`` per column would repeat it."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self.table = table  # indexed by id
+        self.index = IdIndex(table.index)
+
+    def of(self, keys: pd.Series) -> pd.DataFrame:
+        """The row for each of ``keys``, aligned with them; NaN where there is none."""
+        rows = self.index.rows(keys)
+        every = (rows >= 0).all()
+        found = self.table.iloc[rows] if every else self.table.reindex(keys.to_numpy())
+        return found.set_axis(keys.index, axis=0)
 
 
-def products(catalogue: pd.DataFrame) -> pd.DataFrame:
-    """The catalogue's attributes an insight shows, indexed by ``product_id``."""
-    return catalogue.set_index("product_id")[PRODUCT_COLUMNS]
+def buyers(users: pd.DataFrame) -> Attributes:
+    """The users' attributes an insight shows, by ``user_id``."""
+    return Attributes(users.set_index("user_id")[BUYER_COLUMNS])
 
 
-def attributes(keys: pd.Series, table: pd.DataFrame) -> pd.DataFrame:
-    """The row of ``table`` (indexed by key) for each of ``keys``; NaN where there is none.
-
-    ``table`` is made once (``buyers``, ``products``): its index's hash table then serves every
-    batch, and one lookup serves every column, where a ``Series.map`` per column would repeat it.
-    """
-    rows = table.index.get_indexer(keys.to_numpy())
-    found = table.iloc[rows] if (rows >= 0).all() else table.reindex(keys.to_numpy())
-    return found.set_axis(keys.index, axis=0)
+def products(catalogue: pd.DataFrame) -> Attributes:
+    """The catalogue's attributes an insight shows, by ``product_id``."""
+    return Attributes(catalogue.set_index("product_id")[PRODUCT_COLUMNS])
 
 
-def cart_details(lines: pd.DataFrame, buyers: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
+def cart_details(lines: pd.DataFrame, buyers: Attributes, products: Attributes) -> pd.DataFrame:
     """Every cart line of a batch with its buyer's and its product's attributes, in line order.
 
     ``buyers``, ``products``: as the functions of those names make them from users and catalogue.
     """
-    buyer = attributes(lines["user_id"], buyers)
-    product = attributes(lines["product_id"], products).fillna(UNKNOWN)
+    buyer = buyers.of(lines["user_id"])
+    product = products.of(lines["product_id"]).fillna(UNKNOWN)
     columns = {**dict(lines.items()), **dict(buyer.items()), **dict(product.items())}
     return pd.DataFrame({c: columns[c] for c in CART_DETAIL_COLUMNS}, copy=False)
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipeline.rules import cleaning
 from pipeline.rules.insights import MONEY_TOLERANCE
+from pipeline.rules.keys import IdIndex
 
 log = logging.getLogger(__name__)
 
@@ -85,27 +86,27 @@ def cart_differences(carts: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def known(values: pd.Series, ids: pd.Index | pd.Series) -> np.ndarray:
+def known(values: pd.Series, ids: IdIndex | pd.Index | pd.Series) -> np.ndarray:
     """Whether each of ``values`` is one of ``ids``.
 
-    Given as an ``id_index``, ``ids`` keep their hash table from one batch to the next, so a
-    batch costs its own rows, not all the users' again (``Series.isin`` would rebuild it).
+    Given as an ``id_index``, ``ids`` are indexed once for every batch, so a batch costs its own
+    rows, not all the users' again (``Series.isin`` would rebuild a hash table each time).
     """
-    index = ids if isinstance(ids, pd.Index) and ids.is_unique else id_index(ids)
-    return index.get_indexer(values) >= 0
+    index = ids if isinstance(ids, IdIndex) else id_index(ids)
+    return index.contains(values)
 
 
-def id_index(ids: pd.Series | pd.Index) -> pd.Index:
-    """The distinct ``ids`` as an index, for ``known``."""
-    return pd.Index(pd.unique(ids.dropna()))
+def id_index(ids: pd.Series | pd.Index) -> IdIndex:
+    """The distinct ``ids`` indexed, for ``known``."""
+    return IdIndex(pd.unique(ids.dropna()))
 
 
 def cart_findings(
     carts: pd.DataFrame,
     lines: pd.DataFrame,
     api_line_totals: pd.Series,
-    user_ids: pd.Index,
-    product_ids: pd.Index,
+    user_ids: IdIndex,
+    product_ids: IdIndex,
 ) -> list[Finding]:
     """Every check on carts and their lines against users and the product catalogue.
 
@@ -201,8 +202,8 @@ def add_figures(batches: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
 def check_carts(
     raw_carts: pd.DataFrame,
     raw_lines: pd.DataFrame,
-    user_ids: pd.Index,
-    product_ids: pd.Index,
+    user_ids: IdIndex,
+    product_ids: IdIndex,
 ) -> CheckedCarts:
     """Clean a batch of raw carts (``storage.formats.cart_batches``) and run every cart check
     on it; ``user_ids``, ``product_ids`` as ``cart_findings`` takes them."""

@@ -195,6 +195,6 @@ def test_figures_of_batches_add_up_to_the_figures_of_all_carts() -> None:
 
 def test_known_ids_are_looked_up_in_an_index_of_distinct_ids() -> None:
     ids = quality.id_index(pd.Series([3, 1, 3, None]))
-    assert sorted(ids) == [1, 3]
+    assert sorted(ids.ids) == [1, 3]
     assert quality.known(pd.Series([1, 2, 3]), ids).tolist() == [True, False, True]
     assert quality.known(pd.Series([1, 2]), pd.Series([2, 2])).tolist() == [False, True]
