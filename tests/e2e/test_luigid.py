@@ -40,7 +40,7 @@ def free_port() -> int:
 EDGES = {
     ("Insights", "HourReport"),
     ("HourReport", "UserSummary"), ("HourReport", "CategorySummary"), ("HourReport", "CartDetails"),
-    ("HourReport", "HistoryHour"),
+    ("HourReport", "HistoryHour"), ("HourReport", "CleanCarts"),
     ("HistoryHour", "UserSummary"), ("HistoryHour", "CategorySummary"),
     ("HistoryHour", "CartDetails"),
     ("UserSummary", "CleanCarts"), ("UserSummary", "CleanUsers"),

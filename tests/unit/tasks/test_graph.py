@@ -22,7 +22,13 @@ def test_each_task_requires_only_the_tasks_whose_outputs_it_reads() -> None:
     }
     assert graph == {
         "Insights": ["HourReport"],
-        "HourReport": ["CartDetails", "CategorySummary", "HistoryHour", "UserSummary"],
+        "HourReport": [
+            "CartDetails",
+            "CategorySummary",
+            "CleanCarts",
+            "HistoryHour",
+            "UserSummary",
+        ],
         "HistoryHour": ["CartDetails", "CategorySummary", "UserSummary"],
         "UserSummary": ["CleanCarts", "CleanUsers"],
         "CategorySummary": ["CleanCarts", "CleanProducts"],
