@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import pandas as pd
 import pandas.testing as pdt
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pytest
 
 from pipeline.storage import formats as storage
@@ -225,3 +227,44 @@ def test_formulas_are_found_in_slices_and_chunks_of_columns() -> None:
     assert storage.neutralise_formulas(chunked).to_pylist() == ["ok", None, "'=x"]
     large = storage.neutralise_formulas(values.cast(pa.large_string()))
     assert large.to_pylist()[0] == "'=x"
+
+
+def _pyarrow_csv(table: pa.Table, header: bool = True) -> bytes:
+    out = pa.BufferOutputStream()
+    pa_csv.write_csv(table, out, pa_csv.WriteOptions(include_header=header))
+    return out.getvalue().to_pybytes()
+
+
+AWKWARD = pa.table(
+    {
+        "id": pa.array([1, None, -3, 0, 2**62], pa.int64()),
+        "small": pa.array([7, 8, None, 0, -1], pa.int32()),
+        "text": pa.array(['a"b', None, "", "x,y\nz", "é ünï"], pa.string()),
+        "large": pa.array(["q", None, "", " lead", "tail "], pa.large_string()),
+        "money": pa.array(
+            [Decimal("0.05"), Decimal("-0.05"), None, Decimal("1234567.10"), Decimal("-12.00")],
+            storage.MONEY_TYPE,
+        ),
+    }
+)
+
+
+def test_polars_encodes_whole_numbers_money_and_text_as_pyarrow_does() -> None:
+    assert storage._polars_writes_as_pyarrow(AWKWARD)
+    for header in (True, False):
+        got = storage._encode_csv(AWKWARD, (), header=header)
+        assert bytes(got) == _pyarrow_csv(AWKWARD, header)
+    assert bytes(storage._encode_csv(AWKWARD.slice(0, 0), (), header=True)) == (
+        b'"id","small","text","large","money"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    "column",
+    [pa.array([41.0, None, 3.5, 1e20, -0.0]), pa.array([True, None, False, True, False])],
+)
+def test_tables_polars_would_write_otherwise_are_encoded_by_pyarrow(column: pa.Array) -> None:
+    """Polars writes 41.0 where pyarrow writes 41, and quotes booleans: pyarrow writes those."""
+    table = AWKWARD.append_column("other", column)
+    assert not storage._polars_writes_as_pyarrow(table)
+    assert bytes(storage._encode_csv(table, (), header=True)) == _pyarrow_csv(table)
