@@ -35,6 +35,8 @@ class IdIndex:
                 rows = np.full(high + 1, -1, dtype=np.int64)
                 rows[values] = np.arange(len(values))
                 self._rows = rows
+        if self._rows is None and self.ids.is_unique:
+            self.ids.get_indexer(values[:1])  # builds the hash table now: threads only read it
 
     def __len__(self) -> int:
         return len(self.ids)

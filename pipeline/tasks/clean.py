@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import luigi
 
 from pipeline import config
+from pipeline.concurrency import ordered_map
 from pipeline.storage.atomic import atomic_path, target
 from pipeline.storage.fs import delete, local_copy
 from pipeline.storage.layout import Partition
@@ -122,6 +123,9 @@ class CleanCarts(PartitionTask):
     ) -> dict[str, Any]:
         """Check and clean the carts batch by batch, writing each batch's lines as it comes.
 
+        Batches are checked on several threads (``concurrency.ordered_map``), and written, their
+        findings tallied, in the order of the file.
+
         The lines go to cleaned_carts.csv (money at cents) and to ``_exact/cart_lines.arrow``
         (money as computed, for the insights). Neither is published unless every batch was read
         and the quality gates pass; the rejected rows are written either way.
@@ -144,8 +148,12 @@ class CleanCarts(PartitionTask):
                 ) as out,
                 formats.ExactWriter(exact_tmp, cleaning.empty_lines()) as exact,
             ):
-                for raw_carts, raw_lines in formats.cart_batches(raw, in_order=in_order):
-                    checked = quality.check_carts(raw_carts, raw_lines, users, products)
+
+                def check(batch: tuple[pd.DataFrame, pd.DataFrame]) -> quality.CheckedCarts:
+                    return quality.check_carts(*batch, users, products)
+
+                batches = formats.cart_batches(raw, in_order=in_order)
+                for checked in ordered_map(check, batches):
                     for finding in checked.findings:
                         tally = quality.Tally(finding.check, finding.id_column)
                         tallies.setdefault(finding.check, tally).add(finding)

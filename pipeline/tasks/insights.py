@@ -2,7 +2,8 @@
 
 Each reads the cleaned cart lines (money unrounded, ``_exact/cart_lines.arrow``) batch by batch:
 the summaries add up each batch's totals, the cart details write each batch as it comes, so
-memory holds the users and the catalogue and one batch, never every line.
+memory holds the users and the catalogue and a few batches, never every line. Batches are worked
+on by several threads (``concurrency.ordered_map``) and used in their order.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import luigi
 
+from pipeline.concurrency import ordered_map
 from pipeline.schema import INSIGHTS
 from pipeline.storage.atomic import atomic_path, read_json, target
 from pipeline.storage.fs import local_copy, location_of
@@ -20,6 +22,7 @@ from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 #: The cleaned inputs an insight may read besides the cart lines, and the task writing each.
 SOURCES: dict[str, type[PartitionTask]] = {"users": CleanUsers, "catalogue": CleanProducts}
@@ -100,8 +103,8 @@ class UserSummary(InsightTask):
         from pipeline.rules import cleaning, insights
 
         totals = insights.RunningTotals(insights.user_totals(cleaning.empty_lines()))
-        for batch in self.lines():
-            totals.add(insights.user_totals(batch))
+        for batch_totals in ordered_map(insights.user_totals, self.lines()):
+            totals.add(batch_totals)
         return insights.user_summary(totals.result(), self.users())
 
 
@@ -118,8 +121,8 @@ class CategorySummary(InsightTask):
         from pipeline.rules import cleaning, insights
 
         totals = insights.RunningTotals(insights.product_totals(cleaning.empty_lines()))
-        for batch in self.lines():
-            totals.add(insights.product_totals(batch))
+        for batch_totals in ordered_map(insights.product_totals, self.lines()):
+            totals.add(batch_totals)
         return insights.category_summary(totals.result(), self.catalogue())
 
 
@@ -136,11 +139,15 @@ class CartDetails(InsightTask):
         from pipeline.storage import formats
 
         buyers, products = insights.buyers(self.users()), insights.products(self.catalogue())
+
+        def detail(lines: pd.DataFrame) -> pa.Table:
+            return formats.arrow(insights.cart_details(lines, buyers, products))
+
         path = self.partition.insight(self.name)
         columns = insights.CART_DETAIL_COLUMNS
         with atomic_path(path) as tmp, formats.CsvWriter(tmp, columns, self.money) as out:
-            for batch in self.lines():
-                out.write(insights.cart_details(batch, buyers, products))
+            for details in ordered_map(detail, self.lines()):
+                out.write(details)
                 self.report(f"{self.name}.csv: {out.rows} rows")
         self.report(f"{self.name}.csv: {out.rows} rows", 100)
         return {"rows": {f"{self.name}.csv": out.rows}}
