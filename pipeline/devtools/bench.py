@@ -14,7 +14,10 @@ Scenarios (the issue's numbering):
 
 1. ``extract``: the three extracts only, 10k carts / 5k users / 200 products, 20 ms added to
    every request, *default* settings (so the real API's rate limit is respected).
-2. ``clean``: clean + insights from raw ``jsons/*.jsonl`` already in place, at each ``--scales``.
+2. ``clean``: clean + insights from raw ``jsons/*.jsonl`` already in place, at each ``--scales``
+   (``CleanAndInsights``: the three insight files and what they need).
+   ``hour``: the same as a whole hour (``Insights``: + history, report, manifest, ``latest``).
+   ``duckdb-sql``: the same raw files through ``duckdb_sql``, a user's one-script alternative.
 3. ``rerun``: ``Insights`` again on the complete partition; must make zero requests.
 4. ``extract-rss``: the extracts of the largest scale without latency; the client-side rate
    limit is raised for the local server with ``--api-rate-limit-requests``.
@@ -45,10 +48,11 @@ from pipeline.devtools.datagen import write_dataset
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from pipeline.schema import ENDPOINTS
 from pipeline.tasks.extract import EXTRACTS, ExtractTask
+from pipeline.tasks.insights import INSIGHT_TASKS
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITION = "2026-11-25T17"
-SCENARIOS = ("startup", "extract", "clean", "rerun", "extract-rss")
+SCENARIOS = ("startup", "extract", "clean", "hour", "duckdb-sql", "rerun", "extract-rss")
 #: Lifts the client-side limit for the local server only (scenario 4 and the clean set-up).
 LOCAL_LIMIT = ("--api-rate-limit-requests", "1000000")
 
@@ -60,6 +64,16 @@ class ExtractOnly(luigi.WrapperTask):
 
     def requires(self) -> list[ExtractTask]:
         return [extract(date_hour=self.date_hour) for extract in EXTRACTS.values()]
+
+
+class CleanAndInsights(luigi.WrapperTask):
+    """Clean and the three insight files of one partition, without the hour's history, report
+    and manifest: what issue 12's time targets are about."""
+
+    date_hour = luigi.DateHourParameter()
+
+    def requires(self) -> list[luigi.Task]:
+        return [task(date_hour=self.date_hour) for task in INSIGHT_TASKS.values()]
 
 
 class Nothing(luigi.WrapperTask):
@@ -295,35 +309,50 @@ class Bench:
         shutil.rmtree(path, ignore_errors=True)
         shutil.copytree(data, path, ignore=shutil.ignore_patterns(".lock"))
 
-    def clean(self, scale: Scale, rerun: bool) -> list[Result]:
-        """Clean + insights from extracted raw data, then (optionally) the no-op rerun.
+    def clean(self, scale: Scale, scenarios: Sequence[str]) -> list[Result]:
+        """The scenarios on raw data already extracted, each ``--runs`` times; then, if asked,
+        the no-op rerun on the last run's complete hour.
 
         Each run's outputs are removed once its figures are read, but the last run's (10M carts
-        write some 5 GB), which the rerun runs on.
+        write some 7 GB), which the rerun runs on.
         """
         source = self.extracted(scale)
-        cmd = self.command("pipeline", "Insights")
-        result = Result("clean", scale.carts, f"{scale.label} (raw JSON in place)", _show(cmd))
-        results = [result]
-        tasks: list[dict[str, float]] = []
+        commands = {
+            "clean": self.command("pipeline.devtools.bench", "CleanAndInsights"),
+            "hour": self.command("pipeline", "Insights"),
+            "duckdb-sql": [sys.executable, "-m", "pipeline.devtools.duckdb_sql"],
+        }
+        results: list[Result] = []
         data = None
         # An idle server: any request at all would be a bug (the extract targets exist).
         with DummyJSONServer(Dataset({})) as server:
-            for i in range(self.runs):
-                if data is not None:
-                    shutil.rmtree(data, ignore_errors=True)
-                data = self.data_dir(f"clean-{scale.carts}-{i}")
-                _link_tree(source, data)
-                result.runs.append(self.luigi(server, data, cmd, f"clean-{scale.carts}-{i}"))
-                tasks.append(_task_seconds(data))
-            _forbid_requests(result)
-            result.tasks = {
-                k: round(statistics.median(t[k] for t in tasks), 2)
-                for k in tasks[0]
-                if not k.startswith("Extract-")
-            }
-            if rerun and data is not None:
+            for scenario in (s for s in commands if s in scenarios):
+                cmd = commands[scenario]
+                result = Result(scenario, scale.carts, f"{scale.label} (raw JSON in place)",
+                                _show(cmd))  # fmt: skip
+                tasks: list[dict[str, float]] = []
+                for i in range(self.runs):
+                    if data is not None:
+                        shutil.rmtree(data, ignore_errors=True)
+                    data = self.data_dir(f"{scenario}-{scale.carts}-{i}")
+                    _link_tree(source, data)
+                    run_cmd = [*cmd, str(data / PARTITION)] if scenario == "duckdb-sql" else cmd
+                    name = f"{scenario}-{scale.carts}-{i}"
+                    result.runs.append(self.luigi(server, data, run_cmd, name))
+                    tasks.append(_task_seconds(data))
+                _forbid_requests(result)
+                result.tasks = {
+                    k: round(statistics.median(t[k] for t in tasks), 2)
+                    for k in tasks[0]
+                    if not k.startswith("Extract-")
+                }
+                results.append(result)
+            if "rerun" in scenarios and data is not None:
+                if "hour" not in scenarios:  # the rerun needs a complete hour
+                    cmd = commands["hour"]
+                    self.luigi(server, data, cmd, f"hour-for-rerun-{scale.carts}")
                 label = f"{scale.label} (complete partition)"
+                cmd = commands["hour"]
                 again = Result("rerun", scale.carts, label, _show(cmd))
                 for i in range(self.runs):
                     again.runs.append(self.luigi(server, data, cmd, f"rerun-{i}"))
@@ -397,6 +426,8 @@ TARGET = {  # issue 12 for clean + insights, issue 5 for the rest
     ("extract", 0): "<= 1.5 s",
     ("clean", 1_000_000): "<= 4 s, <= 1 GB",
     ("clean", 10_000_000): "<= 60 s, <= 3 GB",
+    ("hour", 1_000_000): "<= 1 GB",
+    ("hour", 10_000_000): "<= 3 GB",
     ("rerun", 0): "<= 2 s, 0 requests",
     ("extract-rss", 0): "<= 400 MB",
 }
@@ -438,7 +469,8 @@ def table(results: Sequence[Result]) -> str:
         "| load | target | old system | speed-up |",
         "|---|---|---|---:|---|---:|---:|---:|---:|---|---|---|---:|",
     ]
-    number = {"startup": "-", "extract": "1", "clean": "2", "rerun": "3", "extract-rss": "4"}
+    number = {"startup": "-", "extract": "1", "clean": "2", "hour": "2b", "duckdb-sql": "2c",
+              "rerun": "3", "extract-rss": "4"}  # fmt: skip
     for r in results:
         runs = ", ".join(f"{x.seconds:.2f}" for x in r.runs)
         loads = "-".join(f"{x.load:.1f}" for x in (min(r.runs, key=_load), max(r.runs, key=_load)))
@@ -456,20 +488,28 @@ def _load(run: Run) -> float:
 
 
 def scaling_table(results: Sequence[Result], sizes: Sequence[dict[str, Any]]) -> str:
-    """Clean + insights at each scale: the issue's scaling table."""
+    """The issue's scaling table: each scenario on raw data at each scale, and clean + insights
+    against the DuckDB SQL script on the same data (time and peak RSS, as ratios)."""
     size = {s["carts"]: s for s in sizes}
+    by = {(r.scenario, r.carts): r for r in results}
     rows = [
-        "| carts | raw JSON (extracted) | median s | runs s | CPU s | peak RSS MB | target |",
-        "|---:|---:|---:|---|---:|---:|---|",
+        "| carts | raw JSON (extracted) | scenario | median s | runs s | CPU s | peak RSS MB "
+        "| target | vs DuckDB SQL |",
+        "|---:|---:|---|---:|---|---:|---:|---|---|",
     ]
     for r in results:
-        if r.scenario != "clean":
+        if r.scenario not in ("clean", "hour", "duckdb-sql"):
             continue
         runs = ", ".join(f"{x.seconds:.2f}" for x in r.runs)
         gb = size.get(r.carts, {}).get("extracted_gb")
+        sql = by.get(("duckdb-sql", r.carts))
+        versus = ""
+        if sql is not None and r is not sql:
+            versus = (f"{r.median / sql.median:.2f}x the time, "
+                      f"{r.peak_rss_mb / sql.peak_rss_mb:.2f}x the memory")  # fmt: skip
         rows.append(
-            f"| {r.carts:,} | {gb} GB | {r.median:.2f} | {runs} | {r.cpu_median:.2f} | "
-            f"{r.peak_rss_mb:,.0f} | {r.target} |"
+            f"| {r.carts:,} | {gb} GB | {r.scenario} | {r.median:.2f} | {runs} | "
+            f"{r.cpu_median:.2f} | {r.peak_rss_mb:,.0f} | {r.target} | {versus} |"
         )
     return "\n".join(rows)
 
@@ -517,10 +557,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(bench.extract(EXTRACT_SCALE, 0.02, extra, "extract"))
     if "extract-rss" in only and scales:
         results.append(bench.extract(scales[-1], 0.0, LOCAL_LIMIT, "extract-rss"))
-    if "clean" in only or "rerun" in only:
-        for i, scale in enumerate(scales):
-            found = bench.clean(scale, rerun="rerun" in only and i == len(scales) - 1)
-            results.extend(r for r in found if r.scenario in only)
+    on_raw = [s for s in ("clean", "hour", "duckdb-sql", "rerun") if s in only]
+    for i, scale in enumerate(scales if on_raw else []):
+        last = i == len(scales) - 1
+        results.extend(bench.clean(scale, [s for s in on_raw if s != "rerun" or last]))
     for r in results:
         r.target = target(r.scenario, r.carts)
         r.reference_seconds, r.reference = REFERENCE.get((r.scenario, r.carts), (None, ""))
@@ -533,8 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Command: python -m pipeline.devtools.bench {' '.join(argv or sys.argv[1:])}".rstrip())
     print()
     print(table(results))
-    if any(r.scenario == "clean" for r in results):
-        print("\nScaling, clean + insights:\n")
+    if any(r.scenario in ("clean", "hour", "duckdb-sql") for r in results):
+        print("\nScaling, on raw data in place (hour: clean + insights + history + report):\n")
         print(scaling_table(results, sizes))
     for s in sizes:
         print(f"\ndata at {s['carts']:,} carts: generated {s['generated_gb']} GB "
