@@ -96,8 +96,8 @@ class HourReport(PartitionTask):
 
     def requires(self) -> dict[str, luigi.Task]:
         return {
-            **_insights(self.date_hour),
             "lines": CleanCarts(date_hour=self.date_hour),  # the cart ids, read from its lines
+            **_insights(self.date_hour),
             "history": HistoryHour(date_hour=self.date_hour),
         }
 

@@ -161,7 +161,7 @@ def test_pipeline_through_luigid(luigid: Luigid, tmp_path: Path) -> None:
     assert set(graph) == set(done)
     edges = {(node["name"], graph[dep]["name"]) for node in graph.values() for dep in node["deps"]}
     assert edges == EDGES
-    assert sum(len(node["deps"]) for node in graph.values()) == len(EDGES) == 20
+    assert sum(len(node["deps"]) for node in graph.values()) == len(EDGES) == 21
     assert len(graph[root]["deps"]) == 1  # the report, which requires the rest
 
     # state_path from config/luigid.cfg: written on SIGTERM, read back at start.
