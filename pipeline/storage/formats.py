@@ -64,7 +64,7 @@ _CART_FIELDS = [f.name for f in schema.CART.fields if f.items is None]
 #: not in id order (it spills to disk beyond it; 10M carts peaked at 2.4 GB in all). Each thread
 #: needs buffers within the limit, and the batches are used one at a time: a few threads do.
 DUCKDB_THREADS = min(4, os.cpu_count() or 1)
-DUCKDB_MEMORY = "256MB"
+DUCKDB_MEMORY = "128MB"
 DUCKDB_SORT_MEMORY = "512MB"
 
 
@@ -150,7 +150,7 @@ def _cart_batches(path: Path, in_order: bool) -> Iterator[pa.RecordBatch]:
         yield from con.sql(query, params=params).to_arrow_reader(BATCH_CARTS)
 
 
-def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 1) -> Iterator[pa.RecordBatch]:
     """``batches`` produced on a thread, up to ``depth`` ahead: parsing overlaps their use
     (pyarrow and DuckDB release the GIL while they parse)."""
     queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
