@@ -24,6 +24,7 @@ message and [retcode] scheduling_error, before anything is requested or written.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
 import os
@@ -125,6 +126,24 @@ class Lazy:
         if task is None:
             return self
         return getattr(importlib.import_module(self.module), self.name)
+
+
+def return_freed_memory() -> None:
+    """Hand the memory a task freed back to the system before the next task runs.
+
+    Tasks run one after another in one process, each allocating through several allocators (the
+    C library's, one heap per thread, Arrow's): memory a task freed stays with the allocator that
+    had it, and the next task's allocations, made elsewhere, add to it. At 10M carts a whole hour
+    peaked at 2.6 GB where its largest task alone takes 1.7 GB.
+    """
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to trim this way
+        return
+    libc.malloc_trim(0)
 
 
 class PartitionTask(luigi.Task):
@@ -241,7 +260,10 @@ class PartitionTask(luigi.Task):
         interval = config.run().progress_seconds
         with task_context(self.stats_path().stem), progress.Ticker(self.task_family, interval) as t:
             self._ticker = t
-            facts = self.produce()
+            try:
+                facts = self.produce()
+            finally:
+                return_freed_memory()
         self._ticker, self.facts = None, facts
         facts.update(
             task=self.task_id,
