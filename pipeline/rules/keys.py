@@ -21,7 +21,7 @@ class IdIndex:
     The API numbers its records 1, 2, 3...: such ids are looked up in an array indexed by id,
     one memory access per value. A hash table (pandas' index) probes memory at random, which
     the CPU cache stops absorbing as the table grows: at 5M users the checks of 10M carts spent
-    11 s in it, against a fraction of a second with the array. Ids that are not whole numbers,
+    11 s in it, against under a second with the array. Ids that are not whole numbers,
     negative, sparse or repeated use pandas' index; the answers are the same.
     """
 
