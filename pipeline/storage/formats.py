@@ -61,10 +61,11 @@ def read_schema(endpoint: str) -> pa.Schema:
 CART_SCHEMA = read_schema("carts")
 _CART_FIELDS = [f.name for f in schema.CART.fields if f.items is None]
 #: DuckDB's threads and memory while it parses raw files, and its memory to sort carts that are
-#: not in id order (it spills to disk beyond it; 10M carts peaked at 2.4 GB in all). Each thread
-#: needs buffers within the limit, and the batches are used one at a time: a few threads do.
+#: not in id order (it spills to disk beyond it; 10M carts peaked at 2.4 GB in all). The batches
+#: are used one at a time, so a few threads do. Each thread reads the file in buffers of 32 MiB:
+#: its share of the memory limit must hold two (a limit of 128 MB failed with 3 and 4 threads).
 DUCKDB_THREADS = min(4, os.cpu_count() or 1)
-DUCKDB_MEMORY = "128MB"
+DUCKDB_MEMORY_PER_THREAD_MB = 64
 DUCKDB_SORT_MEMORY = "512MB"
 
 
@@ -74,9 +75,10 @@ def _duckdb(threads: int | None = None, memory: str | None = None) -> Iterator[A
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="pipeline-duckdb-") as spill:
+        threads = threads or DUCKDB_THREADS
         settings = {
-            "threads": threads or DUCKDB_THREADS,
-            "memory_limit": memory or DUCKDB_MEMORY,
+            "threads": threads,
+            "memory_limit": memory or f"{DUCKDB_MEMORY_PER_THREAD_MB * threads}MB",
             "temp_directory": spill,
             "preserve_insertion_order": True,  # the file's order, as the API paged it
         }

@@ -268,3 +268,30 @@ def test_tables_polars_would_write_otherwise_are_encoded_by_pyarrow(column: pa.A
     table = AWKWARD.append_column("other", column)
     assert not storage._polars_writes_as_pyarrow(table)
     assert bytes(storage._encode_csv(table, (), header=True)) == _pyarrow_csv(table)
+
+
+@pytest.fixture(scope="module")
+def large_carts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """About 140 MB of carts: DuckDB then reads it in full 32 MiB buffers on every thread."""
+    path, carts = tmp_path_factory.mktemp("large") / "carts.jsonl", 600_000
+    line = (
+        b'{"id":%d,"userId":7,"total":36.97,"discountedTotal":33.29,"products":['
+        b'{"id":16,"price":1.99,"quantity":3,"total":5.97,"discountedTotal":5.37},'
+        b'{"id":100,"price":31.0,"quantity":1,"total":31.0,"discountedTotal":27.92}]}\n'
+    )
+    with path.open("wb") as out:
+        for start in range(1, carts + 1, 100_000):
+            out.write(b"".join(line % i for i in range(start, start + 100_000)))
+    return path, carts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+def test_a_large_file_parses_within_duckdbs_memory_on_any_number_of_threads(
+    large_carts: tuple[Path, int], threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each thread needs its buffers within the memory limit: a flat 128 MB ran out at 3 and 4
+    threads (machines with more cores than this one's two)."""
+    monkeypatch.setattr(storage, "DUCKDB_THREADS", threads)
+    path, carts = large_carts
+    assert sum(batch.num_rows for batch in storage._cart_batches(path, in_order=True)) == carts
