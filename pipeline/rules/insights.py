@@ -152,7 +152,7 @@ def _fits(ids: np.ndarray, limit: int) -> bool:
 
 def user_summary(totals: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
     """Per user with a cart, from ``user_totals`` of all lines: with first name, age, city."""
-    out = totals.sort_index().join(buyers(users).table, how="left").reset_index()
+    out = totals.sort_index().join(_buyer_table(users), how="left").reset_index()
     return out[USER_SUMMARY_COLUMNS]
 
 
@@ -181,9 +181,13 @@ class Attributes:
         return found.set_axis(keys.index, axis=0)
 
 
+def _buyer_table(users: pd.DataFrame) -> pd.DataFrame:
+    return users.set_index("user_id")[BUYER_COLUMNS]
+
+
 def buyers(users: pd.DataFrame) -> Attributes:
     """The users' attributes an insight shows, by ``user_id``."""
-    return Attributes(users.set_index("user_id")[BUYER_COLUMNS])
+    return Attributes(_buyer_table(users))
 
 
 def products(catalogue: pd.DataFrame) -> Attributes:

@@ -29,12 +29,15 @@ class IdIndex:
         self.ids = ids if isinstance(ids, pd.Index) else pd.Index(ids)
         self._rows: np.ndarray | None = None  # row of each id, by id; -1: no such id
         values = self.ids.to_numpy()
-        if values.dtype.kind in "iu" and len(values) and self.ids.is_unique:
+        if values.dtype.kind in "iu" and len(values):
             low, high = int(values.min()), int(values.max())
             if low >= 0 and high <= DENSE_FACTOR * len(values) + DENSE_SLACK:
                 rows = np.full(high + 1, -1, dtype=np.int64)
                 rows[values] = np.arange(len(values))
-                self._rows = rows
+                # every id has its own row unless one is repeated (asked without pandas' hash
+                # table, which would stay in memory beside the array)
+                if np.count_nonzero(rows >= 0) == len(values):
+                    self._rows = rows
         if self._rows is None and self.ids.is_unique:
             self.ids.get_indexer(values[:1])  # builds the hash table now: threads only read it
 

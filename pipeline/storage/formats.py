@@ -343,15 +343,20 @@ CSV_THREADS = min(4, os.cpu_count() or 1)
 
 
 def _polars_writes_as_pyarrow(table: pa.Table) -> bool:
-    """Whether Polars writes every column of ``table`` as pyarrow's CSV writer does.
+    """Whether Polars writes ``table`` as pyarrow's CSV writer does.
 
-    True for whole numbers, decimals (money) and text: the same digits, text always quoted with
-    quotes doubled, nulls empty. Not for floats (Polars writes ``41.0`` where pyarrow writes
-    ``41``) nor booleans (quoted by Polars): those tables are encoded by pyarrow.
+    True for whole numbers, money (``MONEY_TYPE``) and text under distinct, non-empty names: the
+    same digits, text always quoted with quotes doubled, nulls empty. Not for floats (Polars
+    writes ``41.0`` where pyarrow writes ``41``), booleans (quoted by Polars), other decimals
+    (pyarrow writes ``-1E-10`` at a scale of 10), nor for empty or repeated column names or no
+    columns at all: those tables are encoded by pyarrow.
     """
+    names = table.column_names
+    if not names or "" in names or len(set(names)) != len(names):
+        return False
     return all(
         pa.types.is_integer(t)
-        or pa.types.is_decimal(t)
+        or t == MONEY_TYPE
         or pa.types.is_string(t)
         or pa.types.is_large_string(t)
         for t in table.schema.types

@@ -261,11 +261,23 @@ def test_polars_encodes_whole_numbers_money_and_text_as_pyarrow_does() -> None:
 
 @pytest.mark.parametrize(
     "column",
-    [pa.array([41.0, None, 3.5, 1e20, -0.0]), pa.array([True, None, False, True, False])],
+    [
+        pa.array([41.0, None, 3.5, 1e20, -0.0]),
+        pa.array([True, None, False, True, False]),
+        pa.array([Decimal("-1E-10")] * 5, pa.decimal128(20, 10)),
+    ],
 )
 def test_tables_polars_would_write_otherwise_are_encoded_by_pyarrow(column: pa.Array) -> None:
-    """Polars writes 41.0 where pyarrow writes 41, and quotes booleans: pyarrow writes those."""
+    """Polars writes 41.0 where pyarrow writes 41, quotes booleans and spells out -1E-10:
+    pyarrow writes those."""
     table = AWKWARD.append_column("other", column)
+    assert not storage._polars_writes_as_pyarrow(table)
+    assert bytes(storage._encode_csv(table, (), header=True)) == _pyarrow_csv(table)
+
+
+@pytest.mark.parametrize("names", [["id", ""], ["id", "id"], []])
+def test_empty_repeated_or_no_column_names_are_encoded_by_pyarrow(names: list[str]) -> None:
+    table = pa.table([pa.array([1, 2])] * len(names), names=names) if names else pa.table({})
     assert not storage._polars_writes_as_pyarrow(table)
     assert bytes(storage._encode_csv(table, (), header=True)) == _pyarrow_csv(table)
 
