@@ -27,20 +27,37 @@ def ordered_map(
     """``map(func, items)`` on ``threads`` threads, results in the order of ``items``.
 
     At most ``threads + 1`` items are taken from ``items`` ahead of the result being used, so
-    memory holds that many batches, not all of them. ``items`` is read on the caller's thread.
-    An exception of ``func`` is raised where its result would have been.
+    memory holds that many batches, not all of them. ``items`` is read on the caller's thread,
+    and closed when the results end, however they end. An exception is raised where ``map``
+    would raise it: ``func``'s where its result would have been, and one of ``items`` after the
+    results of the items read before it.
     """
-    if threads <= 1:
-        yield from map(func, items)
-        return
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="batch")
-    pending: deque[Future[Result]] = deque()
+    source = iter(items)
     try:
-        for item in items:
-            pending.append(pool.submit(func, item))
-            if len(pending) > threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        if threads <= 1:
+            yield from map(func, source)
+            return
+        with ThreadPoolExecutor(threads, thread_name_prefix="batch") as pool:
+            pending: deque[Future[Result]] = deque()
+            try:
+                while True:
+                    try:
+                        item = next(source)
+                    except StopIteration:
+                        break
+                    except BaseException:
+                        while pending:  # what was read before the error comes first
+                            yield pending.popleft().result()
+                        raise
+                    pending.append(pool.submit(func, item))
+                    if len(pending) > threads:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()

@@ -53,3 +53,31 @@ def test_the_threads_are_gone_once_the_results_are() -> None:
     before = threading.active_count()
     assert sum(ordered_map(slow_square, range(20), threads=3)) == sum(x * x for x in range(20))
     assert threading.active_count() == before
+
+
+def test_an_error_of_the_items_comes_after_the_results_read_before_it() -> None:
+    def items() -> Iterator[int]:
+        yield from (0, 1, 2)
+        raise OSError("file cut short")
+
+    got: list[int] = []
+    with pytest.raises(OSError, match="cut short"):
+        for value in ordered_map(slow_square, items(), threads=2):
+            got.append(value)
+    assert got == [0, 1, 4]  # as map() would give them
+
+
+def test_the_items_are_closed_when_the_results_are_abandoned() -> None:
+    closed: list[bool] = []
+
+    def items() -> Iterator[int]:
+        try:
+            yield from range(100)
+        finally:
+            closed.append(True)
+
+    source = items()  # still referenced here: only an explicit close ends it
+    results = ordered_map(slow_square, source, threads=2)
+    assert next(results) == 0
+    results.close()
+    assert closed == [True]
