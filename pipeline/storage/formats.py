@@ -282,7 +282,20 @@ def read_csv(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
         strings_can_be_null=False,
         include_columns=list(columns) if columns is not None else None,
     )
-    return pa_csv.read_csv(path, convert_options=options).combine_chunks().to_pandas()
+    table = pa_csv.read_csv(path, parse_options=_PARSE, convert_options=options)
+    columns = [_one_chunk(column) for column in table.columns]
+    return pa.table(columns, names=table.column_names).to_pandas()
+
+
+#: Our CSVs quote text, which may hold line breaks (a street given on two lines): read as such.
+_PARSE = pa_csv.ParseOptions(newlines_in_values=True)
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    """``column`` in one piece; text as large strings, whose offsets do not overflow at 2 GB."""
+    if pa.types.is_string(column.type):
+        column = column.cast(pa.large_string())
+    return column.combine_chunks()
 
 
 #: The first bytes of FORMULA_PREFIX, for the quick look of ``_may_be_formula``.
@@ -453,7 +466,10 @@ def csv_batches(path: Path, columns: Sequence[str] | None = None) -> Iterator[pd
         include_columns=list(columns) if columns is not None else None,
     )
     reader = pa_csv.open_csv(
-        path, read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES), convert_options=options
+        path,
+        read_options=pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        parse_options=_PARSE,
+        convert_options=options,
     )
     batches = _prefetch(reader)
     try:

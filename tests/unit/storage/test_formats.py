@@ -307,3 +307,14 @@ def test_a_large_file_parses_within_duckdbs_memory_on_any_number_of_threads(
     monkeypatch.setattr(storage, "DUCKDB_THREADS", threads)
     path, carts = large_carts
     assert sum(batch.num_rows for batch in storage._cart_batches(path, in_order=True)) == carts
+
+
+def test_text_with_line_breaks_is_read_back_as_written(tmp_path: Path) -> None:
+    """A street on two lines is written quoted, and read back whole (in one read and in parts),
+    also where the reader cuts the file into blocks (1 MB for read_csv)."""
+    streets = ["12 Elm\nSt", 'a "b"\r\nc', "x"] * 40_000
+    frame = pd.DataFrame({"user_id": range(len(streets)), "street": streets})
+    storage.write_csv(frame, tmp_path / "users.csv")
+    pdt.assert_frame_equal(storage.read_csv(tmp_path / "users.csv"), frame, check_dtype=False)
+    parts = pd.concat(storage.csv_batches(tmp_path / "users.csv"), ignore_index=True)
+    pdt.assert_frame_equal(parts, frame, check_dtype=False)
