@@ -46,26 +46,58 @@ class ReconciliationError(ValueError):
     """Figures that must agree do not; the output would mislead, so none is written."""
 
 
+#: What each total adds up (a column of the lines: the total it becomes), in the totals' order.
+_USER_TOTALS = {
+    "carts": "carts",
+    "quantity": "total_items",
+    "line_total": "total_spent",
+    "discounted_line_total": "total_spent_discounted",
+}
+_PRODUCT_TOTALS = {
+    "line_total": "total_sales",
+    "quantity": "total_items_sold",
+    "discounted_line_total": "total_sales_discounted",
+}
+
+
 def user_totals(lines: pd.DataFrame) -> pd.DataFrame:
     """Per user in a batch of cleaned cart lines: carts, units bought, money spent (unrounded).
 
     Indexed by ``user_id``. All the lines of a cart id are in one batch, so a user's carts are
     counted once however the batches are cut, and adding the batches' counts is exact.
     """
-    return lines.groupby("user_id", sort=False).agg(
-        carts=("cart_id", "nunique"),
-        total_items=("quantity", "sum"),
-        total_spent=("line_total", "sum"),
-        total_spent_discounted=("discounted_line_total", "sum"),
+    totals = lines[["user_id", "quantity", "line_total", "discounted_line_total"]].assign(
+        carts=first_lines_of_carts(lines)
     )
+    return (
+        totals.groupby("user_id", sort=False)[list(_USER_TOTALS)].sum().rename(columns=_USER_TOTALS)
+    )
+
+
+def first_lines_of_carts(lines: pd.DataFrame) -> np.ndarray:
+    """Whether each line is the first of its cart id for its user: summed per user, the number
+    of distinct carts a user has.
+
+    Lines come ordered by cart (``cleaning.clean_cart_lines``), so a cart starts where the id
+    changes: a comparison with the line before, where counting distinct ids per user would hash
+    every line (it took half the time of ``user_totals``). Lines not ordered so, or a cart id
+    shared by two users (a duplicate the quality gates tolerated), are counted id by id.
+    """
+    cart, user = lines["cart_id"].to_numpy(), lines["user_id"].to_numpy()
+    same_cart = cart[1:] == cart[:-1]
+    if (cart[1:] >= cart[:-1]).all() and (user[1:][same_cart] == user[:-1][same_cart]).all():
+        first = np.ones(len(cart), dtype=bool)
+        first[1:] = ~same_cart
+        return first
+    return ~lines.duplicated(["user_id", "cart_id"]).to_numpy()
 
 
 def product_totals(lines: pd.DataFrame) -> pd.DataFrame:
     """Per product in a batch of cleaned cart lines: units sold and sales (unrounded)."""
-    return lines.groupby("product_id", sort=False).agg(
-        total_sales=("line_total", "sum"),
-        total_items_sold=("quantity", "sum"),
-        total_sales_discounted=("discounted_line_total", "sum"),
+    return (
+        lines.groupby("product_id", sort=False)[list(_PRODUCT_TOTALS)]
+        .sum()
+        .rename(columns=_PRODUCT_TOTALS)
     )
 
 

@@ -71,6 +71,26 @@ def test_user_summary_counts_carts_and_units_not_rows() -> None:
     pdt.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("cart_ids", "user_ids", "carts"),
+    [
+        ([1, 1, 2, 3, 3], [1, 1, 2, 1, 1], {1: 2, 2: 1}),  # ordered by cart: the usual case
+        ([3, 1, 2, 3, 1], [1, 1, 2, 1, 1], {1: 2, 2: 1}),  # not ordered: counted id by id
+        ([1, 1, 2, 2, 2], [1, 2, 2, 1, 2], {1: 2, 2: 2}),  # carts 1 and 2 each held by 2 users
+        ([1, 2, 2, 3, 3], [1, 1, 1, 1, 1], {1: 3}),  # a duplicate cart 2 of one user: once
+    ],
+)
+def test_user_totals_count_each_users_distinct_carts(
+    cart_ids: list[int], user_ids: list[int], carts: dict[int, int]
+) -> None:
+    """Carts are counted at their first line where lines are ordered by cart, id by id
+    otherwise; either way, the number of distinct cart ids of each user."""
+    batch = lines().assign(cart_id=cart_ids, user_id=user_ids)
+    got = insights.user_totals(batch)["carts"]
+    assert got.to_dict() == carts == batch.groupby("user_id")["cart_id"].nunique().to_dict()
+    assert got.dtype == "int64"
+
+
 def test_category_summary_counts_products_under_the_price_minimum() -> None:
     expected = pd.DataFrame(
         {
