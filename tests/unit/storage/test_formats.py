@@ -5,10 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pandas as pd
 import pandas.testing as pdt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pytest
 
@@ -189,6 +191,41 @@ def test_half_a_cent_rounds_away_from_zero(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     storage.write_csv(frame, path, money=("line_total",))
     assert path.read_text().splitlines()[1:] == ["0.13", "0.38", "2.50", "0.12", "-0.13"]
+
+
+def _arrow_cents(values: pa.Array) -> pa.Array:
+    """What to_cents gave before it computed cents itself: Arrow's rounding and cast."""
+    return pc.cast(pc.round(values, 2, "half_towards_infinity"), storage.MONEY_TYPE)
+
+
+def test_cents_are_arrows_to_the_bit_and_odd_values_take_arrows_way() -> None:
+    rng = np.random.default_rng(7)
+    ties = [
+        float(f"{i}.{j:03d}")
+        for i, j in zip(
+            rng.integers(-(10**6), 10**6, 20_000), rng.integers(0, 1000, 20_000), strict=True
+        )
+    ]
+    values = np.concatenate([
+        rng.uniform(-1e12, 1e12, 20_000), rng.uniform(-1, 1, 20_000), ties,
+        np.round(rng.uniform(0, 2000, 20_000), 2) * rng.integers(1, 10, 20_000),
+        [0.0, -0.0, 0.005, -0.005, 0.015, 1.005, 2.675, 8.675, 0.29, 1e-300],
+        [-2.5, 0.49999999999999994],
+    ])  # fmt: skip
+    got = storage.to_cents(pa.array(values))
+    assert storage._cents(values) is not None  # computed, not handed to Arrow
+    assert got.equals(_arrow_cents(pa.array(values)))
+    assert [str(c) for c in got[-12:]] == [
+        "0.00", "0.00", "0.01", "-0.01", "0.02", "1.00", "2.68", "8.68", "0.29", "0.00",
+        "-2.50", "0.50",
+    ]  # fmt: skip
+    # nulls, not-a-number and amounts beyond 2**52 cents go Arrow's way, with its errors
+    assert storage._cents(np.array([1.0, np.nan])) is None
+    assert storage._cents(np.array([1.0, 2.0**52 / 100])) is None
+    with_null = pa.array([1.005, None])
+    assert storage.to_cents(with_null).equals(_arrow_cents(with_null))
+    with pytest.raises(pa.ArrowInvalid):
+        storage.to_cents(pa.array([1e17]))
 
 
 def test_raw_files_are_parsed_with_exactly_the_declared_fields() -> None:
