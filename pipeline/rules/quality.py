@@ -76,9 +76,8 @@ def null_keys(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def cart_differences(carts: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
     """Per cart: the API's totals next to the sums of its lines (``lines`` as cleaned)."""
-    sums = lines.groupby("cart_id").agg(
-        line_total=("line_total", "sum"), discounted_line_total=("discounted_line_total", "sum")
-    )
+    money = ["line_total", "discounted_line_total"]
+    sums = lines.groupby("cart_id", sort=False)[money].sum()  # a named ``agg``: twice the CPU
     out = carts.set_index("cart_id")[["user_id", "total", "discounted_total"]].join(sums)
     out = out.fillna({"line_total": 0.0, "discounted_line_total": 0.0})
     out["difference"] = out["line_total"] - out["total"]
