@@ -46,6 +46,33 @@ def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
         os.close(fd)
 
 
+_SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h
+
+
+def _sync_file_range() -> Any:
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):  # not Linux: nothing is started early
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    return call
+
+
+_start_writeback = _sync_file_range()
+
+
+def start_writeback(fd: int) -> None:
+    """Have the disk start taking what was written to ``fd`` so far, without waiting for it.
+
+    Writers of large files call it as they go, so that the write to disk overlaps their work
+    and the fsync before the rename (``atomic_path``) finds little left: that fsync otherwise
+    waited about 0.1 s for each 300 MB file, the whole file sitting in memory until then.
+    Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; elsewhere it does nothing.
+    """
+    if _start_writeback is not None:
+        _start_writeback(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+
+
 @contextmanager
 def atomic_path(path: Location) -> Iterator[str]:
     """A temporary path beside ``path``, renamed onto it only if the block succeeds.

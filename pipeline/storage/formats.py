@@ -35,6 +35,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc
 
 from pipeline import schema
+from pipeline.storage.atomic import start_writeback
 
 #: Columns that hold money: rounded to cents only here, at output, and written as 0.00.
 MONEY_TYPE = pa.decimal128(18, 2)
@@ -455,6 +456,8 @@ class CsvWriter:
             while len(self._pending) > CSV_THREADS:
                 self._out.write(self._pending.popleft().result())
         self.rows += table.num_rows
+        self._out.flush()
+        start_writeback(self._out.fileno())
         return table.num_rows
 
     def close(self, discard: bool = False) -> None:
@@ -520,18 +523,23 @@ class ExactWriter:
     def __init__(self, path: str | os.PathLike[str], empty: pd.DataFrame) -> None:
         self._schema = pa.Schema.from_pandas(empty, preserve_index=False)
         self._out = pa.ipc.new_file(str(path), self._schema)
+        self._fd = os.open(path, os.O_RDONLY)  # to start the writes to disk (Arrow has the file)
 
     def write(self, frame: pd.DataFrame | pa.Table) -> None:
         if isinstance(frame, pa.Table):
             self._out.write_table(frame.cast(self._schema))
         else:
             self._out.write_table(pa.Table.from_pandas(frame, self._schema, preserve_index=False))
+        start_writeback(self._fd)
 
     def __enter__(self) -> ExactWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._out.close()
+        try:
+            self._out.close()
+        finally:
+            os.close(self._fd)
 
 
 def _exact_reader(
