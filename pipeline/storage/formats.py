@@ -270,34 +270,20 @@ def _split_carts(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
 CSV_TYPES: dict[str, pa.DataType] = {c: _ARROW[k] for c, k in schema.column_kinds().items()}
 
 
-#: Polars' types of the same columns: ``read_csv`` parses with Polars.
-_CSV_POLARS_TYPES = {
-    c: {"int": pl.Int64, "number": pl.Float64, "text": pl.String}[k]
-    for c, k in schema.column_kinds().items()
-}
-
-
 def read_csv(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Read one of our own CSVs with fixed column types; only ``columns`` if given.
 
-    Parsed by Polars: the same values as pyarrow's reader (every CSV of a million carts read
-    back equal), text with line breaks included, in half its CPU (the users were read three
-    times an hour, 0.15 s each). Each column comes in one piece: pandas keeps text in the Arrow
-    chunks the parser made, and a ``take`` from a column in many chunks joins them all first,
-    each time (looking the buyers of 10M carts up among 5M users, batch by batch, took 9 s of
-    it). A file that is not such a CSV raises ValueError naming it.
+    Naming the columns skips converting the others, the bulk of the cost of reading. Each
+    column comes in one piece: pandas keeps text in the Arrow chunks the parser made, and a
+    ``take`` from a column in many chunks joins them all first, each time (looking the buyers
+    of 10M carts up among 5M users, batch by batch, took 9 s of it).
     """
-    try:
-        frame = pl.read_csv(
-            path,
-            columns=list(columns) if columns is not None else None,
-            schema_overrides=_CSV_POLARS_TYPES,
-            empty_string_is_null=False,  # text is never missing, at most empty
-            infer_schema_length=10_000,  # columns the schema does not declare
-        )
-    except pl.exceptions.PolarsError as exc:
-        raise ValueError(f"{path}: not a CSV of the pipeline's ({exc})") from exc
-    table = frame.to_arrow()
+    options = pa_csv.ConvertOptions(
+        column_types=CSV_TYPES,
+        strings_can_be_null=False,
+        include_columns=list(columns) if columns is not None else None,
+    )
+    table = pa_csv.read_csv(path, parse_options=_PARSE, convert_options=options)
     columns = [_one_chunk(column) for column in table.columns]
     return pa.table(columns, names=table.column_names).to_pandas()
 

@@ -360,36 +360,6 @@ def test_text_with_line_breaks_is_read_back_as_written(tmp_path: Path) -> None:
     pdt.assert_frame_equal(parts, frame, check_dtype=False)
 
 
-def test_csvs_are_read_as_pyarrows_reader_reads_them(tmp_path: Path) -> None:
-    """read_csv parses with Polars; pyarrow's reader, which it replaced, gives the same frame."""
-    path = tmp_path / "users.csv"
-    path.write_text(
-        '"user_id","first_name","age","postal_code","city","price"\n'
-        '1,"",29,"06413","Zürich, ""old"" town",0.1\n'
-        '2,"\'=1+1",,"","a\nb",1e-10\n'
-        '9007199254740993,"x",-1,"0",""," -0.0"\n'
-    )
-    before = pa_csv.read_csv(
-        path,
-        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=storage.CSV_TYPES, strings_can_be_null=False
-        ),
-    )
-    columns = [c.cast(pa.large_string()) if c.type == pa.string() else c for c in before.columns]
-    expected = pa.table(columns, names=before.column_names).to_pandas()
-    pdt.assert_frame_equal(storage.read_csv(path), expected, check_exact=True)
-    assert storage.read_csv(path)["age"].isna().tolist() == [False, True, False]
-    assert storage.read_csv(path, ["city"])["city"].tolist() == ['Zürich, "old" town', "a\nb", ""]
-
-
-def test_a_file_that_is_not_our_csv_is_a_value_error_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "category_summary.csv"
-    path.write_text('"category","total_sales"\n"a",not money\n')
-    with pytest.raises(ValueError, match=r"category_summary\.csv"):
-        storage.read_csv(path)
-
-
 def test_writers_start_the_write_to_disk_of_what_they_wrote_as_they_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
