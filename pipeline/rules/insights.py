@@ -46,7 +46,8 @@ class ReconciliationError(ValueError):
     """Figures that must agree do not; the output would mislead, so none is written."""
 
 
-#: What each total adds up (a column of the lines: the total it becomes), in the totals' order.
+#: What each total adds up (a column of the lines, or the carts that ``first_lines_of_carts`` marks:
+#: the total it becomes), in the totals' order.
 _USER_TOTALS = {
     "carts": "carts",
     "quantity": "total_items",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,11 @@ def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
 _SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h
 
 
-def _sync_file_range() -> Any:
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """The C library's ``sync_file_range``, or None where there is none (not Linux)."""
     try:
-        call = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # not Linux: nothing is started early
+        call = ctypes.CDLL(None).sync_file_range
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
         return None
     call.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
     return call
@@ -67,7 +68,8 @@ def start_writeback(fd: int) -> None:
     Writers of large files call it as they go, so that the write to disk overlaps their work
     and the fsync before the rename (``atomic_path``) finds little left: that fsync otherwise
     waited about 0.1 s for each 300 MB file, the whole file sitting in memory until then.
-    Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; elsewhere it does nothing.
+    Linux ``sync_file_range(SYNC_FILE_RANGE_WRITE)``, which waits only when the disk's queue is
+    full; elsewhere it does nothing. It is a hint: a failure is ignored (the fsync still runs).
     """
     if _start_writeback is not None:
         _start_writeback(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import tempfile
 import threading
 from collections import deque
@@ -352,11 +353,11 @@ def _cents(money: np.ndarray) -> pa.Array | None:
     same for every value (checked on 22M values, ties included), in a third of the CPU: the whole
     cents of ``money * 100`` rounded half away from zero, as C's ``round``, which is what
     Arrow's kernel computes. None for values it is not exact for (infinite, not a number, or
-    beyond 2**52 cents).
+    beyond 2**52 cents), or on a big-endian machine.
     """
     scaled = money * 100
-    if not (np.abs(scaled) < _EXACT_CENTS).all():
-        return None
+    if sys.byteorder != "little" or not (np.abs(scaled) < _EXACT_CENTS).all():
+        return None  # (a decimal128's words are built little-endian below)
     whole = np.trunc(scaled)
     cents = (whole + np.copysign(np.abs(scaled - whole) >= 0.5, scaled)).astype(np.int64)
     words = np.empty((len(cents), 2), dtype=np.int64)  # a decimal128: 16 bytes, little-endian
@@ -522,15 +523,19 @@ class ExactWriter:
 
     def __init__(self, path: str | os.PathLike[str], empty: pd.DataFrame) -> None:
         self._schema = pa.Schema.from_pandas(empty, preserve_index=False)
-        self._out = pa.ipc.new_file(str(path), self._schema)
-        self._fd = os.open(path, os.O_RDONLY)  # to start the writes to disk (Arrow has the file)
+        self._file = pa.OSFile(str(path), "wb")
+        try:
+            self._out = pa.ipc.new_file(self._file, self._schema)
+        except BaseException:
+            self._file.close()
+            raise
 
     def write(self, frame: pd.DataFrame | pa.Table) -> None:
         if isinstance(frame, pa.Table):
             self._out.write_table(frame.cast(self._schema))
         else:
             self._out.write_table(pa.Table.from_pandas(frame, self._schema, preserve_index=False))
-        start_writeback(self._fd)
+        start_writeback(self._file.fileno())
 
     def __enter__(self) -> ExactWriter:
         return self
@@ -539,7 +544,7 @@ class ExactWriter:
         try:
             self._out.close()
         finally:
-            os.close(self._fd)
+            self._file.close()
 
 
 def _exact_reader(

@@ -222,6 +222,11 @@ def test_cents_are_arrows_to_the_bit_and_odd_values_take_arrows_way() -> None:
         "0.00", "0.00", "0.01", "-0.01", "0.02", "1.00", "2.68", "8.68", "0.29", "0.00",
         "-2.50", "0.50",
     ]  # fmt: skip
+    # as prepare gets them: slices of a table's columns, in chunks, offsets not zero
+    chunked = pa.chunked_array([pa.array(values[:1000]), pa.array(values[1000:3000])])
+    for part in (chunked.slice(7, 2500), pa.array(values).slice(3, 11), chunked.slice(0, 0)):
+        got, expected = storage.to_cents(part), _arrow_cents(part)
+        assert got.type == expected.type and got.to_pylist() == expected.to_pylist()
     # nulls, not-a-number and amounts beyond 2**52 cents go Arrow's way, with its errors
     assert storage._cents(np.array([1.0, np.nan])) is None
     assert storage._cents(np.array([1.0, 2.0**52 / 100])) is None
