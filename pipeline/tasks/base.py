@@ -24,7 +24,9 @@ message and [retcode] scheduling_error, before anything is requested or written.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import gc
 import importlib
 import logging
 import os
@@ -146,6 +148,13 @@ def return_freed_memory() -> None:
     except OSError:  # not glibc: nothing to trim this way
         return
     libc.malloc_trim(0)
+
+
+# At exit Python's last garbage collections walk every object the libraries made (pandas,
+# Arrow, Polars, DuckDB, some 100k): 0.15 s of CPU on one core at the end of every run. Frozen,
+# they are left alone; nothing is lost, since files are closed and logs flushed by their own
+# code and handlers, not by the collector.
+atexit.register(gc.freeze)
 
 
 class PartitionTask(luigi.Task):
