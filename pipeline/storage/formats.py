@@ -4,11 +4,12 @@ Raw files are parsed by DuckDB with the declared fields and types (``pipeline.sc
 do not use are skipped, types are fixed rather than guessed): users and products whole, the
 carts in batches of whole carts (``cart_batches``), so that memory does not grow with the number
 of cart lines.
-CSVs are written batch after batch (``CsvWriter``): prepared by pyarrow (money to cents, formulas
-neutralised) and encoded by Polars, whose CSV writer takes less than half of pyarrow's CPU for the
-same bytes (pyarrow encodes what Polars would write differently: floats, booleans); they are read
-back in batches (``csv_batches``). The business rules stay in pandas (``cleaning``, ``quality``,
-``insights``).
+CSVs are written batch after batch (``CsvWriter``): prepared as Arrow tables (money to cents by
+``to_cents``, formulas neutralised) and encoded by Polars, whose CSV writer takes less than half of
+pyarrow's CPU for the same bytes (pyarrow encodes what Polars would write differently: floats,
+booleans); each write starts the file's way to disk (``atomic.start_writeback``). They are read
+back by pyarrow, whole (``read_csv``) or in batches (``csv_batches``). The business rules stay in
+pandas (``cleaning``, ``quality``, ``insights``).
 """
 
 from __future__ import annotations
