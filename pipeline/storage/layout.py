@@ -71,7 +71,8 @@ class Partition:
         return self.dir / "cleaned" / "product_catalogue.csv"
 
     def exact(self, name: str) -> Path:
-        """A cleaned table with money unrounded, for the tasks that sum it (not an output)."""
+        """A cleaned table in Arrow's format for later tasks, not an output: the cart lines with
+        money unrounded (for the sums), the users' columns the insights read (not a parse)."""
         return self.dir / "_exact" / f"{name}.arrow"
 
     def insight(self, name: str) -> Path:

@@ -24,16 +24,21 @@ if TYPE_CHECKING:
 
 
 class CleanUsers(PartitionTask):
-    """cleaned_users.csv: one row per user, address flattened."""
+    """cleaned_users.csv: one row per user, address flattened; and ``_exact/users.arrow``, a copy
+    of the columns the later tasks read (``formats.write_copy``), so that they do not parse it."""
 
     def requires(self) -> luigi.Task:
         return EXTRACTS["users"](date_hour=self.date_hour)
 
     def output(self) -> dict[str, luigi.Target]:
-        return {"users": target(self.partition.cleaned("users")), "stats": self.stats_target()}
+        return {
+            "users": target(self.partition.cleaned("users")),
+            "copy": target(self.partition.exact("users")),
+            "stats": self.stats_target(),
+        }
 
     def produce(self) -> dict[str, Any]:
-        from pipeline.rules import cleaning, quality
+        from pipeline.rules import cleaning, insights, quality
         from pipeline.storage import formats
 
         with local_copy(self.input()["raw"]) as raw:
@@ -42,6 +47,8 @@ class CleanUsers(PartitionTask):
             quality.id_findings(users, "user", "user_id"), config.quality().max_bad_rows
         )
         rows = self.write_frame(users, self.partition.cleaned("users"))
+        with atomic_path(self.partition.exact("users")) as tmp:
+            formats.write_copy(users, tmp, insights.USER_COLUMNS_READ)
         self.report(f"cleaned_users.csv: {rows} rows", 100)
         return {"rows": {"cleaned_users.csv": rows}}
 
@@ -107,8 +114,8 @@ class CleanCarts(PartitionTask):
         from pipeline.storage import formats
 
         inputs = self.input()
-        with local_copy(inputs["users"]["users"]) as path:
-            user_ids = formats.read_csv(path, ["user_id"])["user_id"]
+        with local_copy(inputs["users"]["copy"]) as path:
+            user_ids = formats.read_copy(path, ["user_id"])["user_id"]
         with local_copy(inputs["products"]["catalogue"]) as path:
             product_ids = formats.read_csv(path, ["product_id"])["product_id"]
         with local_copy(inputs["carts"]["raw"]) as path:

@@ -70,7 +70,8 @@ def outputs(part: Path) -> dict[str, Any]:
         for name, value in comparable(part).items()
         if not name.startswith(("jsons/", "_stats/Extract-", "_exact/"))
     }
-    out["_exact/cart_lines.arrow"] = formats.read_exact(part / "_exact/cart_lines.arrow")
+    for name in ("_exact/cart_lines.arrow", "_exact/users.arrow"):
+        out[name] = formats.read_exact(part / name)
     return out
 
 

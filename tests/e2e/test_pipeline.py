@@ -25,6 +25,7 @@ EXPECTED_TREE = (
         for name in (
             ".lock",
             "_exact/cart_lines.arrow",
+            "_exact/users.arrow",
             "_stats/CartDetails.json",
             "_stats/CategorySummary.json",
             "_stats/CleanCarts.json",

@@ -39,7 +39,7 @@ ALREADY_RUNNING = 10
 PARTITION_KEYS = [
     f"{PARTITION}/{name}"
     for name in (
-        ".lock", "_exact/cart_lines.arrow",
+        ".lock", "_exact/cart_lines.arrow", "_exact/users.arrow",
         "_stats/CartDetails.json", "_stats/CategorySummary.json", "_stats/CleanCarts.json",
         "_stats/CleanProducts.json", "_stats/CleanUsers.json", "_stats/Extract-carts.json",
         "_stats/Extract-products.json", "_stats/Extract-users.json", "_stats/HistoryHour.json",

@@ -365,6 +365,33 @@ def test_text_with_line_breaks_is_read_back_as_written(tmp_path: Path) -> None:
     pdt.assert_frame_equal(parts, frame, check_dtype=False)
 
 
+def test_a_copy_of_some_columns_reads_as_its_csv_reads_them(tmp_path: Path) -> None:
+    """What the insights read of the users: from the copy, the values the CSV gives back."""
+    frame = pd.DataFrame(
+        {"user_id": [3, 1, 2], "first_name": ["=1+2", None, "Ann"], "age": [40, 51, 0],
+         "street": ["x", "y", "z"], "city": ["", "Ma\nin", "@x"]}
+    )  # fmt: skip
+    columns = ["user_id", "first_name", "age", "city"]
+    storage.write_csv(frame, tmp_path / "users.csv")
+    storage.write_copy(frame, tmp_path / "users.arrow", columns)
+    got = storage.read_copy(tmp_path / "users.arrow", columns)
+    pdt.assert_frame_equal(got, storage.read_csv(tmp_path / "users.csv", columns))
+    assert got["first_name"].tolist() == ["'=1+2", "", "Ann"]  # neutralised; missing is empty
+    assert got["city"].tolist() == ["", "Ma\nin", "'@x"]
+    some = ["city", "user_id"]  # fewer columns, in another order
+    pdt.assert_frame_equal(
+        storage.read_copy(tmp_path / "users.arrow", some),
+        storage.read_csv(tmp_path / "users.csv", some),
+    )
+
+
+def test_money_is_not_copied_a_csv_holds_it_at_cents(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"user_id": [1], "line_total": [0.125]})
+    with pytest.raises(ValueError, match=r"\['line_total'\]"):
+        storage.write_copy(frame, tmp_path / "x.arrow", ["user_id", "line_total"])
+    assert not (tmp_path / "x.arrow").exists()
+
+
 def test_writers_start_the_write_to_disk_of_what_they_wrote_as_they_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,7 +20,8 @@ PARTITION = "2026-11-25T17"
 OUTPUTS = [
     "jsons/carts.jsonl", "jsons/products.jsonl", "jsons/users.jsonl",
     "cleaned/cleaned_users.csv", "cleaned/cleaned_products.csv", "cleaned/product_catalogue.csv",
-    "cleaned/cleaned_carts.csv", "_exact/cart_lines.arrow", "insights/user_summary.csv",
+    "cleaned/cleaned_carts.csv", "_exact/cart_lines.arrow", "_exact/users.arrow",
+    "insights/user_summary.csv",
     "insights/category_summary.csv", "insights/cart_details.csv", "manifest.json",
     "_stats/Extract-carts.json", "_stats/Extract-products.json", "_stats/Extract-users.json",
     "_stats/CleanUsers.json", "_stats/CleanProducts.json", "_stats/CleanCarts.json",
