@@ -39,9 +39,9 @@ CATEGORY_SUMMARY_MONEY = INSIGHT_TABLES["category_summary"].money
 CART_DETAIL_MONEY = INSIGHT_TABLES["cart_details"].money
 #: The attributes an insight takes from a user and from a product.
 BUYER_COLUMNS = ["first_name", "age", "city"]
+PRODUCT_COLUMNS = ["name", "category"]
 #: What the insights read of the users: each one's id and the attributes shown.
 USER_COLUMNS_READ = ["user_id", *BUYER_COLUMNS]
-PRODUCT_COLUMNS = ["name", "category"]
 
 
 class ReconciliationError(ValueError):

@@ -17,7 +17,7 @@ from pipeline.concurrency import ordered_map
 from pipeline.schema import INSIGHTS
 from pipeline.storage.atomic import atomic_path, read_json, target
 from pipeline.storage.fs import local_copy, location_of
-from pipeline.tasks.base import Lazy, PartitionTask
+from pipeline.tasks.base import Lazy, PartitionTask, log
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 
 if TYPE_CHECKING:
@@ -61,12 +61,18 @@ class InsightTask(PartitionTask):
             yield from formats.exact_batches(path, self.line_columns)
 
     def users(self) -> pd.DataFrame:
-        """The users' columns an insight shows, from CleanUsers' copy of them (not a parse)."""
+        """The users' columns an insight shows, from CleanUsers' copy of them (not a parse); from
+        cleaned_users.csv if the copy was made by a version that copied other columns."""
         from pipeline.rules import insights
         from pipeline.storage import formats
 
-        with local_copy(self.input()["users"]["copy"]) as path:
-            return formats.read_copy(path, insights.USER_COLUMNS_READ)
+        columns = insights.USER_COLUMNS_READ
+        try:
+            with local_copy(self.input()["users"]["copy"]) as path:
+                return formats.read_copy(path, columns)
+        except formats.CopyLacksColumns as exc:
+            log.info("%s: reading cleaned_users.csv instead", exc)
+        return self.read("users", "users", columns)
 
     def catalogue(self) -> pd.DataFrame:
         from pipeline.rules import insights

@@ -365,19 +365,36 @@ def test_text_with_line_breaks_is_read_back_as_written(tmp_path: Path) -> None:
     pdt.assert_frame_equal(parts, frame, check_dtype=False)
 
 
-def test_a_copy_of_some_columns_reads_as_its_csv_reads_them(tmp_path: Path) -> None:
+COPIED = ["user_id", "first_name", "age", "city"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame(
+            {"user_id": [3, 1, 2], "first_name": ["=1+2", None, "Ann"], "age": [40, 51, 0],
+             "street": ["x", "y", "z"], "city": ["", "Ma\nin", "@x"]}
+        ),
+        pd.DataFrame(  # a text column with no value at all, ages as floats with a gap
+            {"user_id": [1, 2], "first_name": [None, None], "age": [30.0, np.nan],
+             "city": [' "q" ', "\u00e9\t"]}
+        ),
+        pd.DataFrame(  # nullable whole numbers
+            {"user_id": [1, 2], "first_name": ["a", "b"], "age": pd.array([7, None], "Int64"),
+             "city": ["c", None]}
+        ),
+        pd.DataFrame({c: pd.Series(dtype=object) for c in COPIED}),  # no users
+    ],
+    ids=["awkward text", "no value in a column", "nullable ints", "no rows"],
+)  # fmt: skip
+def test_a_copy_of_some_columns_reads_as_its_csv_reads_them(
+    tmp_path: Path, frame: pd.DataFrame
+) -> None:
     """What the insights read of the users: from the copy, the values the CSV gives back."""
-    frame = pd.DataFrame(
-        {"user_id": [3, 1, 2], "first_name": ["=1+2", None, "Ann"], "age": [40, 51, 0],
-         "street": ["x", "y", "z"], "city": ["", "Ma\nin", "@x"]}
-    )  # fmt: skip
-    columns = ["user_id", "first_name", "age", "city"]
     storage.write_csv(frame, tmp_path / "users.csv")
-    storage.write_copy(frame, tmp_path / "users.arrow", columns)
-    got = storage.read_copy(tmp_path / "users.arrow", columns)
-    pdt.assert_frame_equal(got, storage.read_csv(tmp_path / "users.csv", columns))
-    assert got["first_name"].tolist() == ["'=1+2", "", "Ann"]  # neutralised; missing is empty
-    assert got["city"].tolist() == ["", "Ma\nin", "'@x"]
+    storage.write_copy(frame, tmp_path / "users.arrow", COPIED)
+    got = storage.read_copy(tmp_path / "users.arrow", COPIED)
+    pdt.assert_frame_equal(got, storage.read_csv(tmp_path / "users.csv", COPIED))
     some = ["city", "user_id"]  # fewer columns, in another order
     pdt.assert_frame_equal(
         storage.read_copy(tmp_path / "users.arrow", some),
@@ -385,10 +402,25 @@ def test_a_copy_of_some_columns_reads_as_its_csv_reads_them(tmp_path: Path) -> N
     )
 
 
-def test_money_is_not_copied_a_csv_holds_it_at_cents(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"user_id": [1], "line_total": [0.125]})
-    with pytest.raises(ValueError, match=r"\['line_total'\]"):
-        storage.write_copy(frame, tmp_path / "x.arrow", ["user_id", "line_total"])
+def test_a_copy_holds_text_as_written_and_empty_where_missing(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"user_id": [1, 2, 3], "city": ["=1+2", None, "@x"]})
+    storage.write_copy(frame, tmp_path / "users.arrow", ["user_id", "city"])
+    got = storage.read_copy(tmp_path / "users.arrow", ["city"])["city"]
+    assert got.tolist() == ["'=1+2", "", "'@x"]
+
+
+def test_a_copy_asked_for_columns_it_does_not_hold_names_them(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"user_id": [1], "city": ["x"]})
+    storage.write_copy(frame, tmp_path / "users.arrow", ["user_id", "city"])
+    with pytest.raises(storage.CopyLacksColumns, match=r"users\.arrow holds no column age$"):
+        storage.read_copy(tmp_path / "users.arrow", ["user_id", "age"])
+
+
+@pytest.mark.parametrize("column", ["line_total", "not_a_csv_column"])
+def test_money_and_undeclared_columns_are_not_copied(tmp_path: Path, column: str) -> None:
+    frame = pd.DataFrame({"user_id": [1], column: [0.125]})
+    with pytest.raises(ValueError, match=rf"\['{column}'\]"):
+        storage.write_copy(frame, tmp_path / "x.arrow", ["user_id", column])
     assert not (tmp_path / "x.arrow").exists()
 
 
