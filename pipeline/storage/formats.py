@@ -555,11 +555,11 @@ def write_copy(frame: pd.DataFrame, path: str | os.PathLike[str], columns: Seque
 
     For the tasks that read a few columns of a big CSV (the users'): reading the copy
     (``read_copy``) takes milliseconds where parsing the CSV for them took a quarter of a second
-    at 500k users. Money is not copied: a CSV holds it at cents.
+    at 500k users. Fractions (money) are not copied: a CSV holds them rounded.
     """
     odd = [c for c in columns if CSV_TYPES.get(c, pa.float64()) == pa.float64()]
     if odd:
-        raise ValueError(f"columns {odd} are money or not a CSV column: read them from the CSV")
+        raise ValueError(f"columns {odd} hold fractions or are no CSV column: read the CSV")
     schema = _copy_schema(columns)
     table = prepare(pa.Table.from_pandas(frame[list(columns)], preserve_index=False))
     copied = []
