@@ -555,7 +555,7 @@ def write_copy(frame: pd.DataFrame, path: str | os.PathLike[str], columns: Seque
 
     For the tasks that read a few columns of a big CSV (the users'): reading the copy
     (``read_copy``) takes milliseconds where parsing the CSV for them took a quarter of a second
-    at 500k users. Fractions (money) are not copied: a CSV holds them rounded.
+    at 500k users. Numbers with fractions are not copied: a CSV holds money at cents.
     """
     odd = [c for c in columns if CSV_TYPES.get(c, pa.float64()) == pa.float64()]
     if odd:
