@@ -319,7 +319,9 @@ class Bench:
         source = self.extracted(scale)
         commands = {  # the hour last: the rerun runs on its last run's outputs
             "clean": self.command("pipeline.devtools.bench", "CleanAndInsights"),
-            "duckdb-sql": [sys.executable, "-m", "pipeline.devtools.duckdb_sql"],
+            # Run as a file, as a user's script would be: it loads DuckDB alone, where ``-m``
+            # would load the pipeline package (and luigi) first, a quarter of a second.
+            "duckdb-sql": [sys.executable, str(Path(__file__).with_name("duckdb_sql.py"))],
             "hour": self.command("pipeline", "Insights"),
         }
         results: list[Result] = []

@@ -5,9 +5,11 @@ seven CSVs from the same raw JSON Lines, the way the DuckDB documentation sugges
 the pipeline's quality gates, reconciliation, exact money, atomic writes or manifest. Its figures
 are the ones the pipeline must beat (issue 12): time at least as short, memory lower.
 
-    python -m pipeline.devtools.duckdb_sql <partition folder>
+    python pipeline/devtools/duckdb_sql.py <partition folder>
 
-reads ``<partition>/jsons/*.jsonl`` and writes ``<partition>/duckdb-sql/*.csv``.
+reads ``<partition>/jsons/*.jsonl`` and writes ``<partition>/duckdb-sql/*.csv``. Run as a file
+it loads DuckDB and nothing of the pipeline, as a user's own script would (``python -m
+pipeline.devtools.duckdb_sql`` works too, but loads the pipeline package and luigi first).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def run(partition: Path, min_price: float = 50.0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.devtools.duckdb_sql")
+    parser = argparse.ArgumentParser(prog="duckdb_sql.py")
     parser.add_argument("partition", type=Path, help="a partition folder holding jsons/")
     args = parser.parse_args(argv)
     print(run(args.partition))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -35,3 +37,20 @@ def test_the_duckdb_script_gives_the_pipelines_summaries(tmp_path: Path) -> None
         want.sort_values(key, ignore_index=True),
         check_dtype=False,
     )
+
+
+def test_run_as_a_file_the_script_loads_duckdb_alone(tmp_path: Path) -> None:
+    """As the benchmark runs it: a user's script pays for DuckDB, not for luigi and the pipeline."""
+    partition = tmp_path / "2026-11-25T17"
+    shutil.copytree(FIXTURES, partition / "jsons")
+    script = Path(duckdb_sql.__file__)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", str(script), str(partition)],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(partition / "duckdb-sql")
+    assert len(list((partition / "duckdb-sql").glob("*.csv"))) == 7
+    loaded = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "duckdb" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("luigi", "pipeline", "pandas")}
