@@ -310,11 +310,13 @@ class Bench:
         shutil.copytree(data, path, ignore=shutil.ignore_patterns(".lock"))
 
     def clean(self, scale: Scale, scenarios: Sequence[str]) -> list[Result]:
-        """The scenarios on raw data already extracted, each ``--runs`` times; then, if asked,
-        the no-op rerun on the last run's complete hour.
+        """The scenarios on raw data already extracted, each ``--runs`` times, in turns; then, if
+        asked, the no-op rerun on the last run's complete hour.
 
-        Each run's outputs are removed once its figures are read, but the last run's (10M carts
-        write some 7 GB), which the rerun runs on.
+        In turns (clean, duckdb-sql, hour, clean, ...): a shared machine's speed drifts by a
+        quarter within an hour, and one scenario's runs all together would take its drift into
+        the comparison. Each run's outputs are removed once its figures are read, but the last
+        run's (10M carts write some 7 GB), which the rerun runs on.
         """
         source = self.extracted(scale)
         commands = {  # the hour last: the rerun runs on its last run's outputs
@@ -324,28 +326,30 @@ class Bench:
             "duckdb-sql": [sys.executable, str(Path(__file__).with_name("duckdb_sql.py"))],
             "hour": self.command("pipeline", "Insights"),
         }
+        chosen = [s for s in commands if s in scenarios]
+        label = f"{scale.label} (raw JSON in place)"
+        measured = {s: Result(s, scale.carts, label, _show(commands[s])) for s in chosen}
+        tasks: dict[str, list[dict[str, float]]] = {s: [] for s in chosen}
         results: list[Result] = []
         data = None
         # An idle server: any request at all would be a bug (the extract targets exist).
         with DummyJSONServer(Dataset({})) as server:
-            for scenario in (s for s in commands if s in scenarios):
-                cmd = commands[scenario]
-                result = Result(scenario, scale.carts, f"{scale.label} (raw JSON in place)",
-                                _show(cmd))  # fmt: skip
-                tasks: list[dict[str, float]] = []
-                for i in range(self.runs):
+            for i in range(self.runs):
+                for scenario in chosen:
                     if data is not None:
                         shutil.rmtree(data, ignore_errors=True)
                     data = self.data_dir(f"{scenario}-{scale.carts}-{i}")
                     _link_tree(source, data)
+                    cmd = commands[scenario]
                     run_cmd = [*cmd, str(data / PARTITION)] if scenario == "duckdb-sql" else cmd
                     name = f"{scenario}-{scale.carts}-{i}"
-                    result.runs.append(self.luigi(server, data, run_cmd, name))
-                    tasks.append(_task_seconds(data))
+                    measured[scenario].runs.append(self.luigi(server, data, run_cmd, name))
+                    tasks[scenario].append(_task_seconds(data))
+            for scenario, result in measured.items():
                 _forbid_requests(result)
                 result.tasks = {
-                    k: round(statistics.median(t[k] for t in tasks), 2)
-                    for k in tasks[0]
+                    k: round(statistics.median(t[k] for t in tasks[scenario]), 2)
+                    for k in tasks[scenario][0]
                     if not k.startswith("Extract-")
                 }
                 results.append(result)
