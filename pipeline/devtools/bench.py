@@ -17,7 +17,8 @@ Scenarios (the issue's numbering):
 2. ``clean``: clean + insights from raw ``jsons/*.jsonl`` already in place, at each ``--scales``
    (``CleanAndInsights``: the three insight files and what they need).
    ``hour``: the same as a whole hour (``Insights``: + history, report, manifest, ``latest``).
-   ``duckdb-sql``: the same raw files through ``duckdb_sql``, a user's one-script alternative.
+   ``duckdb-sql``: the same raw files through ``duckdb_sql``, a user's one-script alternative
+   (run as a file, as the user's script would be). The three run in turns, ``--runs`` rounds.
 3. ``rerun``: ``Insights`` again on the complete partition; must make zero requests.
 4. ``extract-rss``: the extracts of the largest scale without latency; the client-side rate
    limit is raised for the local server with ``--api-rate-limit-requests``.
