@@ -314,8 +314,8 @@ class Bench:
         """The scenarios on raw data already extracted, each ``--runs`` times, in turns; then, if
         asked, the no-op rerun on the last run's complete hour.
 
-        In turns (clean, duckdb-sql, hour, clean, ...): a shared machine's speed drifts by a
-        quarter within an hour, and one scenario's runs all together would take its drift into
+        In turns (clean, duckdb-sql, hour, clean, ...): a shared machine's speed drifts by up
+        to 40% within an hour, and one scenario's runs all together would take its drift into
         the comparison. Each run's outputs are removed once its figures are read, but the last
         run's (10M carts write some 7 GB), which the rerun runs on.
         """
