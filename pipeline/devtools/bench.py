@@ -1,14 +1,14 @@
 """Benchmark of the pipeline at scale: ``python -m pipeline.devtools.bench`` (not in the tests).
 
-Every scenario runs the real command line (``python -m luigi --module ...``) as a subprocess
-against a local ``fakeapi`` server in this process, so figures include luigi's start-up and the
-HTTP stack. Wall time is the median of ``--runs`` runs, with their spread (largest minus smallest,
-over the median), their CPU time (user + system, which the load of other processes on a shared
-machine changes less) and the load average when each started; peak RSS is the OS's
-``ru_maxrss`` of the luigi process (``os.wait4``), the largest of the runs. Data sets are
-generated once by ``datagen`` and cached under ``./bench-data`` (gitignored); raw extracts used
-as the input of the clean scenarios are cached there too (``--fresh`` rebuilds both). The server
-maps the generated files into memory rather than loading them (``MappedDataset``).
+Every scenario runs the real command line (``python -m luigi --module ...``; the DuckDB script as a
+file) as a subprocess against a local ``fakeapi`` server in this process, so figures include
+luigi's start-up and the HTTP stack. Wall time is the median of ``--runs`` runs, with their spread
+(largest minus smallest, over the median), their CPU time (user + system, which the load of other
+processes on a shared machine changes less) and the load average when each started; peak RSS is the
+OS's ``ru_maxrss`` of the measured process (``os.wait4``), the largest of the runs. Data sets are
+generated once by ``datagen`` and cached under ``./bench-data`` (gitignored); raw extracts used as
+the input of the clean scenarios are cached there too (``--fresh`` rebuilds both). The server maps
+the generated files into memory rather than loading them (``MappedDataset``).
 
 Scenarios (the issue's numbering):
 
