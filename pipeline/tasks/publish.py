@@ -120,7 +120,10 @@ class Insights(PartitionTask):
         _print_summary(self)
 
     def publish(self) -> None:
-        """Manifest first, then ``latest``, then retention: a reader never sees less."""
+        """Manifest first, then ``latest``, then retention: a reader never sees less. Between the
+        manifest and ``latest``, this hour's report and the next complete hour's are brought up
+        to date (``report.hour.refresh_around``): they may have compared with an older hour."""
+        from pipeline.report import hour
         from pipeline.rules import manifest
 
         retention = housekeeping.housekeeping().retention_hours
@@ -131,6 +134,8 @@ class Insights(PartitionTask):
         if not self.output().exists():
             write_json(self.partition.manifest, manifest.build(self.partition))
         root, name, last = self.partition.root, self.partition.name, last_partition()
+        for line in hour.refresh_around(root, name):
+            to_console(log, logging.INFO, line)
         if (current := latest_partition(root)) is not None and current > last:
             log.warning("latest pointed at %s, later than the current hour; moving it", current)
         if advance_latest(root, name, last):
