@@ -446,12 +446,24 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         return rc or 1
     atomic = rerun.swap_in(root, staging, old.name)
     advance_latest(root, old.name, last_partition())
+    _after_rebuild(root, old.name)
     note_run(root, hour, log, 0)
     how = "" if atomic else " (in two renames: this filesystem cannot swap in one step)"
     say(
         f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"
     )
     return 0
+
+
+def _after_rebuild(root: Path, name: str) -> None:
+    """A rebuilt hour's report was made in the staging root, with no earlier hour beside it:
+    bring it, and the next hour's (compared with the old figures), up to date; then the summary
+    the staging run left out."""
+    from pipeline.report import hour, summary
+
+    for line in hour.refresh_around(root, name, rebuilt=True):
+        say(line)
+    summary.print_summary(root, name)
 
 
 # -- demo ---------------------------------------------------------------------------------------

@@ -192,9 +192,10 @@ def _locked(part: Partition) -> Iterator[None]:
         os.close(fd)
 
 
-def refresh(root: Location, name: str) -> str | None:
+def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None:
     """Re-render complete hour ``name``'s report if an earlier hour newer than the one it compared
-    with has completed since; return that hour's name (or None when nothing was done)."""
+    with has completed since, or if the hour it compares with is ``rebuilt`` (its figures may
+    have changed); return the hour it now compares with (None: nothing was done)."""
     from pipeline.storage.history import previous_complete
 
     part = partition(root, name)
@@ -203,7 +204,8 @@ def refresh(root: Location, name: str) -> str | None:
     with _locked(part):
         was = recorded(part)
         now = previous_complete(root, name)
-        if was is _UNRECORDED or was == now or now is None or (was is not None and was > now):
+        newer = was is None or (was is not _UNRECORDED and now is not None and was < now)
+        if now is None or was is _UNRECORDED or not (newer or now == rebuilt):
             return None  # up to date, or the newer hour it compared with was pruned since
         stats = read_json(part.stats("hour_report"))
         report = write(part, now, settings())
@@ -222,16 +224,17 @@ def next_complete(root: Location, name: str) -> str | None:
     return None
 
 
-def refresh_around(root: Location, name: str) -> list[str]:
-    """After hour ``name`` is published: bring its report and the next complete hour's up to
-    date. Returns what was done, one line each; a failure is a warning (the report is cosmetic,
-    and its record still names what it shows, so the next refresh tries again)."""
+def refresh_around(root: Location, name: str, rebuilt: bool = False) -> list[str]:
+    """After hour ``name`` is published (``rebuilt``: rebuilt and swapped in by ``rerun``): bring
+    its report and the next complete hour's up to date. Returns what was done, one line each; a
+    failure is a warning (the report is cosmetic, and its record still names what it shows, so
+    the next refresh tries again)."""
     done = []
     for hour in (name, next_complete(root, name)):
         if hour is None:
             continue
         try:
-            now = refresh(root, hour)
+            now = refresh(root, hour, name if rebuilt else None)
         except Exception as exc:
             log.warning("report of %s not brought up to date: %s: %s", hour, type(exc).__name__,
                         exc)  # fmt: skip

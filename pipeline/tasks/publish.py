@@ -168,7 +168,10 @@ def _already_complete(task: Insights) -> None:
 
 
 def _print_summary(task: Insights) -> None:
-    """The hour's result in a few lines on the console (pandas loads only now, not at import)."""
+    """The hour's result in a few lines on the console (pandas loads only now, not at import).
+    Not in a rerun's staging root: its paths go away, and the rerun prints it once swapped in."""
+    from pipeline.ops.rerun import is_staging
     from pipeline.report.summary import print_summary
 
-    print_summary(task.partition.root, task.partition.name)
+    if not is_staging(task.partition.root):
+        print_summary(task.partition.root, task.partition.name)

@@ -164,3 +164,24 @@ def test_a_report_written_before_the_hour_was_recorded_is_compared_as_before(
     stats.write_bytes(orjson.dumps(facts))
     assert hour.refresh(root, LATE) is None  # nothing says what it shows: not guessed at
     assert summary.summary_lines(root, LATE)[3].startswith("Change since 2026-11-25T17: ")
+
+
+def test_a_rebuilt_hour_brings_its_own_report_and_the_next_hours_up_to_date(
+    out_of_order: Path,
+) -> None:
+    """rerun builds an hour in a staging root with nothing before it, then swaps it in; the next
+    hour's report compared with the old figures."""
+    root = out_of_order
+    hour.refresh(root, LATE)
+    for table, text in LATE_FILES.items():  # the earlier hour rebuilt: now as the later one
+        (root / EARLY / "insights" / f"{table}.csv").write_text(text)
+    assert hour.refresh_around(root, EARLY) == []  # no newer hour: only a rebuild redoes it
+    assert hour.refresh_around(root, EARLY, rebuilt=True) == [
+        f"report of {LATE} brought up to date: it now compares with {EARLY}"
+    ]
+    assert changes(root, LATE) == (
+        "Against 2026-11-25T17 (1 hour earlier): carts 5 (no change), lines 13 (no change), "
+        "units 36 (no change), revenue $1,903.66 (no change).\n\n"
+        "No cart appeared or vanished.\n\n"
+        "Revenue and units by category are unchanged.\n"
+    )
