@@ -103,6 +103,15 @@ def print_summary(root: Location, name: str) -> None:
     print(text, flush=True)
 
 
+def _demo_hint(root: Location) -> str:
+    """Where the demo's snapshots are, when ``root`` has none and the demo's folder has one."""
+    from pipeline.cli import DEMO_DIR, script, shown  # here: the command line's own helpers
+
+    if root == DEMO_DIR or latest_partition(DEMO_DIR) is None:
+        return ""
+    return f"; the demo writes to {DEMO_DIR}: {script()} report --data-dir {shown(DEMO_DIR)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the summary of an existing hour (default: the one ``latest`` points to)."""
     from pipeline.config import paths  # here: reading luigi's config is not free
@@ -123,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     name = args.date_hour or latest_partition(root)
     if name is None:
-        print(f"report: no complete snapshot under {root} yet (no `latest`)", file=sys.stderr)
+        print(f"report: no complete snapshot under {root} yet (no `latest`){_demo_hint(root)}",
+              file=sys.stderr)  # fmt: skip
         return 1
     try:
         lines = summary_lines(root, name)
