@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline import config, logs
+from pipeline import clock, config, logs
 from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
 from pipeline.tasks.base import RUN_LOG_ENV
@@ -139,8 +139,8 @@ def run_log(root: Location) -> Path:
     return folder / log_path(Path()).name
 
 
-def log_path(root: Path, now: float | None = None, pid: int | None = None) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+def log_path(root: Path, now: datetime | None = None, pid: int | None = None) -> Path:
+    stamp = (clock.now() if now is None else now).strftime("%Y%m%dT%H%M%SZ")
     return root / "logs" / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
 
 
