@@ -533,6 +533,12 @@ def _report(argv: list[str]) -> int:
     return summary.main(argv)
 
 
+def _luigid(argv: list[str]) -> int:
+    from pipeline.ops import luigid
+
+    return luigid.main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from pipeline.devtools import bench  # a dev tool: imported only when asked for
 
@@ -544,6 +550,7 @@ DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "units": (_units, "render this checkout's systemd units into DEST"),
     "report": (_report, "print the summary of a complete hour; runs nothing"),
     "prune": (_prune, "apply the retention now (try --dry-run first)"),
+    "luigid": (_luigid, "start the visualiser on 127.0.0.1 to watch runs"),
     "bench": (_bench, "benchmark the pipeline at scale (a dev tool)"),
 }  # fmt: skip
 

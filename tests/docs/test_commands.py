@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -29,7 +30,7 @@ from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from tests.docs.blocks import command_blocks, run_command, substitute, user_env
 from tests.support import PARTITION, REPO, fixture_records, next_hour_records, run_luigi
 from tests.support.expected import USER_SUMMARY
-from tests.support.hosts import Luigid
+from tests.support.hosts import Luigid, free_port, luigid_call, wait_for_luigid
 from tests.support.s3 import ObjectStore, object_store, s3_env
 
 QUICKSTART = """\
@@ -85,6 +86,11 @@ sudo systemctl daemon-reload
 sudo systemctl enable --now etl-pipeline.timer                # (+ luigid.service with --with-luigid)
 """  # noqa: E501
 
+LUIGID = """\
+./run_pipeline.sh luigid                                 # http://127.0.0.1:8082; Ctrl-C stops it
+./run_pipeline.sh --scheduler-url http://127.0.0.1:8082  # in another terminal: open the URL, watch
+"""
+
 SYSTEMD_WATCH = """\
 systemctl list-timers etl-pipeline.timer      # last/next run
 systemctl status etl-pipeline.service         # result and exit code of the last run
@@ -114,6 +120,7 @@ RUN = {
     HELP: "test_help_prints_what_the_docs_show",
     SYSTEMD_INSTALL: "test_systemd_recipe_as_far_as_a_test_can_go",
     SCALE_OUT: "test_scale_out_three_hosts_on_one_luigid_and_a_backfill",
+    LUIGID: "test_watch_a_run_in_a_local_luigid",
     DEVELOPMENT: "test_development_commands",
 }
 #: Commands no test here can run: (block, command) -> why. A block not in ``RUN`` has every
@@ -184,6 +191,12 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 NOW_HOUR = f"{clock.current_hour():%Y-%m-%dT%H}"
+#: The tasks of one hour, as luigid lists them.
+FAMILIES = [
+    "CartDetails", "CategorySummary", "CleanCarts", "CleanProducts", "CleanUsers",
+    "ExtractCarts", "ExtractProducts", "ExtractUsers", "HistoryHour", "HourReport", "Insights",
+    "UserSummary",
+]  # fmt: skip
 
 
 @pytest.mark.slow
@@ -269,6 +282,35 @@ def test_systemd_recipe_as_far_as_a_test_can_go(tmp_path: Path) -> None:
     service = (dest / "etl-pipeline.service").read_text()
     assert f"ReadWritePaths={data}" in service and f"WorkingDirectory={REPO}" in service
     assert (dest / "etl-pipeline.timer").is_file()
+
+
+@pytest.mark.slow
+def test_watch_a_run_in_a_local_luigid(api: DummyJSONServer, tmp_path: Path) -> None:
+    """luigid started as the docs say (on a free port: 8082 may be taken here) shows the run of
+    the second command: every task of the hour DONE; Ctrl-C (SIGINT) stops it."""
+    start, run = runnable(LUIGID)
+    port = str(free_port())
+    url = f"http://127.0.0.1:{port}"
+    state = tmp_path / "state.pickle"
+    server = subprocess.Popen(
+        ["bash", "-c", f"exec {substitute(start, {'luigid': f'luigid --port {port}'})} "
+         f"--state-path {state}"],
+        cwd=REPO, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        said = [server.stdout.readline() for _ in range(3)]
+        first = f"pipeline: luigid at {url} (the visualiser: open it in a browser); Ctrl-C stops it"
+        assert said[0] == first + "\n", said
+        wait_for_luigid(url, server)
+        env = user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(tmp_path / "data"))
+        ok(run_command(substitute(run, {"http://127.0.0.1:8082": url}), env))
+        done = luigid_call(url, "task_list", status="DONE", upstream_status="", search="")
+        assert sorted(t["name"] for t in done.values()) == sorted(FAMILIES)
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
 
 
 @pytest.fixture
