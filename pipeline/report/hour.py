@@ -20,10 +20,11 @@ import fcntl
 import logging
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import clock
 from pipeline.storage.atomic import atomic_path, read_json, write_json
 from pipeline.storage.fs import Location, exists, local_copy
 from pipeline.storage.layout import PARTITION_FORMAT, Partition
@@ -209,7 +210,7 @@ def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None
             return None  # up to date, or the newer hour it compared with was pruned since
         stats = read_json(part.stats("hour_report"))
         report = write(part, now, settings())
-        stats.update(facts(report, now), refreshed=datetime.now(UTC).isoformat(timespec="seconds"))
+        stats.update(facts(report, now), refreshed=clock.now().isoformat(timespec="seconds"))
         write_json(part.stats("hour_report"), stats)  # last: the record names what is written
     return now
 

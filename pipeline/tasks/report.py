@@ -8,12 +8,12 @@ from the three insight files, the previous complete hour (recorded in its stats)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import luigi
 
-from pipeline import config
+from pipeline import clock, config
 from pipeline.report import hour
 from pipeline.storage.atomic import read_json, target
 from pipeline.storage.fs import location_of
@@ -60,7 +60,7 @@ class HistoryHour(PartitionTask):
         )
         root, name = self.partition.root, self.partition.name
         write_hour(root, name, rows)
-        prune_history(root, days, datetime.now(UTC), keep=name)
+        prune_history(root, days, clock.now(), keep=name)
         self.report(f"history: {len(rows)} rows", 100)
         return {"rows": {"history.parquet": len(rows)}}
 

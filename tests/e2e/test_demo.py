@@ -2,8 +2,9 @@
 scratch (a demo of an hour already there rebuilds it and swaps it in), and every command it
 suggests works when typed as printed.
 
-The hours are given (``--date-hour``, a luigi option the demo passes on), so nothing depends on
-the clock; so is a retention longer than their age.
+The suite's clock is pinned (``PIPELINE_NOW``, tests/conftest.py): the demo's hour, the
+current one, is ``HOUR``; the earlier hour is given with ``--date-hour``, a luigi option the demo
+passes on.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.support import PARTITION, REPO
+from tests.support import NOW, REPO
 
 pytestmark = pytest.mark.slow
 
 SCRIPT = REPO / "run_pipeline.sh"
-EARLIER = "2026-11-25T16"
-KEEP = ("--housekeeping-retention-hours", "1000000", "--history-retention-days", "100000")
+HOUR = NOW[:13]  # the current hour at the suite's time: 2026-11-25T19
+EARLIER = "2026-11-25T18"
+assert HOUR == "2026-11-25T19"
 
 
 def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "LUIGI_"))}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "LUIGI_"))}
+    return {**base, "PIPELINE_NOW": NOW}
 
 
 @dataclass
@@ -74,9 +77,9 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> Demos:
     checkout, into ``out``."""
     caller = tmp_path_factory.mktemp("caller")
     demo = [str(SCRIPT), "demo", "out"]
-    earlier = run([*demo, "--date-hour", EARLIER, *KEEP], caller)
-    first = run([*demo, "--date-hour", PARTITION, *KEEP], caller)
-    second = run([*demo, "--date-hour", PARTITION, *KEEP], caller)
+    earlier = run([*demo, "--date-hour", EARLIER], caller)
+    first = run(demo, caller)
+    second = run(demo, caller)
     return Demos(caller, caller / "out", earlier, first, second)
 
 
@@ -86,26 +89,25 @@ def test_two_demos_in_a_row_both_build_the_hour(demos: Demos) -> None:
         assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-3000:]
         assert "nothing ran" not in demo.stderr + demo.stdout
     assert demos.first.stderr.splitlines()[-1] == (
-        f"pipeline: done (exit 0): {PARTITION} is complete; latest -> {PARTITION}"
+        f"pipeline: done (exit 0): {HOUR} is complete; latest -> {HOUR}"
     )
-    staging = out / f".{PARTITION}.rerun-{demos.second.pid}"
+    staging = out / f".{HOUR}.rerun-{demos.second.pid}"
     second = demos.second.stderr.splitlines()
     assert second[1] == (
-        f"pipeline: rebuilding {PARTITION} in {staging}; {out / PARTITION} stays as it is until "
-        "then"
+        f"pipeline: rebuilding {HOUR} in {staging}; {out / HOUR} stays as it is until then"
     )
     assert second[-1] == (
-        f"pipeline: done (exit 0): {PARTITION} rebuilt and swapped in; latest -> {PARTITION}"
+        f"pipeline: done (exit 0): {HOUR} rebuilt and swapped in; latest -> {HOUR}"
     )
     tasks = [line.split(" ", 1)[1] for line in second if line.endswith(" started")]
     assert len(tasks) == 12  # every task ran again
     # rebuilt from the second demo's shop, and nothing of the rebuild is left beside it
-    manifest = orjson.loads((out / PARTITION / "manifest.json").read_bytes())
+    manifest = orjson.loads((out / HOUR / "manifest.json").read_bytes())
     assert manifest["source"] == demos.second.api_url != demos.first.api_url
     assert sorted(p.name for p in out.iterdir()) == [
-        ".latest.lock", EARLIER, PARTITION, "history", "latest", "logs",
+        ".latest.lock", EARLIER, HOUR, "history", "latest", "logs",
     ]  # fmt: skip
-    assert os.readlink(out / "latest") == PARTITION
+    assert os.readlink(out / "latest") == HOUR
 
 
 def test_the_rebuilt_hour_is_compared_with_the_earlier_one_by_report_and_summary(
@@ -116,10 +118,10 @@ def test_the_rebuilt_hour_is_compared_with_the_earlier_one_by_report_and_summary
     assert summary(demos.second.stdout) == summary(demos.first.stdout)
     assert summary(demos.second.stdout)[3:] == [
         f"Change since {EARLIER}: carts +0, revenue +$0.00 (+0.0%)",
-        f"Report: {out}/{PARTITION}/report/index.html",
-        f"Latest: {out}/latest -> {PARTITION}",
+        f"Report: {out}/{HOUR}/report/index.html",
+        f"Latest: {out}/latest -> {HOUR}",
     ]
-    text = (out / PARTITION / "report/findings.md").read_text()
+    text = (out / HOUR / "report/findings.md").read_text()
     changes = text.split("## What changed\n\n", 1)[1].split("\n## ", 1)[0]
     assert changes.startswith(f"Against {EARLIER} (1 hour earlier): carts 60 (no change), ")
     assert changes.endswith(
@@ -131,11 +133,10 @@ def test_the_demo_ends_with_its_outputs_and_the_commands_to_see_them_again(demos
     latest = demos.out / "latest"
     insights = ["cart_details.csv", "category_summary.csv", "user_summary.csv"]
     assert demos.second.stdout.endswith(
-        f"\nDemo outputs (latest -> {PARTITION}):\n  {latest}/\n"
+        f"\nDemo outputs (latest -> {HOUR}):\n  {latest}/\n"
         + "".join(f"  {latest}/insights/{name}\n" for name in insights)
         + f"The summary again: {SCRIPT} report --data-dir out\n"
-        f"Run the demo again (it rebuilds the hour): {SCRIPT} demo out --date-hour {PARTITION} "
-        f"{' '.join(KEEP)}\n"
+        f"Run the demo again (it rebuilds the hour): {SCRIPT} demo out\n"
     )
 
 
@@ -152,5 +153,5 @@ def test_every_command_the_demo_suggests_works_as_printed(demos: Demos) -> None:
     again = run(suggested["Run the demo again (it rebuilds the hour)"], demos.caller)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.splitlines()[-1] == (
-        f"pipeline: done (exit 0): {PARTITION} rebuilt and swapped in; latest -> {PARTITION}"
+        f"pipeline: done (exit 0): {HOUR} rebuilt and swapped in; latest -> {HOUR}"
     )
