@@ -97,9 +97,8 @@ def explain(exc: BaseException, partition: Path | None = None) -> Explanation:
     reruns it.
     """
     hour = partition.name if partition is not None else "<hour>"
-    rerun = (
-        f"rerun the hour: {os.environ.get(RERUN_ENV) or f'./run_pipeline.sh --date-hour {hour}'}"
-    )
+    again = os.environ.get(RERUN_ENV) or f"./run_pipeline.sh --date-hour {hour}"
+    rerun = f"rerun the hour: {again}"
     cause = _first_line(exc)
     if isinstance(exc, ApiError):
         if exc.cause == "circuit":
