@@ -416,6 +416,8 @@ def test_a_demo_of_an_hour_already_there_rebuilds_it(
 
     monkeypatch.setattr(cli, "run_pipeline", recorder("run"))
     monkeypatch.setattr(cli, "rerun_pipeline", recorder("rerun"))
+    # no API needed (the test above serves one): what is asked for is which run the demo starts
+    monkeypatch.setattr(cli, "demo_api", lambda: contextlib.nullcontext("http://127.0.0.1:9"))
     monkeypatch.setenv("LUIGI_SCHEDULER_URL", "http://127.0.0.1:1")  # chosen by run/rerun
     assert cli.demo(tmp_path, ["--date-hour", "2026-11-25T17"]) == 0
     (tmp_path / "2026-11-25T17").mkdir()
