@@ -144,17 +144,41 @@ def log_path(root: Path, now: float | None = None, pid: int | None = None) -> Pa
     return root / "logs" / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
 
 
+#: Longest part of a line held back waiting for its end (a line longer goes out in pieces).
+LONGEST_LINE = 1 << 16
+
+
 def _pump(read_end: int, log: BinaryIO, lock: threading.Lock, console: int | None) -> None:
-    """Copy a pipe into ``log`` and, if given, onto the ``console`` file descriptor."""
+    """Copy a pipe into ``log`` and, if given, onto the ``console`` file descriptor, in whole
+    lines: a line's end may arrive in a later read than its start (``print(text)`` writes
+    ``text``, then the newline), and another writer (the other pipe, ``logs.ConsoleHandler``)
+    must not get in between. A last line without its end goes out when the pipe closes."""
+    pending = b""
     while chunk := os.read(read_end, 65536):
-        with lock:
-            log.write(chunk)
-            log.flush()
-        if console is not None:
-            try:
-                os.write(console, chunk)
-            except OSError:  # the console went away (a closed pipe): keep logging
-                console = None
+        pending += chunk
+        cut = pending.rfind(b"\n") + 1
+        if not cut and len(pending) < LONGEST_LINE:
+            continue
+        whole, pending = (pending[:cut], pending[cut:]) if cut else (pending, b"")
+        console = _copy(whole, log, lock, console)
+    if pending:
+        _copy(pending, log, lock, console)
+
+
+def _copy(lines: bytes, log: BinaryIO, lock: threading.Lock, console: int | None) -> int | None:
+    """Write ``lines`` to the log and the console; the console, or None once it went away."""
+    with lock:
+        log.write(lines)
+        log.flush()
+    if console is not None:
+        try:
+            with logs.CONSOLE_LOCK:
+                view = memoryview(lines)
+                while view:
+                    view = view[os.write(console, view) :]
+        except OSError:  # the console went away (a closed pipe): keep logging
+            return None
+    return console
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,6 +27,20 @@ current_task: ContextVar[str] = ContextVar("current_task", default="-")
 CONSOLE_WIDTH = 300
 
 _console: TextIO | None = None
+
+#: Held while a whole line (or a record's lines) goes onto the console, by ``ConsoleHandler``
+#: and by ``python -m pipeline``'s copy of stdout: with stdout and stderr in one file, no line
+#: is cut by another.
+CONSOLE_LOCK = threading.Lock()
+
+
+def _fresh_lock_after_fork() -> None:
+    """A forked worker starts with the lock free (a thread of its parent may have held it)."""
+    global CONSOLE_LOCK
+    CONSOLE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_after_fork)
 
 
 @contextmanager
@@ -104,7 +119,9 @@ class ConsoleHandler(logging.Handler):
         if stream is None:
             return
         try:
-            stream.write(self.format(record) + "\n")
-            stream.flush()
+            text = self.format(record) + "\n"
+            with CONSOLE_LOCK:
+                stream.write(text)
+                stream.flush()
         except Exception:  # a closed terminal must not fail the run
             self.handleError(record)
