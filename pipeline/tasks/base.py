@@ -37,6 +37,7 @@ import time
 import traceback
 import typing
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -287,9 +288,11 @@ class PartitionTask(luigi.Task):
     _ticker: progress.Ticker | None = None
     facts: dict[str, Any] | None = None  # what run() produced, for the line saying it is done
 
-    def report(self, message: str, percent: int | None = None, console: str = "") -> None:
+    def report(
+        self, message: str, percent: int | None = None, console: str | Callable[[], str] = ""
+    ) -> None:
         """Show progress in the luigid visualiser, and in the console's progress lines (as
-        ``console`` if given, else as ``message``)."""
+        ``console`` if given, else as ``message``; a function gives the line when it is due)."""
         self.set_status_message(message)
         if percent is not None:
             self.set_progress_percentage(percent)
