@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline import config, logs
+from pipeline import config, interrupts, logs
 from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
 from pipeline.tasks.base import RUN_LOG_ENV
@@ -271,7 +271,11 @@ def run_logged(
         try:
             with tee_output(fh) as console, logs.use_console(console):
                 rc = runner(luigi_args)
-        except BaseException as exc:  # Ctrl-C: the log still says how the run ended
+                interrupts.check()  # a signal luigi swallowed still ends the run as stopped
+        except interrupts.Interrupted as exc:  # the log says where the run stopped
+            fh.write(f"# interrupted by {exc}\n# exit code: {exc.exit_code}\n".encode())
+            raise
+        except BaseException as exc:  # the log still says how the run ended
             fh.write(f"# interrupted: {type(exc).__name__}\n".encode())
             raise
         finally:
@@ -406,8 +410,42 @@ def note_run(root: Path, hour: datetime, log: Path, rc: int | None = None) -> No
     os.replace(tmp, path)
 
 
-def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
-    """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged."""
+#: The environment a resumed run needs as it was: the data root and the API.
+RESUME_ENV = ("PIPELINE_DATA_DIR", "PIPELINE_API_URL")
+
+
+def resume_command(extra: Sequence[str], hour: str, scheduler_url: str | None = None) -> str:
+    """The command that runs ``hour`` again as this run was started: it keeps the tasks that
+    finished. The hour is named, since the current one may have changed by then."""
+    words, given = [], iter(extra)
+    for arg in given:
+        if arg == "--date-hour":
+            next(given, None)
+        elif not arg.startswith("--date-hour="):
+            words.append(arg)
+    if scheduler_url:
+        words += ["--scheduler-url", scheduler_url]
+    env = [f"{name}={shlex.quote(os.environ[name])}" for name in RESUME_ENV if os.environ.get(name)]
+    return " ".join([*env, shlex.join(["./run_pipeline.sh", *words, "--date-hour", hour])])
+
+
+def stopped(exc: interrupts.Interrupted, hour: str, root: Location, resume: str) -> str:
+    """The console's last line when a signal stopped the run: what, whether the hour was
+    published, and the command that resumes it."""
+    head = f"interrupted (exit {exc.exit_code}): {exc.name} stopped the run of {hour} {exc.during}"
+    if complete(root, datetime.strptime(hour, "%Y-%m-%dT%H")):
+        from pipeline.storage.latest import latest_partition
+
+        return f"{head}, once {hour} was published (latest -> {latest_partition(root)})"
+    return f"{head}; nothing was published. To resume (finished tasks are kept): {resume}"
+
+
+def run_pipeline(
+    extra: Sequence[str], scheduler_url: str | None = None, resume: str | None = None
+) -> int:
+    """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged.
+    ``resume``: the command that resumes the run if a signal stops it (default: the same
+    ``./run_pipeline.sh`` arguments, for the same hour)."""
     os.umask(UMASK)
     prepared = prepare(extra, scheduler_url)
     if isinstance(prepared, int):
@@ -416,7 +454,13 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     was_complete = complete(root, hour)
     log = new_log(root)
     note_run(root, hour, log)
-    rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    try:
+        rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    except interrupts.Interrupted as exc:
+        note_run(root, hour, log, exc.exit_code)
+        name = f"{hour:%Y-%m-%dT%H}"
+        say(stopped(exc, name, root, resume or resume_command(extra, name, scheduler_url)))
+        return exc.exit_code
     note_run(root, hour, log, rc)
     say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log))
     return rc
@@ -525,7 +569,8 @@ def demo(directory: Path | None) -> int:
         say(f"demo API at {url}; data in {out}")
         os.environ.update(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(out))
         # --no-lock: luigi's host-wide lock is keyed on the command line, which every demo shares.
-        rc = run_pipeline(["--local-scheduler", "--no-lock"])
+        again = shlex.join(["./run_pipeline.sh", "demo", *([str(directory)] if directory else [])])
+        rc = run_pipeline(["--local-scheduler", "--no-lock"], resume=again)
     if rc != 0:
         return rc
     latest = out / "latest"
@@ -651,3 +696,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:  # a setting no run can use, found late
         say(f"error: {exc}")
         return config.EXIT_CONFIG
+
+
+def stoppable_main(argv: Sequence[str] | None = None) -> int:
+    """``main`` as ``python -m pipeline`` runs it: SIGINT and SIGTERM stop it with one line
+    and exit 130 / 143 (``interrupts``); a run says itself what was stopped (``stopped``)."""
+    with interrupts.handling():
+        try:
+            return main(argv)
+        except interrupts.Interrupted as exc:  # outside a run: before it, after it, a rerun
+            where = f" {exc.during}" if exc.where or exc.after else ""
+            say(f"interrupted (exit {exc.exit_code}) by {exc.name}{where}; run it again to finish")
+            return exc.exit_code

@@ -47,7 +47,7 @@ import luigi
 import luigi.interface
 import luigi.retcodes
 
-from pipeline import config, progress
+from pipeline import config, interrupts, progress
 from pipeline.failures import explain
 from pipeline.logs import task_context, to_console
 from pipeline.storage import fs
@@ -267,6 +267,7 @@ class PartitionTask(luigi.Task):
         return lease.acquire(location, owner, seconds, release_at_exit=ends_with_process)
 
     def run(self) -> None:
+        interrupts.check()  # a signal luigi swallowed (in an event handler) stops the run here
         self.claim()  # claimed while scheduling; not so when another process scheduled it
         started, t0 = datetime.now(UTC), time.perf_counter()
         interval = config.run().progress_seconds
@@ -283,6 +284,7 @@ class PartitionTask(luigi.Task):
             finished=datetime.now(UTC).isoformat(timespec="milliseconds"),
             seconds=round(time.perf_counter() - t0, 3),
         )
+        interrupts.check()
         write_json(self.stats_path(), facts)  # last: its presence marks the task complete
 
     _ticker: progress.Ticker | None = None
@@ -328,11 +330,13 @@ _started_at: dict[str, float] = {}
 @PartitionTask.event_handler(luigi.Event.START)
 def _task_started(task: PartitionTask) -> None:
     _started_at[task.task_id] = time.monotonic()
+    interrupts.running = task.task_family
     progress.started(task.task_family)
 
 
 @PartitionTask.event_handler(luigi.Event.SUCCESS)
 def _task_done(task: PartitionTask) -> None:
+    interrupts.running, interrupts.finished = None, task.task_family
     seconds = time.monotonic() - _started_at.pop(task.task_id, time.monotonic())
     progress.finished(task.task_family, seconds, task.facts)
 
@@ -355,6 +359,7 @@ def _say_failed(task: PartitionTask, exc: BaseException, what: str) -> None:
 
 @PartitionTask.event_handler(luigi.Event.FAILURE)
 def _task_failed(task: PartitionTask, exc: BaseException) -> None:
+    interrupts.running = None
     _started_at.pop(task.task_id, None)
     _say_failed(task, exc, "failed")
 

@@ -16,7 +16,7 @@ from typing import Any
 import luigi
 from luigi.task import flatten
 
-from pipeline import config
+from pipeline import config, interrupts
 from pipeline.logs import task_context, to_console
 from pipeline.ops import housekeeping
 from pipeline.storage.atomic import read_json, target, write_json
@@ -108,6 +108,7 @@ class Insights(PartitionTask):
         return "".join(env) + shlex.join(words)
 
     def run(self) -> Iterator[list[luigi.Task]]:
+        interrupts.check()
         self.claim()
         if not self.output().exists():
             # An upstream task whose outputs or stats went missing after its dependents ran
@@ -128,13 +129,15 @@ class Insights(PartitionTask):
             raise config.ConfigError(
                 f"[housekeeping] retention_hours must be >= 1, got {retention}"
             )
-        if not self.output().exists():
-            write_json(self.partition.manifest, manifest.build(self.partition))
+        facts = None if self.output().exists() else manifest.build(self.partition)
         root, name, last = self.partition.root, self.partition.name, last_partition()
-        if (current := latest_partition(root)) is not None and current > last:
-            log.warning("latest pointed at %s, later than the current hour; moving it", current)
-        if advance_latest(root, name, last):
-            log.info("latest -> %s", name)
+        with interrupts.deferred():  # the manifest and `latest`: a signal now waits for both
+            if facts is not None:
+                write_json(self.partition.manifest, facts)
+            if (current := latest_partition(root)) is not None and current > last:
+                log.warning("latest pointed at %s, later than the current hour; moving it", current)
+            if advance_latest(root, name, last):
+                log.info("latest -> %s", name)
         housekeeping.prune_partitions(root, retention, datetime.now(UTC))
         housekeeping.prune_logs(root, retention, datetime.now(UTC))
         if isinstance(self.partition.lock, ObjectPath):  # the hour is done: free its claim

@@ -415,8 +415,10 @@ def test_demo_serves_its_api_while_the_pipeline_runs_then_stops_it(
 ) -> None:
     seen: dict[str, object] = {}
 
-    def fake_run(extra: Sequence[str], scheduler_url: str | None = None) -> int:
-        seen["extra"] = list(extra)
+    def fake_run(
+        extra: Sequence[str], scheduler_url: str | None = None, resume: str | None = None
+    ) -> int:
+        seen["extra"], seen["resume"] = list(extra), resume
         seen["url"] = url = os.environ["PIPELINE_API_URL"]
         seen["carts"] = get(f"{url}/carts?limit=1")
         data = Path(os.environ["PIPELINE_DATA_DIR"])
@@ -429,6 +431,7 @@ def test_demo_serves_its_api_while_the_pipeline_runs_then_stops_it(
     monkeypatch.chdir(tmp_path)
     assert cli.main(["demo", "out"]) == 0
     assert seen["extra"] == ["--local-scheduler", "--no-lock"]
+    assert seen["resume"] == "./run_pipeline.sh demo out"  # what a stopped demo suggests
     assert str(seen["url"]).startswith("http://127.0.0.1:")
     assert b'"carts"' in seen["carts"]  # type: ignore[operator]
     with pytest.raises(OSError):
@@ -446,7 +449,7 @@ def test_a_failed_demo_run_keeps_its_exit_code_and_stops_the_api(
 ) -> None:
     urls: list[str] = []
     monkeypatch.setattr(
-        cli, "run_pipeline", lambda extra: urls.append(os.environ["PIPELINE_API_URL"]) or 30
+        cli, "run_pipeline", lambda extra, resume: urls.append(os.environ["PIPELINE_API_URL"]) or 30
     )
     assert cli.demo(tmp_path / "out") == 30
     with pytest.raises(OSError):
