@@ -705,6 +705,6 @@ def stoppable_main(argv: Sequence[str] | None = None) -> int:
         try:
             return main(argv)
         except interrupts.Interrupted as exc:  # outside a run: before it, after it, a rerun
-            where = f" {exc.during}" if exc.where or exc.after else ""
+            where = f" {exc.during}" if exc.where or exc.after or exc.forked else ""
             say(f"interrupted (exit {exc.exit_code}) by {exc.name}{where}; run it again to finish")
             return exc.exit_code

@@ -13,6 +13,7 @@ meanwhile is acted on just after, so a stopped run has published its hour whole 
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,13 +29,23 @@ _pending = False
 #: The task running in this process, and the last one finished (luigi's events set them).
 running: str | None = None
 finished: str | None = None
+#: Whether this process forked (luigi's --workers N): its tasks' events happen elsewhere then.
+forked = False
+
+
+def _note_fork() -> None:
+    global forked
+    forked = True
+
+
+os.register_at_fork(after_in_parent=_note_fork)
 
 
 class Interrupted(KeyboardInterrupt):
     """The run was stopped by ``signum`` (while ``where`` ran: a task, or None between tasks)."""
 
     def __init__(self, signum: int, where: str | None) -> None:
-        self.signum, self.where, self.after = signum, where, finished
+        self.signum, self.where, self.after, self.forked = signum, where, finished, forked
         super().__init__(f"{self.name} {self.during}")
 
     @property
@@ -49,6 +60,8 @@ class Interrupted(KeyboardInterrupt):
     def during(self) -> str:
         if self.where:
             return f"during {self.where}"
+        if self.forked:
+            return "while worker processes ran its tasks"
         return f"after {self.after}" if self.after else "before any task ran"
 
 
@@ -94,8 +107,9 @@ def handling() -> Iterator[None]:
 
 
 def _forget() -> None:
-    global _received, _where, _deferring, _pending, running, finished
+    global _received, _where, _deferring, _pending, running, finished, forked
     _received = _where = running = finished = None
+    forked = False
     _deferring, _pending = 0, False
 
 

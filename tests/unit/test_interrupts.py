@@ -37,6 +37,12 @@ def test_between_tasks_it_names_the_last_one_finished() -> None:
         assert str(interrupts.Interrupted(signal.SIGINT, None)) == "SIGINT before any task ran"
         interrupts.finished = "CleanUsers"
         assert str(interrupts.Interrupted(signal.SIGINT, None)) == "SIGINT after CleanUsers"
+        if (pid := os.fork()) == 0:  # as luigi starts a worker process (--workers N)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert str(interrupts.Interrupted(signal.SIGINT, None)) == (
+            "SIGINT while worker processes ran its tasks"
+        )
 
 
 def test_a_signal_that_luigi_swallowed_still_stops_the_run() -> None:
