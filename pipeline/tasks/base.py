@@ -49,7 +49,7 @@ import luigi.retcodes
 
 from pipeline import config, interrupts, progress
 from pipeline.failures import explain
-from pipeline.logs import task_context, to_console
+from pipeline.logs import RUN_LOG_ENV, start_run_log, task_context, to_console
 from pipeline.storage import fs
 from pipeline.storage.atomic import (
     atomic_path,
@@ -73,9 +73,6 @@ def _current_hour() -> datetime:
 
 #: The hour a run writes when not given ``--date-hour``: the UTC hour the process started in.
 DEFAULT_HOUR = _current_hour()
-
-#: Set by ``python -m pipeline run`` for the tasks it runs (forked workers too): its run log.
-RUN_LOG_ENV = "PIPELINE_RUN_LOG"
 
 
 class PartitionBusyExit(luigi.interface.PidLockAlreadyTakenExit):
@@ -247,6 +244,7 @@ class PartitionTask(luigi.Task):
             raise PartitionBusyExit(str(exc)) from None
         except fs.StoreError as exc:
             stop_run(str(exc))
+        start_run_log(partition.root)  # plain luigi: its run log, now that it writes
         if fresh and isinstance(partition.lock, fs.ObjectPath):
             from pipeline.storage import s3
 
@@ -305,7 +303,7 @@ class PartitionTask(luigi.Task):
         """What luigi sends the scheduler and puts in its failure e-mail ([email] in luigi.cfg):
         the cause, what to do, where the run log is, then the traceback."""
         told = explain(exception, self.partition.dir)
-        run_log = os.environ.get(RUN_LOG_ENV) or "none (started without python -m pipeline)"
+        run_log = os.environ.get(RUN_LOG_ENV) or "none (logged to stderr)"
         return (
             f"{self.task_family} failed for {self.partition.name}: {told.cause}\n"
             + (f"What to do: {told.todo}\n" if told.todo else "")
