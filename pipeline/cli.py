@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline import config, interrupts, logs
+from pipeline import clock, config, interrupts, logs
 from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
 from pipeline.tasks.base import RUN_LOG_ENV
@@ -139,8 +139,8 @@ def run_log(root: Location) -> Path:
     return folder / log_path(Path()).name
 
 
-def log_path(root: Path, now: float | None = None, pid: int | None = None) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+def log_path(root: Path, now: datetime | None = None, pid: int | None = None) -> Path:
+    stamp = (clock.now() if now is None else now).strftime("%Y%m%dT%H%M%SZ")
     return root / "logs" / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
 
 
@@ -416,7 +416,12 @@ RESUME_ENV = ("PIPELINE_DATA_DIR", "PIPELINE_API_URL")
 
 def resume_command(extra: Sequence[str], hour: str, scheduler_url: str | None = None) -> str:
     """The command that runs ``hour`` again as this run was started: it keeps the tasks that
-    finished. The hour is named, since the current one may have changed by then."""
+    finished. The hour is named, since the current one may have changed by then. The demo
+    says how to run it again (``failures.RERUN_ENV``)."""
+    from pipeline.failures import RERUN_ENV
+
+    if again := os.environ.get(RERUN_ENV):
+        return again
     words, given = [], iter(extra)
     for arg in given:
         if arg == "--date-hour":
@@ -426,7 +431,7 @@ def resume_command(extra: Sequence[str], hour: str, scheduler_url: str | None = 
     if scheduler_url:
         words += ["--scheduler-url", scheduler_url]
     env = [f"{name}={shlex.quote(os.environ[name])}" for name in RESUME_ENV if os.environ.get(name)]
-    return " ".join([*env, shlex.join(["./run_pipeline.sh", *words, "--date-hour", hour])])
+    return " ".join([*env, script(), shlex.join([*words, "--date-hour", hour])])
 
 
 def stopped(exc: interrupts.Interrupted, hour: str, root: Location, resume: str) -> str:
@@ -440,12 +445,8 @@ def stopped(exc: interrupts.Interrupted, hour: str, root: Location, resume: str)
     return f"{head}; nothing was published. To resume (finished tasks are kept): {resume}"
 
 
-def run_pipeline(
-    extra: Sequence[str], scheduler_url: str | None = None, resume: str | None = None
-) -> int:
-    """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged.
-    ``resume``: the command that resumes the run if a signal stops it (default: the same
-    ``./run_pipeline.sh`` arguments, for the same hour)."""
+def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
+    """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged."""
     os.umask(UMASK)
     prepared = prepare(extra, scheduler_url)
     if isinstance(prepared, int):
@@ -459,7 +460,7 @@ def run_pipeline(
     except interrupts.Interrupted as exc:
         note_run(root, hour, log, exc.exit_code)
         name = f"{hour:%Y-%m-%dT%H}"
-        say(stopped(exc, name, root, resume or resume_command(extra, name, scheduler_url)))
+        say(stopped(exc, name, root, resume_command(extra, name, scheduler_url)))
         return exc.exit_code
     note_run(root, hour, log, rc)
     say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log))
@@ -514,12 +515,24 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         return rc or 1
     atomic = rerun.swap_in(root, staging, old.name)
     advance_latest(root, old.name, last_partition())
+    _after_rebuild(root, old.name)
     note_run(root, hour, log, 0)
     how = "" if atomic else " (in two renames: this filesystem cannot swap in one step)"
     say(
         f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"
     )
     return 0
+
+
+def _after_rebuild(root: Path, name: str) -> None:
+    """A rebuilt hour's report was made in the staging root, with no earlier hour beside it:
+    bring it, and the next hour's (compared with the old figures), up to date; then the summary
+    the staging run left out."""
+    from pipeline.report import hour, summary
+
+    for line in hour.refresh_around(root, name, rebuilt=True):
+        say(line)
+    summary.print_summary(root, name)
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -559,18 +572,66 @@ def _wait_for_url(proc: subprocess.Popen[bytes], out: BinaryIO, timeout: float) 
         time.sleep(0.05)
 
 
-def demo(directory: Path | None) -> int:
-    """The whole pipeline offline: a generated shop served locally, outputs in ``directory``."""
+def shown(path: Path) -> str:
+    """``path`` as a command typed here takes it: relative when under the working directory."""
+    path = Path(path).absolute()
+    here = Path.cwd()
+    return shlex.quote(str(path.relative_to(here)) if path.is_relative_to(here) else str(path))
+
+
+def script() -> str:
+    """``run_pipeline.sh`` as typed from the working directory."""
+    path = shown(CHECKOUT / "run_pipeline.sh")
+    return path if path.startswith("/") else f"./{path}"
+
+
+@contextlib.contextmanager
+def environ(**values: str) -> Iterator[None]:
+    """Set environment variables inside the block only."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def demo(
+    directory: Path | None, extra: Sequence[str] = (), scheduler_url: str | None = None
+) -> int:
+    """The whole pipeline offline: a generated shop served locally, outputs in ``directory``.
+
+    Every demo builds its hour from scratch, as a user running it twice expects to see it run
+    twice: the first demo of an hour runs it, a later one rebuilds it as ``rerun`` does (beside
+    the old one, swapped in when complete). Skipping a complete hour would end a second demo
+    with "nothing ran", and the demo's shop is served on a new port each time, so its manifest
+    records another source. ``extra`` are luigi's options; the scheduler is chosen as for
+    ``run``.
+    """
+    from pipeline.failures import RERUN_ENV
+    from pipeline.storage.layout import Partition
+
     os.umask(UMASK)
     out = Path(directory) if directory is not None else DEMO_DIR
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
+    hour = requested_hour(extra)
+    given = [] if _given(extra, "--date-hour") else ["--date-hour", f"{hour:%Y-%m-%dT%H}"]
+    # --no-lock: luigi's host-wide lock is keyed on the command line, which every demo shares.
+    args = [*given, "--no-lock", *extra]
+    again = shlex.join(["demo", *([] if directory is None else [str(directory)]), *extra])
+    if scheduler_url:
+        again += f" --scheduler-url {shlex.quote(scheduler_url)}"
+    again = f"{script()} {again}"
     with demo_api() as url:
         say(f"demo API at {url}; data in {out}")
-        os.environ.update(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(out))
-        # --no-lock: luigi's host-wide lock is keyed on the command line, which every demo shares.
-        again = shlex.join(["./run_pipeline.sh", "demo", *([str(directory)] if directory else [])])
-        rc = run_pipeline(["--local-scheduler", "--no-lock"], resume=again)
+        rebuild = Partition(out, hour).dir.is_dir()
+        with environ(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(out), **{RERUN_ENV: again}):
+            rc = (rerun_pipeline if rebuild else run_pipeline)(args, scheduler_url)
     if rc != 0:
         return rc
     latest = out / "latest"
@@ -578,6 +639,8 @@ def demo(directory: Path | None) -> int:
     print(f"\nDemo outputs (latest -> {target}):")
     for path in [latest, *sorted((latest / "insights").glob("*"))]:
         print(f"  {path}{'/' if path == latest else ''}")
+    print(f"The summary again: {script()} report --data-dir {shown(out)}")
+    print(f"Run the demo again (it rebuilds the hour): {again}")
     return 0
 
 
@@ -602,6 +665,18 @@ def _report(argv: list[str]) -> int:
     return summary.main(argv)
 
 
+def _status(argv: list[str]) -> int:
+    from pipeline.ops import status
+
+    return status.main(argv)
+
+
+def _luigid(argv: list[str]) -> int:
+    from pipeline.ops import luigid
+
+    return luigid.main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from pipeline.devtools import bench  # a dev tool: imported only when asked for
 
@@ -613,6 +688,8 @@ DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "units": (_units, "render this checkout's systemd units into DEST"),
     "report": (_report, "print the summary of a complete hour; runs nothing"),
     "prune": (_prune, "apply the retention now (try --dry-run first)"),
+    "status": (_status, "is the data fresh, which hours are missing (exit 0/1/2/3)"),
+    "luigid": (_luigid, "start the visualiser on 127.0.0.1 to watch runs"),
     "bench": (_bench, "benchmark the pipeline at scale (a dev tool)"),
 }  # fmt: skip
 
@@ -660,13 +737,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser = sub.add_parser(
         "demo",
         help="run the whole pipeline offline against a local demo API",
+        allow_abbrev=False,
+        # DIR is taken by main, not by argparse: it would take a luigi option's value for it
+        usage=f"{PROG} demo [-h] [DIR] [--scheduler-url URL] [LUIGI OPTION ...]",
         description="Serve a generated shop on 127.0.0.1, run the pipeline against it into "
-        "DIR, stop the server and show where the outputs are.",
+        "DIR (default: data-demo in the checkout), stop the server and show where the outputs "
+        "are. Each demo builds its hour from scratch: an hour already in DIR is rebuilt, as "
+        "`rerun` does. The scheduler is chosen as for `run`; any other option goes to luigi "
+        "(e.g. --workers 2).",
     )
     demo_parser.add_argument(
-        "dir", nargs="?", type=Path, metavar="DIR", help="data root (default: data-demo in the "
-        "checkout)",
-    )  # fmt: skip
+        "--scheduler-url", metavar="URL", help="central scheduler (luigid) to watch it in"
+    )
     for name, (_, text) in DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
@@ -678,13 +760,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return DELEGATED[args_in[0]][0](args_in[1:])
     if not args_in or (args_in[0].startswith("-") and args_in[0] not in ("-h", "--help")):
         args_in.insert(0, "run")
+    directory = None
+    if args_in[0] == "demo" and len(args_in) > 1 and not args_in[1].startswith("-"):
+        directory = Path(args_in.pop(1))  # not argparse's: it would take an option's value
     parser = build_parser()
     args, extra = parser.parse_known_args(args_in)
-    if args.command not in ("run", "rerun") and extra:
+    if args.command not in ("run", "rerun", "demo") and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "demo":
-            return demo(args.dir)
+            return demo(directory, extra, args.scheduler_url)
         own = [("--date-hour", args.date_hour), ("--workers", args.workers)]
         luigi_args = [s for flag, value in own if value is not None for s in (flag, str(value))]
         if args.command == "rerun":

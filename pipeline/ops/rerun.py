@@ -24,6 +24,11 @@ def staging_root(root: Path, name: str, pid: int) -> Path:
     return root / f".{name}.rerun-{pid}"
 
 
+def is_staging(root: object) -> bool:
+    """Is ``root`` a rerun's staging data root (whose paths go away at the swap)?"""
+    return isinstance(root, Path) and _STAGING.match(root.name) is not None
+
+
 def stale_stagings(root: Path) -> list[Path]:
     """Staging roots left by reruns whose process is gone (failed or killed)."""
     found = []

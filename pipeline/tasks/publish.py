@@ -10,13 +10,12 @@ import logging
 import os
 import shlex
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import luigi
 from luigi.task import flatten
 
-from pipeline import config, interrupts
+from pipeline import clock, config, interrupts
 from pipeline.logs import task_context, to_console
 from pipeline.ops import housekeeping
 from pipeline.storage.atomic import read_json, target, write_json
@@ -46,7 +45,7 @@ def last_partition() -> str:
     try:
         return partition_name(config.run().last_hour())
     except ValueError:
-        return partition_name(datetime.now(UTC))
+        return partition_name(clock.current_hour())
 
 
 #: What a manifest records of the options that shape a partition: key -> (section, option).
@@ -121,7 +120,10 @@ class Insights(PartitionTask):
         _print_summary(self)
 
     def publish(self) -> None:
-        """Manifest first, then ``latest``, then retention: a reader never sees less."""
+        """Manifest first, then ``latest``, then retention: a reader never sees less. Between the
+        manifest and ``latest``, this hour's report and the next complete hour's are brought up
+        to date (``report.hour.refresh_around``): they may have compared with an older hour."""
+        from pipeline.report import hour
         from pipeline.rules import manifest
 
         retention = housekeeping.housekeeping().retention_hours
@@ -131,15 +133,19 @@ class Insights(PartitionTask):
             )
         facts = None if self.output().exists() else manifest.build(self.partition)
         root, name, last = self.partition.root, self.partition.name, last_partition()
-        with interrupts.deferred():  # the manifest and `latest`: a signal now waits for both
+        # The manifest, the reports brought up to date and `latest`: a signal waits for them.
+        with interrupts.deferred():
             if facts is not None:
                 write_json(self.partition.manifest, facts)
+            for line in hour.refresh_around(root, name):
+                to_console(log, logging.INFO, line)
             if (current := latest_partition(root)) is not None and current > last:
                 log.warning("latest pointed at %s, later than the current hour; moving it", current)
             if advance_latest(root, name, last):
                 log.info("latest -> %s", name)
-        housekeeping.prune_partitions(root, retention, datetime.now(UTC))
-        housekeeping.prune_logs(root, retention, datetime.now(UTC))
+        now = clock.now()
+        housekeeping.prune_partitions(root, retention, now)
+        housekeeping.prune_logs(root, retention, now)
         if isinstance(self.partition.lock, ObjectPath):  # the hour is done: free its claim
             from pipeline.storage import lease
 
@@ -166,7 +172,10 @@ def _already_complete(task: Insights) -> None:
 
 
 def _print_summary(task: Insights) -> None:
-    """The hour's result in a few lines on the console (pandas loads only now, not at import)."""
+    """The hour's result in a few lines on the console (pandas loads only now, not at import).
+    Not in a rerun's staging root: its paths go away, and the rerun prints it once swapped in."""
+    from pipeline.ops.rerun import is_staging
     from pipeline.report.summary import print_summary
 
-    print_summary(task.partition.root, task.partition.name)
+    if not is_staging(task.partition.root):
+        print_summary(task.partition.root, task.partition.name)

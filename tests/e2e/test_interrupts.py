@@ -172,7 +172,7 @@ def test_sigterm_to_run_pipeline_sh_during_a_request_says_so_in_one_line(
     assert interrupt_line(err) == (
         f"pipeline: interrupted (exit 143): SIGTERM stopped the run of {PARTITION} during "
         f"ExtractProducts; nothing was published. To resume (finished tasks are kept): "
-        f"PIPELINE_DATA_DIR={root} PIPELINE_API_URL={api.url} ./run_pipeline.sh --lock-pid-dir "
+        f"PIPELINE_DATA_DIR={root} PIPELINE_API_URL={api.url} {SCRIPT} --lock-pid-dir "
         f"{tmp_path / 'pids'} {' '.join(ARGS)} --api-read-timeout 300 --date-hour {PARTITION}"
     )
     assert err.splitlines()[-1] == interrupt_line(err)  # the last line
@@ -187,7 +187,8 @@ def test_ctrl_c_during_the_demo_stops_it_and_its_api_in_one_line(tmp_path: Path)
     proc = subprocess.Popen(
         [str(SCRIPT), "demo", "out"], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True, preexec_fn=default_sigint,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "LUIGI_"))},
+        env={k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "LUIGI_"))}
+        | {"PIPELINE_NOW": os.environ["PIPELINE_NOW"]},
     )  # fmt: skip
     assert proc.stdout is not None
     seen = []
@@ -202,7 +203,7 @@ def test_ctrl_c_during_the_demo_stops_it_and_its_api_in_one_line(tmp_path: Path)
     assert re.fullmatch(
         r"pipeline: interrupted \(exit 130\): SIGINT stopped the run of \d{4}-\d\d-\d\dT\d\d "
         r"(during|after) \w+; nothing was published\. To resume \(finished tasks are kept\): "
-        r"\./run_pipeline\.sh demo out",
+        rf"{re.escape(str(SCRIPT))} demo out",  # as typed from here
         line,
     ), line
     assert output.splitlines()[-1] == line

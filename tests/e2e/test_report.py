@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import io
 import json
 import os
@@ -24,7 +23,16 @@ import pandas as pd
 import pytest
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
-from tests.support import FIXTURES, PARTITION, REPO, Run, pipeline_env, run_luigi
+from tests.support import (
+    PARTITION,
+    REPO,
+    Run,
+    fixture_records,
+    luigi_command,
+    next_hour_records,
+    pipeline_env,
+    run_luigi,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -87,21 +95,6 @@ TREND = (
 )
 
 
-def records() -> dict[str, list[dict[str, Any]]]:
-    return {
-        name: [orjson.loads(line) for line in (FIXTURES / f"{name}.jsonl").open("rb")]
-        for name in ("carts", "products", "users")
-    }
-
-
-def next_hour_records() -> dict[str, list[dict[str, Any]]]:
-    data = records()
-    carts = [c for c in data["carts"] if c["id"] != 6]
-    seventh = copy.deepcopy(next(c for c in carts if c["id"] == 2))
-    seventh["id"] = 7
-    return {**data, "carts": [*carts, seventh]}
-
-
 def summary_of(data: Path, hour: str, output: str) -> list[str]:
     """The summary block the run printed: six lines starting with ``Snapshot <hour>:``."""
     lines = output.splitlines()
@@ -120,7 +113,7 @@ class TwoHours:
 def two_hours(tmp_path_factory: pytest.TempPathFactory) -> TwoHours:
     """The fixture shop at 17:00, then the changed shop at 18:00, in one data root."""
     data = tmp_path_factory.mktemp("report") / "data"
-    with DummyJSONServer(Dataset.from_records(records())) as server:
+    with DummyJSONServer(Dataset.from_records(fixture_records())) as server:
         first = run_luigi(server.url, data, *KEEP_HISTORY)
     with DummyJSONServer(Dataset.from_records(next_hour_records())) as server:
         second = run_luigi(server.url, data, *KEEP_HISTORY, date_hour=NEXT)
@@ -215,6 +208,82 @@ def test_the_second_hour_says_what_changed_and_shows_the_trend(two_hours: TwoHou
     assert all(row[3] == "+$0.00" for row in rows[2:]) and len(rows) == 7
 
 
+def test_an_hour_completed_after_the_next_one_brings_that_ones_report_up_to_date(
+    tmp_path: Path,
+) -> None:
+    """The later hour first (its report has nothing before it), then the earlier one: its run
+    re-renders the later hour's report, and report, summary and `report` then agree."""
+    data = tmp_path / "data"
+    with DummyJSONServer(Dataset.from_records(next_hour_records())) as server:
+        later = run_luigi(server.url, data, *KEEP_HISTORY, date_hour=NEXT)
+    assert later.returncode == 0, later.output
+    assert summary_of(data, NEXT, later.output)[3] == (
+        "Change: no earlier complete snapshot to compare with"
+    )
+    findings = data / NEXT / "report/findings.md"
+    assert "There is no earlier complete snapshot" in findings.read_text()
+    with DummyJSONServer(Dataset.from_records(fixture_records())) as server:
+        earlier = run_luigi(server.url, data, *KEEP_HISTORY)
+    assert earlier.returncode == 0, earlier.output
+    assert (
+        "report of 2026-11-25T18 brought up to date: it now compares with 2026-11-25T17\n"
+        in earlier.output
+    )
+    text = findings.read_text()
+    assert (
+        text.split("## What changed\n\n", 1)[1].split("\n## ", 1)[0] == "\n\n".join(CHANGES) + "\n"
+    )
+    assert text.endswith(f"## Trends over the last 7 days\n\n{TREND}\n")
+    page = ET.fromstring((data / NEXT / "report/index.html").read_text())
+    changes = next(s for s in page.iter("section") if s.get("id") == "changes")
+    assert [p.text for p in changes.iter("p")] == CHANGES
+    shown = subprocess.run(
+        [str(REPO / "run_pipeline.sh"), "report", "--date-hour", NEXT],
+        cwd=REPO, env=pipeline_env("http://127.0.0.1:9", data), capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[3] == (
+        "Change since 2026-11-25T17: carts +0, revenue -$55.04 (-2.5%)"
+    )
+
+
+def test_two_hours_run_side_by_side_end_agreeing_whichever_finishes_first(
+    tmp_path: Path,
+) -> None:
+    """Both runs at once, in whatever order the machine interleaves them: at the end the later
+    hour's report, and `report`, compare it with the earlier hour; and the later hour's own
+    console summary said so, or the earlier hour's run said it brought that report up to date."""
+    data = tmp_path / "data"
+    pids = tmp_path / "luigi-pids"
+    runs = []
+    with (
+        DummyJSONServer(Dataset.from_records(fixture_records())) as first,
+        DummyJSONServer(Dataset.from_records(next_hour_records())) as second,
+    ):
+        for url, hour in ((first.url, PARTITION), (second.url, NEXT)):
+            runs.append(subprocess.Popen(
+                luigi_command(hour, pids, *KEEP_HISTORY), cwd=REPO, text=True,
+                env=pipeline_env(url, data), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        earlier, later = (proc.communicate(timeout=300)[0] for proc in runs)
+    assert [proc.returncode for proc in runs] == [0, 0], earlier[-3000:] + later[-3000:]
+    text = (data / NEXT / "report/findings.md").read_text()
+    assert text.split("## What changed\n\n", 1)[1].split("\n## ", 1)[0] == (
+        "\n\n".join(CHANGES) + "\n"
+    )
+    change = "Change since 2026-11-25T17: carts +0, revenue -$55.04 (-2.5%)"
+    shown = subprocess.run(
+        [str(REPO / "run_pipeline.sh"), "report", "--date-hour", NEXT],
+        cwd=REPO, env=pipeline_env("http://127.0.0.1:9", data), capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.stdout.splitlines()[3] == change, shown.stderr
+    told = summary_of(data, NEXT, later)[3]
+    redone = f"report of {NEXT} brought up to date: it now compares with {PARTITION}\n"
+    assert told == change or (
+        told == "Change: no earlier complete snapshot to compare with" and redone in earlier
+    )
+
+
 def test_the_history_reads_as_one_table_with_both_hours(two_hours: TwoHours) -> None:
     history = pd.read_parquet(two_hours.data / "history")
     hours = history[history["level"] == "hour"]
@@ -239,7 +308,7 @@ def test_rerunning_an_hour_replaces_its_history_rows(tmp_path: Path) -> None:
     with DummyJSONServer(Dataset.from_records(next_hour_records())) as server:
         assert run_luigi(server.url, data, *KEEP_HISTORY).returncode == 0
     shutil.rmtree(data / PARTITION)  # redo the hour from scratch, with the fixture shop
-    with DummyJSONServer(Dataset.from_records(records())) as server:
+    with DummyJSONServer(Dataset.from_records(fixture_records())) as server:
         result = run_luigi(server.url, data, *KEEP_HISTORY)
     assert result.returncode == 0, result.output
     history = pd.read_parquet(data / "history")

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli, interrupts
+from pipeline.config import CHECKOUT
+from pipeline.failures import RERUN_ENV
 
 
 def send(signum: int) -> None:
@@ -105,7 +107,9 @@ def test_the_log_of_a_stopped_run_ends_saying_where_and_with_its_exit_code(
 def test_the_resume_command_names_the_hour_and_keeps_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(CHECKOUT)  # the script as typed from here
     monkeypatch.delenv("PIPELINE_API_URL", raising=False)
+    monkeypatch.delenv(RERUN_ENV, raising=False)
     monkeypatch.setenv("PIPELINE_DATA_DIR", "/srv/data dir")
     extra = ["--date-hour", "2026-11-25T16", "--workers", "2", "--date-hour=2026-11-25T17"]
     assert cli.resume_command(extra, "2026-11-25T17", "http://127.0.0.1:8082") == (
@@ -114,6 +118,12 @@ def test_the_resume_command_names_the_hour_and_keeps_the_rest(
     )
     monkeypatch.delenv("PIPELINE_DATA_DIR")
     assert cli.resume_command([], "2026-11-25T17") == "./run_pipeline.sh --date-hour 2026-11-25T17"
+    monkeypatch.chdir(CHECKOUT.parent)
+    assert cli.resume_command([], "2026-11-25T17") == (
+        f"./{CHECKOUT.name}/run_pipeline.sh --date-hour 2026-11-25T17"
+    )
+    monkeypatch.setenv(RERUN_ENV, "./run_pipeline.sh demo out")  # the demo's own
+    assert cli.resume_command([], "2026-11-25T17") == "./run_pipeline.sh demo out"
 
 
 def test_the_last_line_says_whether_the_hour_was_published(tmp_path: Path) -> None:

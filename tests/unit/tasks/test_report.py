@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pandas.testing as pdt
 
+from pipeline.report.hour import cart_ids as _cart_ids
 from pipeline.rules import cleaning
 from pipeline.storage import formats
-from pipeline.tasks.report import _cart_ids
 
 LINES = pd.DataFrame(
     {"cart_id": [3, 3, 8], "user_id": [1, 1, 2], "product_id": [5, 6, 5], "quantity": [1, 2, 1],
