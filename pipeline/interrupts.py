@@ -6,9 +6,10 @@ luigi runs the tasks (``[core] workers = 1``; forked workers inherit the handler
 its temporary file, nothing later runs, and the CLI prints one line and exits 128 + the signal's
 number (130, 143). luigi swallows a ``KeyboardInterrupt`` raised inside an event handler
 (``Task.trigger_event``), so the signal is also remembered: a task checks it before it starts
-and before it marks itself complete (``check``), and the CLI after the run. Writing the manifest
-and moving ``latest`` is one step as far as signals go (``deferred``): a signal that comes
-meanwhile is acted on just after, so a stopped run has published its hour whole or not at all.
+and before it marks itself complete (``check``), and the CLI after the run. Publishing (the
+manifest, the reports brought up to date, ``latest``) is one step as far as signals go
+(``deferred``): a signal that comes meanwhile is acted on just after, so a stopped run has
+published its hour whole or not at all.
 """
 
 from __future__ import annotations
