@@ -1,5 +1,5 @@
 """``python -m pipeline``: see ``pipeline.cli``."""
 
-from pipeline.cli import main
+from pipeline.cli import stoppable_main
 
-raise SystemExit(main())
+raise SystemExit(stoppable_main())

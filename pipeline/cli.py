@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline import clock, config, logs
+from pipeline import clock, config, interrupts, logs
 from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
 from pipeline.tasks.base import RUN_LOG_ENV
@@ -144,17 +144,41 @@ def log_path(root: Path, now: datetime | None = None, pid: int | None = None) ->
     return root / "logs" / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
 
 
+#: Longest part of a line held back waiting for its end (a line longer goes out in pieces).
+LONGEST_LINE = 1 << 16
+
+
 def _pump(read_end: int, log: BinaryIO, lock: threading.Lock, console: int | None) -> None:
-    """Copy a pipe into ``log`` and, if given, onto the ``console`` file descriptor."""
+    """Copy a pipe into ``log`` and, if given, onto the ``console`` file descriptor, in whole
+    lines: a line's end may arrive in a later read than its start (``print(text)`` writes
+    ``text``, then the newline), and another writer (the other pipe, ``logs.ConsoleHandler``)
+    must not get in between. A last line without its end goes out when the pipe closes."""
+    pending = b""
     while chunk := os.read(read_end, 65536):
-        with lock:
-            log.write(chunk)
-            log.flush()
-        if console is not None:
-            try:
-                os.write(console, chunk)
-            except OSError:  # the console went away (a closed pipe): keep logging
-                console = None
+        pending += chunk
+        cut = pending.rfind(b"\n") + 1
+        if not cut and len(pending) < LONGEST_LINE:
+            continue
+        whole, pending = (pending[:cut], pending[cut:]) if cut else (pending, b"")
+        console = _copy(whole, log, lock, console)
+    if pending:
+        _copy(pending, log, lock, console)
+
+
+def _copy(lines: bytes, log: BinaryIO, lock: threading.Lock, console: int | None) -> int | None:
+    """Write ``lines`` to the log and the console; the console, or None once it went away."""
+    with lock:
+        log.write(lines)
+        log.flush()
+    if console is not None:
+        try:
+            with logs.CONSOLE_LOCK:
+                view = memoryview(lines)
+                while view:
+                    view = view[os.write(console, view) :]
+        except OSError:  # the console went away (a closed pipe): keep logging
+            return None
+    return console
 
 
 @contextlib.contextmanager
@@ -247,7 +271,11 @@ def run_logged(
         try:
             with tee_output(fh) as console, logs.use_console(console):
                 rc = runner(luigi_args)
-        except BaseException as exc:  # Ctrl-C: the log still says how the run ended
+                interrupts.check()  # a signal luigi swallowed still ends the run as stopped
+        except interrupts.Interrupted as exc:  # the log says where the run stopped
+            fh.write(f"# interrupted by {exc}\n# exit code: {exc.exit_code}\n".encode())
+            raise
+        except BaseException as exc:  # the log still says how the run ended
             fh.write(f"# interrupted: {type(exc).__name__}\n".encode())
             raise
         finally:
@@ -382,6 +410,41 @@ def note_run(root: Path, hour: datetime, log: Path, rc: int | None = None) -> No
     os.replace(tmp, path)
 
 
+#: The environment a resumed run needs as it was: the data root and the API.
+RESUME_ENV = ("PIPELINE_DATA_DIR", "PIPELINE_API_URL")
+
+
+def resume_command(extra: Sequence[str], hour: str, scheduler_url: str | None = None) -> str:
+    """The command that runs ``hour`` again as this run was started: it keeps the tasks that
+    finished. The hour is named, since the current one may have changed by then. The demo
+    says how to run it again (``failures.RERUN_ENV``)."""
+    from pipeline.failures import RERUN_ENV
+
+    if again := os.environ.get(RERUN_ENV):
+        return again
+    words, given = [], iter(extra)
+    for arg in given:
+        if arg == "--date-hour":
+            next(given, None)
+        elif not arg.startswith("--date-hour="):
+            words.append(arg)
+    if scheduler_url:
+        words += ["--scheduler-url", scheduler_url]
+    env = [f"{name}={shlex.quote(os.environ[name])}" for name in RESUME_ENV if os.environ.get(name)]
+    return " ".join([*env, script(), shlex.join([*words, "--date-hour", hour])])
+
+
+def stopped(exc: interrupts.Interrupted, hour: str, root: Location, resume: str) -> str:
+    """The console's last line when a signal stopped the run: what, whether the hour was
+    published, and the command that resumes it."""
+    head = f"interrupted (exit {exc.exit_code}): {exc.name} stopped the run of {hour} {exc.during}"
+    if complete(root, datetime.strptime(hour, "%Y-%m-%dT%H")):
+        from pipeline.storage.latest import latest_partition
+
+        return f"{head}, once {hour} was published (latest -> {latest_partition(root)})"
+    return f"{head}; nothing was published. To resume (finished tasks are kept): {resume}"
+
+
 def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     """``Insights`` with ``extra`` luigi arguments, on the chosen scheduler, logged."""
     os.umask(UMASK)
@@ -392,7 +455,13 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     was_complete = complete(root, hour)
     log = new_log(root)
     note_run(root, hour, log)
-    rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    try:
+        rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    except interrupts.Interrupted as exc:
+        note_run(root, hour, log, exc.exit_code)
+        name = f"{hour:%Y-%m-%dT%H}"
+        say(stopped(exc, name, root, resume_command(extra, name, scheduler_url)))
+        return exc.exit_code
     note_run(root, hour, log, rc)
     say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log))
     return rc
@@ -712,3 +781,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:  # a setting no run can use, found late
         say(f"error: {exc}")
         return config.EXIT_CONFIG
+
+
+def stoppable_main(argv: Sequence[str] | None = None) -> int:
+    """``main`` as ``python -m pipeline`` runs it: SIGINT and SIGTERM stop it with one line
+    and exit 130 / 143 (``interrupts``); a run says itself what was stopped (``stopped``)."""
+    with interrupts.handling():
+        try:
+            return main(argv)
+        except interrupts.Interrupted as exc:  # outside a run: before it, after it, a rerun
+            where = f" {exc.during}" if exc.where or exc.after or exc.forked else ""
+            say(f"interrupted (exit {exc.exit_code}) by {exc.name}{where}; run it again to finish")
+            return exc.exit_code

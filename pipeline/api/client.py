@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,25 @@ from pipeline.api.limits import shared_limiter
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+RATE_LIMIT = "for the API's rate limit"
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A wait under way: until when (``time.monotonic``) and why, as the console words it."""
+
+    until: float
+    reason: str
+
+
+def wait_reason(exc: BaseException | None) -> str:
+    """Why the client waits before retrying after ``exc``, in words for the console."""
+    if isinstance(exc, ApiError) and exc.status == 429:
+        return f"{RATE_LIMIT} (it answered HTTP 429)"
+    if isinstance(exc, ApiError) and exc.retry_after is not None:
+        return f"as the API asked (HTTP {exc.status}, Retry-After)"
+    return "before retrying a failed request"
 
 
 @dataclass(frozen=True)
@@ -137,6 +157,10 @@ class ApiClient:
         self.limiter = shared_limiter(s.rate_limit_requests, s.rate_limit_window)
         self.request_count = 0
         self._count_lock = threading.Lock()
+        self.clock: Callable[[], float] = time.monotonic
+        self.sleep: Callable[[float], None] = time.sleep
+        self._waits: dict[int, Wait] = {}  # by thread: pages may be fetched side by side
+        self._next_reason = threading.local()
 
     def close(self) -> None:
         self.session.close()
@@ -147,6 +171,20 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def waiting(self) -> Wait | None:
+        """The longest wait under way (the rate limit, a server's Retry-After, a backoff), or
+        None while requests are being made: progress shows a wait as a wait."""
+        waits = list(self._waits.values())
+        return max(waits, key=lambda w: w.until) if waits else None
+
+    def _wait(self, seconds: float, reason: str) -> None:
+        thread = threading.get_ident()
+        self._waits[thread] = Wait(self.clock() + seconds, reason)
+        try:
+            self.sleep(seconds)
+        finally:
+            self._waits.pop(thread, None)
+
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``base_url + path`` and parse the body, retrying transient failures."""
         s = self.settings
@@ -155,6 +193,7 @@ class ApiClient:
             stop=_StopAfter(s),
             wait=_WaitRetryAfterOrExponential(s.backoff_factor, s.backoff_max),
             before_sleep=self._log_retry,
+            sleep=lambda seconds: self._wait(seconds, self._next_reason.text),
             reraise=True,
         )
         try:
@@ -163,14 +202,15 @@ class ApiClient:
             exc.attempts = retrying.statistics.get("attempt_number", 1)
             raise
 
-    @staticmethod
-    def _log_retry(state: RetryCallState) -> None:
+    def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
+        self._next_reason.text = wait_reason(exc)
         log.warning("attempt %d failed, retrying in %.1fs: %s", state.attempt_number, wait, exc)
 
     def _get_once(self, url: str, params: dict[str, Any]) -> Any:
-        self.limiter.acquire()
+        while wait := self.limiter.try_acquire():
+            self._wait(wait, RATE_LIMIT)
         with self._count_lock:
             self.request_count += 1
         full = requests.Request("GET", url, params=params).prepare().url

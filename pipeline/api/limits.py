@@ -95,10 +95,6 @@ class RateLimiter:
             self._state[0] = (head + 1) % int(self._state[1])
             return 0.0
 
-    def acquire(self) -> None:
-        while wait := self.try_acquire():
-            time.sleep(wait)
-
 
 #: One budget for the whole run, made at import so luigi's forked workers (--workers N) share it;
 #: its limit comes from [api] through shared_limiter().

@@ -37,6 +37,7 @@ import time
 import traceback
 import typing
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,9 +47,9 @@ import luigi
 import luigi.interface
 import luigi.retcodes
 
-from pipeline import clock, config, progress
+from pipeline import clock, config, interrupts, progress
 from pipeline.failures import explain
-from pipeline.logs import task_context, to_console
+from pipeline.logs import RUN_LOG_ENV, start_run_log, task_context, to_console
 from pipeline.storage import fs
 from pipeline.storage.atomic import (
     atomic_path,
@@ -75,9 +76,6 @@ def _default_hour() -> datetime:
 
 #: The hour a run writes when not given ``--date-hour``: the UTC hour the process started in.
 DEFAULT_HOUR = _default_hour()
-
-#: Set by ``python -m pipeline run`` for the tasks it runs (forked workers too): its run log.
-RUN_LOG_ENV = "PIPELINE_RUN_LOG"
 
 
 class PartitionBusyExit(luigi.interface.PidLockAlreadyTakenExit):
@@ -250,6 +248,7 @@ class PartitionTask(luigi.Task):
             raise PartitionBusyExit(str(exc)) from None
         except fs.StoreError as exc:
             stop_run(str(exc))
+        start_run_log(partition.root)  # plain luigi: its run log, now that it writes
         if fresh and isinstance(partition.lock, fs.ObjectPath):
             from pipeline.storage import s3
 
@@ -270,6 +269,7 @@ class PartitionTask(luigi.Task):
         return lease.acquire(location, owner, seconds, release_at_exit=ends_with_process)
 
     def run(self) -> None:
+        interrupts.check()  # a signal luigi swallowed (in an event handler) stops the run here
         self.claim()  # claimed while scheduling; not so when another process scheduled it
         started, t0 = clock.now(), time.perf_counter()
         interval = config.run().progress_seconds
@@ -286,14 +286,17 @@ class PartitionTask(luigi.Task):
             finished=clock.now().isoformat(timespec="milliseconds"),
             seconds=round(time.perf_counter() - t0, 3),
         )
+        interrupts.check()
         write_json(self.stats_path(), facts)  # last: its presence marks the task complete
 
     _ticker: progress.Ticker | None = None
     facts: dict[str, Any] | None = None  # what run() produced, for the line saying it is done
 
-    def report(self, message: str, percent: int | None = None, console: str = "") -> None:
+    def report(
+        self, message: str, percent: int | None = None, console: str | Callable[[], str] = ""
+    ) -> None:
         """Show progress in the luigid visualiser, and in the console's progress lines (as
-        ``console`` if given, else as ``message``)."""
+        ``console`` if given, else as ``message``; a function gives the line when it is due)."""
         self.set_status_message(message)
         if percent is not None:
             self.set_progress_percentage(percent)
@@ -304,7 +307,7 @@ class PartitionTask(luigi.Task):
         """What luigi sends the scheduler and puts in its failure e-mail ([email] in luigi.cfg):
         the cause, what to do, where the run log is, then the traceback."""
         told = explain(exception, self.partition.dir)
-        run_log = os.environ.get(RUN_LOG_ENV) or "none (started without python -m pipeline)"
+        run_log = os.environ.get(RUN_LOG_ENV) or "none (logged to stderr)"
         return (
             f"{self.task_family} failed for {self.partition.name}: {told.cause}\n"
             + (f"What to do: {told.todo}\n" if told.todo else "")
@@ -329,11 +332,13 @@ _started_at: dict[str, float] = {}
 @PartitionTask.event_handler(luigi.Event.START)
 def _task_started(task: PartitionTask) -> None:
     _started_at[task.task_id] = time.monotonic()
+    interrupts.running = task.task_family
     progress.started(task.task_family)
 
 
 @PartitionTask.event_handler(luigi.Event.SUCCESS)
 def _task_done(task: PartitionTask) -> None:
+    interrupts.running, interrupts.finished = None, task.task_family
     seconds = time.monotonic() - _started_at.pop(task.task_id, time.monotonic())
     progress.finished(task.task_family, seconds, task.facts)
 
@@ -356,6 +361,7 @@ def _say_failed(task: PartitionTask, exc: BaseException, what: str) -> None:
 
 @PartitionTask.event_handler(luigi.Event.FAILURE)
 def _task_failed(task: PartitionTask, exc: BaseException) -> None:
+    interrupts.running = None
     _started_at.pop(task.task_id, None)
     _say_failed(task, exc, "failed")
 

@@ -7,7 +7,6 @@ extract carries its own name in the luigid visualiser and in the scheduler's tas
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 import luigi
@@ -15,7 +14,7 @@ import luigi
 from pipeline import config
 from pipeline.api.client import ApiClient
 from pipeline.extract import snapshot_endpoint
-from pipeline.progress import extract_status
+from pipeline.progress import ExtractProgress
 from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import target
 from pipeline.storage.layout import camel
@@ -34,18 +33,16 @@ class ExtractTask(PartitionTask):
     def produce(self) -> dict[str, Any]:
         cfg, ext = config.api(), config.extract()
 
-        t0 = time.monotonic()
-
-        def progress(done: int, total: int, page: int, pages: int) -> None:
-            percent = 100 if total == 0 else int(100 * done / total)
-            seconds = time.monotonic() - t0
-            self.report(
-                f"{self.endpoint}: {done}/{total} records, page {page}/{pages}",
-                percent,
-                console=extract_status(done, total, page, pages, seconds),
-            )
-
         with ApiClient(cfg.url(), cfg.client_settings()) as client:
+            shown = ExtractProgress(client.waiting)
+
+            def progress(done: int, total: int, page: int, pages: int) -> None:
+                shown.update(done, total, page, pages)
+                percent = 100 if total == 0 else int(100 * done / total)
+                status = f"{self.endpoint}: {done}/{total} records, page {page}/{pages}"
+                self.report(status, percent, console=shown.status)
+
+            self.report(f"{self.endpoint}: first page", 0, console=shown.status)
             stats = snapshot_endpoint(
                 client,
                 self.endpoint,

@@ -16,7 +16,7 @@ from typing import Any
 import luigi
 from luigi.task import flatten
 
-from pipeline import clock, config
+from pipeline import clock, config, interrupts
 from pipeline.logs import task_context, to_console
 from pipeline.ops import housekeeping
 from pipeline.storage.atomic import read_json, target, write_json
@@ -126,6 +126,7 @@ class Insights(PartitionTask):
         return "".join(env) + shlex.join(words)
 
     def run(self) -> Iterator[list[luigi.Task]]:
+        interrupts.check()
         self.claim()
         if not self.output().exists():
             # An upstream task whose outputs or stats went missing after its dependents ran
@@ -149,15 +150,18 @@ class Insights(PartitionTask):
             raise config.ConfigError(
                 f"[housekeeping] retention_hours must be >= 1, got {retention}"
             )
-        if not self.output().exists():
-            write_json(self.partition.manifest, manifest.build(self.partition))
+        facts = None if self.output().exists() else manifest.build(self.partition)
         root, name, last = self.partition.root, self.partition.name, last_partition()
-        for line in hour.refresh_around(root, name):
-            to_console(log, logging.INFO, line)
-        if (current := latest_partition(root)) is not None and current > last:
-            log.warning("latest pointed at %s, later than the current hour; moving it", current)
-        if advance_latest(root, name, last):
-            log.info("latest -> %s", name)
+        # The manifest, the reports brought up to date and `latest`: a signal waits for them.
+        with interrupts.deferred():
+            if facts is not None:
+                write_json(self.partition.manifest, facts)
+            for line in hour.refresh_around(root, name):
+                to_console(log, logging.INFO, line)
+            if (current := latest_partition(root)) is not None and current > last:
+                log.warning("latest pointed at %s, later than the current hour; moving it", current)
+            if advance_latest(root, name, last):
+                log.info("latest -> %s", name)
         now = clock.now()
         housekeeping.prune_partitions(root, retention, now)
         housekeeping.prune_logs(root, retention, now)

@@ -41,7 +41,7 @@ QUICKSTART = """\
 
 PLAIN_LUIGI = """\
 .venv/bin/python -m pipeline --date-hour 2026-11-25T17                 # = ./run_pipeline.sh --date-hour …
-.venv/bin/luigi --module pipeline Insights --local-scheduler           # the current UTC hour, no run log
+.venv/bin/luigi --module pipeline Insights --local-scheduler           # the current UTC hour, same console
 PIPELINE_API_URL=http://127.0.0.1:8000 PIPELINE_DATA_DIR=/srv/shop .venv/bin/python -m pipeline
 """  # noqa: E501
 
@@ -245,7 +245,9 @@ def test_plain_python_and_luigi(api: DummyJSONServer, tmp_path: Path) -> None:
     said = ok(run_command(by_hour, env))
     assert said.splitlines()[-1].startswith(f"pipeline: done (exit 0): {PARTITION} is complete")
     assert (data / PARTITION / "insights/user_summary.csv").read_text() == USER_SUMMARY
-    ok(run_command(plain, env))
+    shown = ok(run_command(plain, env))  # the same console: its log named, no luigi lines
+    assert shown.startswith(f"pipeline: log file: {data}/logs/run-"), shown
+    assert "luigi-interface" not in shown
     assert (data / NOW_HOUR / "manifest.json").is_file()
     assert os.readlink(data / "latest") == NOW_HOUR
     subs = {"http://127.0.0.1:8000": api.url, "/srv/shop": str(srv)}

@@ -180,17 +180,60 @@ def test_a_failed_run_says_why_and_what_to_do_in_a_few_lines_and_the_rest_in_its
     ids=["luigi", "python-m-pipeline"],
 )
 def test_retcode_applies_from_any_directory(entry: list[str], caller: Path) -> None:
-    """Run outside the checkout, luigi reads the checkout's luigi.cfg, so a failure exits 30."""
+    """Run outside the checkout, luigi reads the checkout's luigi.cfg, so a failure exits 30
+    and the run log is in config/logging.conf's format."""
     args = ["--date-hour", PARTITION, "--api-retries", "0", "--lock-pid-dir", str(caller / "p")]
     env = clean_env(PIPELINE_API_URL=refused_url(), PIPELINE_DATA_DIR=str(caller / "d"))
     result, _ = run([*entry, *args], caller, env)
     assert result.returncode == 30, result.stdout[-3000:] + result.stderr[-3000:]
-    if entry[0] == LUIGI:  # no run log: luigi's output, in config/logging.conf's format
-        shown = result.stdout + result.stderr
-    else:
-        (log,) = (caller / "d" / "logs").glob("run-*")
-        shown = log.read_text()
-    assert re.search(LOG_LINE % "ERROR", shown, re.M)
+    (log,) = (caller / "d" / "logs").glob("run-*")
+    assert re.search(LOG_LINE % "ERROR", log.read_text(), re.M)
+
+
+def test_plain_luigi_from_elsewhere_shows_the_console_of_python_m_pipeline(
+    caller: Path,
+) -> None:
+    """The API down: a few lines saying why and what to do; the tracebacks in the run log."""
+    url = refused_url()
+    result, pid = run(
+        [LUIGI, "--module", "pipeline", "Insights", "--local-scheduler", "--date-hour", PARTITION,
+         "--lock-pid-dir", str(caller / "p")],
+        caller, clean_env(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(caller / "data")),
+    )  # fmt: skip
+    assert result.returncode == 30, result.stdout[-3000:] + result.stderr[-3000:]
+    log = the_log(caller / "data" / "logs", pid)
+    text = log.read_text()
+    assert text.splitlines()[:2] == [
+        f"# luigi --module pipeline Insights --local-scheduler --date-hour {PARTITION} "
+        f"--lock-pid-dir {caller / 'p'}",
+        f"# cwd: {caller}",
+    ]
+    assert text.count("Traceback (most recent call last):") == 3
+    assert "This progress looks :( because there were failed tasks" in text
+    assert log.stat().st_mode & 0o777 == 0o640
+
+    host = url.removeprefix("http://")
+    first = f"{url}/products?limit=1000&skip=0"
+    assert result.stdout == ""
+    assert [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in result.stderr.splitlines()] == [
+        f"pipeline: log file: {log}",
+        "ExtractProducts started",
+        f"WARNING attempt 1 failed, retrying in 0.5s: GET {first}: connection failed: {host} "
+        "refused the connection",
+        f"WARNING attempt 2 failed, retrying in 1.0s: GET {first}: connection failed: {host} "
+        "refused the connection",
+        f"ERROR ExtractProducts failed: products: GET {first}: connection failed: {host} refused "
+        "the connection (gave up after 3 attempts)",
+        "         what to do: is the API running and listening at 127.0.0.1? Check "
+        "PIPELINE_API_URL / [api] base_url; or try `./run_pipeline.sh demo` (the whole pipeline "
+        "offline, against a local demo API)",
+        "ExtractUsers started",
+        "ERROR ExtractUsers failed: users: not attempted, circuit open: the API stopped "
+        "answering earlier in this run",
+        "ExtractCarts started",
+        "ERROR ExtractCarts failed: carts: not attempted, circuit open: the API stopped "
+        "answering earlier in this run",
+    ]
 
 
 def test_demo_end_to_end(caller: Path) -> None:

@@ -208,7 +208,7 @@ def test_a_stalled_api_fails_the_run_after_one_endpoint_s_retry_budget(
     elapsed = time.monotonic() - started
     assert result.returncode == 30, result.output
     assert api.request_count == 2  # one endpoint's attempts; the other two made no request
-    assert result.output.count("not attempted, circuit open: the API stopped answering") == 2
+    assert result.log.count("not attempted, circuit open: the API stopped answering") == 2
     assert "timed out (ReadTimeout) (gave up after 2 attempts)" in result.output
     assert elapsed >= budget  # the first extract really waited out its retries
     assert not list(data.rglob("*.jsonl")) and not (data / "latest").exists()
@@ -260,4 +260,4 @@ def test_forked_workers_share_the_breaker(api: DummyJSONServer, tmp_path: Path) 
     result = run_luigi(api.url, tmp_path / "data", *args)
     assert result.returncode == 30, result.output
     assert api.request_count == 2 * 3  # two endpoints' attempts, none from the third
-    assert result.output.count("not attempted, circuit open") == 1
+    assert result.log.count("not attempted, circuit open") == 1

@@ -190,7 +190,7 @@ def test_a_long_extract_says_how_far_it_is_at_every_interval(
     assert result.returncode == 0, result.stderr
     lines = console(result)
     ticks = [
-        re.fullmatch(r"ExtractProducts: (\d)/8 records, page \1/8, \d+ records/s, about \d+ s "
+        re.fullmatch(r"ExtractProducts: (\d)/8 records, page \1/8, [\d.]+ records/s, about \d+ s "
                      r"left \((\d+) s\)", line)
         for line in lines
         if line.startswith("ExtractProducts: ")

@@ -63,7 +63,9 @@ def test_full_run_writes_exact_outputs_manifest_and_latest(
     data = tmp_path / "data"
     result = run_luigi(api.url, data)
     assert result.returncode == 0, result.output
-    assert partition_files(data) == EXPECTED_TREE
+    files = partition_files(data)
+    assert [f for f in files if not f.startswith("logs/")] == EXPECTED_TREE
+    assert len([f for f in files if f.startswith("logs/run-")]) == 1  # the run's log
     assert os.readlink(data / "latest") == PARTITION
     assert f"INFO    [Insights] luigi-interface.pipeline: latest -> {PARTITION}" in result.output
     latest = data / "latest"
@@ -198,7 +200,7 @@ def test_a_successful_run_prunes_partitions_past_retention(
     )
     assert result.returncode == 0, result.output
     assert sorted(p.name for p in data.iterdir()) == [
-        ".latest.lock", "2020-01-01T03", "2020-01-01T05", "history", "latest",
+        ".latest.lock", "2020-01-01T03", "2020-01-01T05", "history", "latest", "logs",
     ]  # fmt: skip
     assert f"pruned partition {stale}" in result.output
 

@@ -78,7 +78,13 @@ def run_s3(
     return subprocess.run(
         luigi_command(PARTITION, tmp / "pids", *args),
         cwd=REPO,
-        env=s3_env(endpoint, PIPELINE_API_URL=api_url, PIPELINE_DATA_DIR=root, **env),
+        env=s3_env(
+            endpoint,
+            PIPELINE_API_URL=api_url,
+            PIPELINE_DATA_DIR=root,
+            PIPELINE_LOG_DIR=str(tmp / "logs"),
+            **env,
+        ),
         capture_output=True,
         text=True,
         timeout=300,
@@ -162,7 +168,7 @@ def test_two_hosts_starting_one_hour_one_writes_it_the_other_exits_10(
         home = tmp_path / host
         (home / "tmp").mkdir(parents=True)
         env = s3_env(store.url, PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=root)
-        env["TMPDIR"] = str(home / "tmp")
+        env.update(TMPDIR=str(home / "tmp"), PIPELINE_LOG_DIR=str(home / "logs"))
         runs.append(
             subprocess.Popen(
                 luigi_command(PARTITION, home / "pids", "--api-page-size", "2"),

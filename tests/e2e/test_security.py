@@ -290,7 +290,7 @@ def test_a_field_the_api_adds_is_dropped_and_logged_once_per_endpoint(
 ) -> None:
     data, result = sample_run
     assert "NEW-" not in everything(data)
-    warnings = [line for line in result.output.splitlines() if "does not declare" in line]
+    warnings = [line for line in result.log.splitlines() if "does not declare" in line]
     assert sorted(w.split("pipeline.extract: ", 1)[1] for w in warnings) == [
         f"{endpoint}: the API sent field(s) that pipeline/schema.py does not declare: "
         f"{names}; dropped, not stored"

@@ -44,7 +44,15 @@ def next_hour_records() -> dict[str, list[dict[str, Any]]]:
 @dataclass
 class Run:
     returncode: int
-    output: str
+    output: str  # the console (stdout, then stderr), then the run log
+    log: str = ""  # the run log alone
+
+
+def run_log_of(logs: Path, pid: int) -> str:
+    """The text of the run log that process ``pid`` wrote in ``logs``, or '' if it wrote none
+    (a run refused before luigi set up logging)."""
+    found = list(logs.glob(f"run-*-{pid}.log"))
+    return found[0].read_text() if found else ""
 
 
 def pipeline_env(api_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
@@ -79,15 +87,21 @@ def run_luigi(
     # luigi refuses a second identical command line on the host (exit 10); keep that real but
     # scoped to this test, so parallel test sessions do not trip over each other.
     cmd = luigi_command(date_hour, data_dir.parent / "luigi-pids", *args, task=task)
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         cmd,
         cwd=REPO,
         env=env or pipeline_env(api_url, data_dir),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
     )
-    return Run(proc.returncode, proc.stdout + proc.stderr)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    log = run_log_of(data_dir / "logs", proc.pid)
+    return Run(proc.returncode, out + err + log, log)
 
 
 def partition_files(root: Path) -> list[str]:
@@ -121,9 +135,13 @@ def temporaries(root: Path) -> list[Path]:
 
 
 def fingerprint(root: Path) -> dict[str, tuple[bytes, int]]:
-    """Content and mtime of every file, to prove a failed run did not touch them."""
+    """Content and mtime of every file, to prove a failed run did not touch them (the runs'
+    own logs, in ``logs/``, aside)."""
     return {
         str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in root.rglob("*")
-        if p.is_file() and not p.is_symlink() and p.name != ".lock"
+        if p.is_file()
+        and not p.is_symlink()
+        and p.name != ".lock"
+        and p.relative_to(root).parts[0] != "logs"
     }

@@ -17,6 +17,11 @@ Just before dying it writes the point it reached to the file ``CRASH_REPORT``. `
 names a file that gets one line per ``os.replace`` (``replace <path>``), so a test can list the
 points of an uninterrupted run.
 
+With ``CRASH_ACTION=pause`` it does not die at the point: it writes the report and waits there
+until the file ``CRASH_RESUME`` exists (or a signal's handler raises), so that a test can send a
+signal to a run stopped at a known point. ``python -m tests.support.crashpoint pipeline ARGS``
+runs ``python -m pipeline ARGS`` instead of luigi.
+
 The hooks watch the standard library and ``requests`` only, never the pipeline's own names, so
 they keep working when its modules are reorganised. Test support only: nothing in ``pipeline``
 imports this.
@@ -28,6 +33,7 @@ import os
 import shutil  # noqa: F401  (imported before os.unlink is wrapped: it picks its rmtree then)
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +47,11 @@ _send = requests.adapters.HTTPAdapter.send
 class CrashPoints:
     """The points to die at; ``reached`` kills the process group at the first one met."""
 
-    def __init__(self, points: str, root: Path, report: str | None, trace: str | None):
+    def __init__(
+        self, points: str, root: Path, report: str | None, trace: str | None, resume: str = ""
+    ):
         self.points = {p for p in points.split(",") if p}
-        self.root, self.report, self.trace = root, report, trace
+        self.root, self.report, self.trace, self.resume = root, report, trace, resume
         self.requests: dict[str, int] = {}
 
     def reached(self, point: str) -> None:
@@ -52,6 +60,10 @@ class CrashPoints:
         if self.report:
             with open(self.report, "w") as fh:
                 fh.write(point)
+        if self.resume:  # pause: a signal's handler may raise in here
+            while not os.path.exists(self.resume):
+                time.sleep(0.01)
+            return
         os.killpg(os.getpgid(0), signal.SIGKILL)  # no cleanup, no flush: as a power cut
 
     def relative(self, path: Any) -> str:
@@ -99,7 +111,12 @@ def main(argv: list[str]) -> None:
         Path(env["PIPELINE_DATA_DIR"]).absolute(),
         env.get("CRASH_REPORT"),
         env.get("CRASH_TRACE"),
+        env.get("CRASH_RESUME", "") if env.get("CRASH_ACTION") == "pause" else "",
     ).install()
+    if argv[:1] == ["pipeline"]:
+        from pipeline.cli import stoppable_main
+
+        raise SystemExit(stoppable_main(argv[1:]))
     luigi_run(argv)
 
 

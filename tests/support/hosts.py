@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support import LUIGI, REPO
+from tests.support import LUIGI, REPO, run_log_of
 from tests.support.s3 import s3_env
 
 #: luigid settings for the tests: a dead worker is noticed after 2 s without a ping and its
@@ -111,13 +111,15 @@ class Host:
             "--worker-wait-jitter", "0.2", "--lock-pid-dir", str(self.home / "pids"), *args,
         ]  # fmt: skip
         self.proc = subprocess.Popen(
-            cmd, cwd=self.home, env={**env, "TMPDIR": str(self.tmp)},
+            cmd, cwd=self.home, env={**env, "TMPDIR": str(self.tmp),
+                                     "PIPELINE_LOG_DIR": str(self.home / "logs")},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
 
     def wait(self, timeout: float = 300) -> int:
         assert self.proc is not None
-        self.output, _ = self.proc.communicate(timeout=timeout)
+        console, _ = self.proc.communicate(timeout=timeout)
+        self.output = console + run_log_of(self.home / "logs", self.proc.pid)
         (self.home / "output.log").write_text(self.output)  # kept for a failing test's reader
         return self.proc.returncode
 

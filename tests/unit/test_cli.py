@@ -7,11 +7,14 @@ so every branch is checked in milliseconds and in-process.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import re
 import subprocess
 import sys
+import termios
+import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -277,6 +280,52 @@ def test_the_log_gets_everything_and_the_console_stdout_and_the_console_handler(
     assert capfd.readouterr().out == "after the run\n"
     assert log.read_text().endswith("# exit code: 30\n")
     assert cli.RUN_LOG_ENV not in os.environ  # set for the run only
+
+
+def test_console_lines_stay_whole_when_stdout_and_stderr_share_one_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``... 2>&1 | tee``: a line printed in two writes (``print`` writes the text, then its
+    newline) is not cut by a console line written meanwhile, on the console or in the log."""
+
+    def two_writers(args: Sequence[str]) -> int:
+        os.write(1, b"Snapshot 2026-11-25T17\nLatest: data/latest -> 2026-11-25T17")
+        while fcntl.ioctl(1, termios.FIONREAD, b"\0\0\0\0") != b"\0\0\0\0":
+            time.sleep(0.001)  # until the copy of stdout has read the first write
+        logs.to_console(logging.getLogger("pipeline.progress"), logging.INFO, "Insights done")
+        sys.stderr.write("stderr: a record for the log only")
+        sys.stderr.flush()
+        os.write(1, b"\n")
+        sys.stderr.write(" and its end\n")
+        return 0
+
+    monkeypatch.setattr(sys, "stdout", open(1, "w", closefd=False))  # noqa: SIM115
+    monkeypatch.setattr(sys, "stderr", open(2, "w", closefd=False))  # noqa: SIM115
+    logger = logging.getLogger("pipeline.progress")
+    monkeypatch.setattr(logger, "handlers", [logs.ConsoleHandler()])
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    shared, log = tmp_path / "console", tmp_path / "run.log"
+    saved = os.dup(1), os.dup(2)
+    with shared.open("wb") as fh:
+        os.dup2(fh.fileno(), 1)
+        os.dup2(fh.fileno(), 2)
+        try:
+            assert cli.run_logged(["Insights"], log, "local", two_writers) == 0
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+    lines = shared.read_text().splitlines()
+    assert lines[:2] == ["pipeline: scheduler: local", f"pipeline: log file: {log}"]
+    assert sorted(re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in lines[2:]) == [
+        "Insights done", "Latest: data/latest -> 2026-11-25T17", "Snapshot 2026-11-25T17",
+    ]  # fmt: skip
+    assert sorted(log.read_text().splitlines()[3:-1]) == [
+        "Latest: data/latest -> 2026-11-25T17", "Snapshot 2026-11-25T17",
+        "stderr: a record for the log only and its end",
+    ]  # fmt: skip
 
 
 def test_an_interrupted_run_says_so_in_its_log_and_gives_the_console_back(

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from luigi.cmdline_parser import CmdlineParser
+
+from pipeline import logs
 from pipeline.logs import (
+    RUN_LOG_ENV,
     ConsoleFormatter,
     ConsoleHandler,
+    RunLogHandler,
     TaskFormatter,
     shown_on_console,
+    start_run_log,
     task_context,
     use_console,
 )
@@ -71,3 +80,54 @@ def test_the_console_handler_writes_only_where_it_was_given_a_terminal(tmp_path:
             handler.handle(record("pipeline", logging.INFO, "hidden"))
         handler.handle(record("pipeline", logging.ERROR, "after"))
     assert re.fullmatch(r"\d\d:\d\d:\d\d ERROR shown\n", (tmp_path / "console").read_text())
+
+
+@pytest.fixture
+def plain_luigi(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """As in ``luigi --module pipeline``: luigi's command line parsed, no run log of the CLI's."""
+    monkeypatch.delenv(RUN_LOG_ENV, raising=False)
+    with CmdlineParser.global_instance(["--module", "pipeline", "Insights"]):
+        yield
+    monkeypatch.setattr(logs, "_console", None)
+    monkeypatch.setattr(logs, "_plain", None)
+
+
+def test_plain_luigi_holds_its_run_log_until_the_run_claims_its_hour(
+    plain_luigi: None, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    handler = RunLogHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.handle(record("luigi-interface", logging.INFO, "Informed scheduler"))
+    ConsoleHandler().handle(record("pipeline", logging.ERROR, "shown", console=True))
+    assert capfd.readouterr().err.endswith(" ERROR shown\n")  # the console: stderr, at once
+    start_run_log(tmp_path)
+    handler.handle(record("pipeline", logging.WARNING, "retrying"))
+    (log,) = (tmp_path / "logs").glob("run-*.log")
+    assert log.read_text().splitlines()[2:] == ["INFO Informed scheduler", "WARNING retrying"]
+    assert capfd.readouterr().err == f"pipeline: log file: {log}\n"
+    assert os.environ[RUN_LOG_ENV] == str(log)
+    os.environ.pop(RUN_LOG_ENV)
+    handler.close()
+    assert capfd.readouterr().err == ""
+
+
+def test_plain_luigi_that_claims_nothing_writes_no_file_and_gives_stderr_what_it_held(
+    plain_luigi: None, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    handler = RunLogHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.handle(record("luigi-interface", logging.INFO, "12 complete ones were encountered"))
+    handler.handle(record("pipeline", logging.ERROR, "[api] page_size: bad", console=True))
+    handler.close()  # at exit
+    assert capfd.readouterr().err == "INFO 12 complete ones were encountered\n"  # not shown yet
+    assert not (tmp_path / "logs").exists()
+
+
+def test_outside_luigis_command_line_the_run_log_is_stderr(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(RUN_LOG_ENV, raising=False)
+    handler = RunLogHandler()  # luigid, luigi.build: no command line of luigi's
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(record("luigi", logging.INFO, "as before"))
+    assert capfd.readouterr().err == "as before\n"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pipeline.api.client import ApiClient, ClientSettings
+from pipeline.api.client import RATE_LIMIT, ApiClient, ClientSettings, Wait
 from pipeline.api.errors import ApiError
 from pipeline.api.limits import CircuitBreaker, RateLimiter
 from pipeline.devtools.fakeapi import DummyJSONServer
@@ -53,6 +53,53 @@ def test_429_waits_what_retry_after_says(api: DummyJSONServer) -> None:
     t0 = time.monotonic()
     get(api)
     assert time.monotonic() - t0 >= 1.0
+    assert api.request_count == 2
+
+
+class FakeTime:
+    """A clock that a sleep moves on; each sleep notes the wait the client says is under way."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.now, self.client = 1000.0, client
+        self.waits: list[tuple[float, Wait | None]] = []
+        client.clock, client.sleep = self.clock, self.sleep
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append((seconds, self.client.waiting()))
+        self.now += seconds
+
+
+def test_a_wait_on_the_rate_limit_is_told_as_one_while_it_lasts(api: DummyJSONServer) -> None:
+    with ApiClient(api.url, FAST) as client:
+        fake = FakeTime(client)
+        client.limiter = RateLimiter(1, 10.0, clock=fake.clock)
+        client.get_json("/carts", {"limit": 2})
+        fake.now += 2.0
+        assert client.waiting() is None
+        client.get_json("/carts", {"limit": 2})
+        assert fake.waits == [(8.0, Wait(1010.0, RATE_LIMIT))]
+        assert client.waiting() is None  # over with the sleep
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "seconds", "reason"),
+    [
+        (429, {"Retry-After": "9"}, 9.0, "for the API's rate limit (it answered HTTP 429)"),
+        (503, {"Retry-After": "9"}, 9.0, "as the API asked (HTTP 503, Retry-After)"),
+        (500, {}, 0.01, "before retrying a failed request"),  # backoff_factor
+    ],
+)
+def test_a_wait_before_a_retry_is_told_with_its_reason(
+    api: DummyJSONServer, status: int, headers: dict[str, str], seconds: float, reason: str
+) -> None:
+    api.add_fault("status", endpoint="carts", times=1, status=status, headers=headers)
+    with ApiClient(api.url, dataclasses.replace(FAST, backoff_max=30.0)) as client:
+        fake = FakeTime(client)
+        client.get_json("/carts", {"limit": 2})
+    assert fake.waits == [(seconds, Wait(1000.0 + seconds, reason))]
     assert api.request_count == 2
 
 
