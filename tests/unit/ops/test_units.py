@@ -78,6 +78,7 @@ def test_pipeline_service(data_root: Path) -> None:
     service = dict(unit["Service"])
     assert service["Type"] == "oneshot"
     assert service["TimeoutStartSec"] == "45min"
+    assert service["SuccessExitStatus"] == "143"  # systemctl stop: exit 143, not a failure
     assert service["User"] == "etl"
     assert service["WorkingDirectory"] == str(CHECKOUT)
     assert service["ExecStart"] == f"{CHECKOUT}/run_pipeline.sh"
