@@ -31,6 +31,7 @@ from typing import BinaryIO
 from pipeline import config, logs
 from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
+from pipeline.storage.layout import logs_dir
 from pipeline.tasks.base import RUN_LOG_ENV
 
 PROG = "python -m pipeline"
@@ -132,16 +133,13 @@ def data_root(luigi_args: Sequence[str]) -> Location:
 
 def run_log(root: Location) -> Path:
     """The run's log file: beside the partitions, or with an object-store root on this host, in
-    ``$PIPELINE_LOG_DIR`` (default: ``logs/`` in the checkout)."""
-    if isinstance(root, Path):
-        return log_path(root)
-    folder = Path(os.environ.get("PIPELINE_LOG_DIR") or CHECKOUT / "logs").absolute()
-    return folder / log_path(Path()).name
+    ``$PIPELINE_LOG_DIR`` (default: ``logs/`` in the checkout): ``layout.logs_dir``."""
+    return log_path(root)
 
 
-def log_path(root: Path, now: float | None = None, pid: int | None = None) -> Path:
+def log_path(root: Location, now: float | None = None, pid: int | None = None) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    return root / "logs" / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
+    return logs_dir(root) / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
 
 
 def _pump(read_end: int, log: BinaryIO, lock: threading.Lock, console: int | None) -> None:
@@ -307,7 +305,10 @@ def complete(root: Location, hour: datetime) -> bool:
     from pipeline.storage.layout import Partition
 
     partition = Partition(root, hour)
-    return fs.exists(partition.manifest) and latest_reached(root, partition.name)
+    try:
+        return fs.exists(partition.manifest) and latest_reached(root, partition.name)
+    except fs.StoreError:  # the run finds it too, and stops with one message
+        return False
 
 
 def outcome(rc: int, hour: str, root: Location, was_complete: bool, log: Path) -> str:
@@ -353,12 +354,12 @@ def prepare(
 
 
 def new_log(root: Location) -> Path:
+    log = run_log(root)
     try:
-        log = run_log(root)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
     except OSError as exc:
-        raise CliError(f"cannot write run logs under the data root {root}: {exc}") from None
+        raise CliError(f"cannot write run logs in {log.parent}: {exc}") from None
     return log.resolve()
 
 
@@ -367,9 +368,12 @@ def new_log(root: Location) -> Path:
 FAILED_RUN = "failed-run.env"
 
 
-def note_run(root: Path, hour: datetime, log: Path, rc: int | None = None) -> None:
-    """Say which run is under way (``rc`` None) or failed; forget it when it succeeded."""
-    path = root / "logs" / FAILED_RUN
+def note_run(root: Location, hour: datetime, log: Path, rc: int | None = None) -> None:
+    """Say which run is under way (``rc`` None) or failed; forget it when it succeeded.
+
+    Kept with the run logs, on this host whatever the data root (``layout.logs_dir``): the
+    failure unit that reads it runs here."""
+    path = logs_dir(root) / FAILED_RUN
     if rc == 0:
         path.unlink(missing_ok=True)
         return

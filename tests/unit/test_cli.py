@@ -14,6 +14,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import luigi.configuration
@@ -21,6 +22,7 @@ import pytest
 
 from pipeline import cli, config, logs
 from pipeline.config import CHECKOUT
+from pipeline.storage.fs import ObjectPath
 
 
 @pytest.fixture(autouse=True)
@@ -210,6 +212,27 @@ def test_log_file_name_is_utc_time_and_pid(tmp_path: Path) -> None:
         tmp_path / "logs" / "run-20010909T014640Z-4242.log"
     )
     assert cli.log_path(tmp_path).name.endswith(f"Z-{os.getpid()}.log")
+
+
+def test_with_an_object_store_root_run_logs_and_failed_run_env_stay_on_this_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The systemd failure unit reads ``failed-run.env`` on this host: never in the bucket."""
+    root, hour = ObjectPath("shop-data", "etl"), datetime(2026, 11, 25, 17)
+    monkeypatch.delenv("PIPELINE_LOG_DIR", raising=False)
+    assert cli.run_log(root).parent == CHECKOUT / "logs"  # the default: the checkout's logs/
+    monkeypatch.setenv("PIPELINE_LOG_DIR", str(tmp_path / "host"))
+    log = cli.new_log(root)
+    assert log.parent == tmp_path / "host" and log.is_file()
+    env = tmp_path / "host" / "failed-run.env"
+    cli.note_run(root, hour, log)  # under way
+    assert env.read_text() == (
+        f"PIPELINE_HOUR=2026-11-25T17\nPIPELINE_EXIT_CODE=\nPIPELINE_RUN_LOG={log}\n"
+    )
+    cli.note_run(root, hour, log, 30)
+    assert env.read_text().splitlines()[1] == "PIPELINE_EXIT_CODE=30"
+    cli.note_run(root, hour, log, 0)  # succeeded: forgotten
+    assert sorted(p.name for p in (tmp_path / "host").iterdir()) == [log.name]
 
 
 def noisy_run(args: Sequence[str]) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.ops.housekeeping import housekeeping, main, prune_logs, prune_partitions
+from pipeline.storage.fs import ObjectPath
 
 NOW = datetime(2026, 11, 25, 17, 42, 10)  # naive = UTC
 
@@ -149,6 +150,19 @@ def test_prune_logs_by_mtime(tmp_path: Path) -> None:
     os.utime(other, (0, 0))
     assert prune_logs(tmp_path, 3, NOW) == [old]
     assert names(logs) == {"run-new.log", "notes.txt"}
+
+
+def test_with_an_object_store_root_this_hosts_run_logs_are_pruned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_LOG_DIR", str(tmp_path))
+    old, new = tmp_path / "run-old.log", tmp_path / "run-new.log"
+    cutoff = datetime(2026, 11, 25, 14, tzinfo=UTC).timestamp()  # NOW's hour, 3 hours back
+    for path, mtime in ((old, cutoff), (new, cutoff + 1)):  # the cutoff, and just after it
+        path.write_text("x")
+        os.utime(path, (mtime, mtime))
+    assert prune_logs(ObjectPath("shop-data", "etl"), 3, NOW) == [old]
+    assert names(tmp_path) == {"run-new.log"}
 
 
 def test_config_default_is_a_week() -> None:
