@@ -63,8 +63,9 @@ RERUN_HELP = """\
 Rebuild one UTC hour from scratch with the options given, beside the old partition: it runs
 into $PIPELINE_DATA_DIR/.<hour>.rerun-<pid>/ while holding the hour's lock (a run of that hour
 meanwhile is refused, or finds the old partition complete), and only a complete rebuild
-replaces the old partition, in one step; `latest` is moved if the hour is newer. A failed
-rebuild leaves the old partition as it was. Options and exit codes as for `run`.
+replaces the old partition, in one step (on an s3:// root object by object, the manifest
+deleted first and copied last); `latest` is moved if the hour is newer. A failed rebuild leaves
+the old partition as it was. Options and exit codes as for `run`.
 """
 
 
@@ -407,9 +408,10 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     from luigi.retcodes import retcode
 
     from pipeline.ops import rerun
+    from pipeline.storage import fs
     from pipeline.storage.latest import advance_latest, latest_partition
     from pipeline.storage.layout import Partition
-    from pipeline.storage.locks import PartitionBusy, hold_partition_lock
+    from pipeline.storage.locks import PartitionBusy
     from pipeline.tasks.publish import last_partition
 
     os.umask(UMASK)
@@ -418,18 +420,21 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         return prepared
     luigi_args, scheduler, hour, root = prepared
     old = Partition(root, hour)
-    if not old.dir.is_dir():
-        raise CliError(
-            f"{old.name} has never been run under {root}: nothing to rebuild; run it with "
-            f"./run_pipeline.sh --date-hour {old.name}"
-        )
     try:
-        hold_partition_lock(old.lock)  # until this process exits: the swap included
+        if not has_run(old.dir):
+            raise CliError(
+                f"{old.name} has never been run under {root}: nothing to rebuild; run it with "
+                f"./run_pipeline.sh --date-hour {old.name}"
+            )
+        hold_hour(old.lock)  # until the swap is done (at the latest, until this process exits)
+        for path in rerun.remove_stale_stagings(root, old.name):
+            say(f"removed {path}, left by an earlier rerun")
     except PartitionBusy as exc:
         say(f"error: {exc}")
         return retcode().already_running
-    for path in rerun.remove_stale_stagings(root):
-        say(f"removed {path}, left by an earlier rerun")
+    except fs.StoreError as exc:
+        say(f"error: {exc}")
+        return retcode().scheduling_error
     staging = rerun.staging_root(root, old.name, os.getpid())
     log = new_log(root)
     note_run(root, hour, log)
@@ -443,19 +448,64 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             os.environ.pop("PIPELINE_DATA_DIR", None)
         else:
             os.environ["PIPELINE_DATA_DIR"] = before
-    if rc != 0 or not Partition(staging, hour).manifest.exists():
+    if rc != 0 or not fs.exists(Partition(staging, hour).manifest):
         note_run(root, hour, log, rc or 1)
         say(outcome(rc or 1, old.name, root, False, log))
         say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
         return rc or 1
     atomic = rerun.swap_in(root, staging, old.name)
     advance_latest(root, old.name, last_partition())
+    release_hour(old.lock)
     note_run(root, hour, log, 0)
-    how = "" if atomic else " (in two renames: this filesystem cannot swap in one step)"
+    how = ""
+    if not atomic:
+        how = (
+            " (object by object, its manifest last)"
+            if isinstance(root, fs.ObjectPath)
+            else " (in two renames: this filesystem cannot swap in one step)"
+        )
     say(
         f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"
     )
     return 0
+
+
+def has_run(folder: Location) -> bool:
+    """Whether anything was ever written for this hour (a folder, or objects under a prefix)."""
+    if isinstance(folder, Path):
+        return folder.is_dir()
+    from pipeline.storage import s3
+
+    return s3.any_under(folder)
+
+
+#: Who holds an hour that ``rerun`` rebuilds, on an object store.
+RERUN_OWNER = "{host} pid {pid} rerun"
+
+
+def hold_hour(lock: Location) -> None:
+    """Hold the hour against any run of it: its ``flock``, or on an object store its claim
+    object in this process's name. Raises PartitionBusy naming the holder."""
+    from pipeline.storage.locks import hold_partition_lock
+
+    if isinstance(lock, Path):
+        hold_partition_lock(lock)  # released by the kernel when this process exits
+        return
+    import socket
+
+    from pipeline.storage import lease
+
+    owner = RERUN_OWNER.format(host=socket.gethostname(), pid=os.getpid())
+    lease.acquire(lock, owner, config.storage().lease_seconds, release_at_exit=True)
+
+
+def release_hour(lock: Location) -> None:
+    """Give the hour's claim up once it is swapped (a ``flock`` goes with the process)."""
+    if isinstance(lock, Path):
+        return
+    from pipeline.storage import lease
+
+    lease.release(lock)
 
 
 # -- demo ---------------------------------------------------------------------------------------
