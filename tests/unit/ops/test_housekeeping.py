@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -52,6 +53,36 @@ def test_default_week_boundary_and_timezone_aware_now(tmp_path: Path) -> None:
     pruned = prune_partitions(tmp_path, 168, aware)
     assert pruned == [tmp_path / "2026-11-18T17"]
     assert names(tmp_path) == {"2026-11-18T18", "2026-11-26T03"}
+
+
+def test_a_pruned_partition_leaves_its_name_whole_before_any_file_is_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On local disk a partition is renamed out of the namespace in one step, so a prune cut
+    short never leaves, under the hour's name, a partition that looks complete (or half of one):
+    the order of the file operations, recorded."""
+    make_partition(tmp_path, "2026-11-25T10")
+    done: list[tuple[str, ...]] = []
+    replace, unlink, rmdir = os.replace, os.unlink, os.rmdir
+
+    def record(op: str, real: Callable[..., None]) -> Callable[..., None]:
+        def call(*paths: str | Path, **kwargs: int | None) -> None:
+            done.append((op, *(os.path.basename(os.fsdecode(p)) for p in paths)))
+            real(*paths, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "replace", record("replace", replace))
+    monkeypatch.setattr(os, "unlink", record("unlink", unlink))
+    monkeypatch.setattr(os, "rmdir", record("rmdir", rmdir))
+    assert prune_partitions(tmp_path, 3, NOW) == [tmp_path / "2026-11-25T10"]
+    monkeypatch.undo()
+    assert done[0] == ("replace", "2026-11-25T10", ".2026-11-25T10.deleting")  # first
+    assert sorted(done[1:]) == [
+        ("rmdir", ".2026-11-25T10.deleting"), ("rmdir", "insights"),
+        ("unlink", "manifest.json"), ("unlink", "user_summary.csv"),
+    ]  # fmt: skip
+    assert names(tmp_path) == set()
 
 
 def test_never_prunes_latest_target(tmp_path: Path) -> None:
