@@ -32,6 +32,7 @@ from pipeline import config, logs
 from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
 from pipeline.storage.layout import logs_dir
+from pipeline.storage.locks import remove_unused
 from pipeline.tasks.base import RUN_LOG_ENV
 
 PROG = "python -m pipeline"
@@ -398,6 +399,7 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     log = new_log(root)
     note_run(root, hour, log)
     rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    remove_unused()  # a run that wrote nothing leaves no hour folder holding only its lock
     note_run(root, hour, log, rc)
     say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log))
     return rc

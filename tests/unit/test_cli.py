@@ -19,10 +19,13 @@ from pathlib import Path
 
 import luigi.configuration
 import pytest
+from luigi.setup_logging import InterfaceLogging
 
 from pipeline import cli, config, logs
 from pipeline.config import CHECKOUT
+from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from pipeline.storage.fs import ObjectPath
+from tests.support import FIXTURES
 
 
 @pytest.fixture(autouse=True)
@@ -233,6 +236,42 @@ def test_with_an_object_store_root_run_logs_and_failed_run_env_stay_on_this_host
     assert env.read_text().splitlines()[1] == "PIPELINE_EXIT_CODE=30"
     cli.note_run(root, hour, log, 0)  # succeeded: forgotten
     assert sorted(p.name for p in (tmp_path / "host").iterdir()) == [log.name]
+
+
+def test_a_failed_run_exits_30_says_so_last_and_leaves_no_empty_hour(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The whole command, luigi included, in this process: the API answers 500 to everything."""
+    monkeypatch.setattr(InterfaceLogging, "_configured", True)  # keep pytest's logging as it is
+    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    data = tmp_path / "data"
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(data))
+    with DummyJSONServer(Dataset.load(FIXTURES)) as api:
+        api.add_fault("status", times=None, status=500)
+        monkeypatch.setenv("PIPELINE_API_URL", api.url)
+        rc = cli.main(["--date-hour", "2026-11-25T17", "--no-lock", "--api-retries", "0"])
+    assert rc == 30
+    (log,) = (data / "logs").glob("run-*.log")
+    assert capfd.readouterr().err.splitlines()[-1] == (
+        f"pipeline: failed (exit 30): the cause and what to do are above. Details and "
+        f"tracebacks: {log}"
+    )
+    said = [str(r.console_text) for r in caplog.records if hasattr(r, "console_text")]
+    assert [text.split(":")[0] for text in said] == [
+        "ExtractProducts failed", "ExtractUsers failed", "ExtractCarts failed",
+    ]  # fmt: skip
+    assert said[0] == (
+        f"ExtractProducts failed: products: GET {api.url}/products?limit=1000&skip=0: HTTP 500 "
+        'Internal Server Error: b\'{"message":"injected 500"}\' (gave up after 1 attempt)\n'
+        "what to do: the API is failing; rerun the hour: ./run_pipeline.sh --date-hour "
+        "2026-11-25T17 once it is healthy"
+    )
+    assert log.read_text().endswith("\n# exit code: 30\n")
+    assert (data / "logs" / "failed-run.env").read_text().splitlines()[1] == "PIPELINE_EXIT_CODE=30"
+    assert sorted(p.name for p in data.iterdir()) == ["logs"]  # no hour folder with only .lock
 
 
 def noisy_run(args: Sequence[str]) -> int:
