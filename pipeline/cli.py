@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline import config, logs
+from pipeline import clock, config, logs
 from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
 from pipeline.storage.layout import logs_dir
@@ -139,8 +139,8 @@ def run_log(root: Location) -> Path:
     return log_path(root)
 
 
-def log_path(root: Location, now: float | None = None, pid: int | None = None) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+def log_path(root: Location, now: datetime | None = None, pid: int | None = None) -> Path:
+    stamp = (clock.now() if now is None else now).strftime("%Y%m%dT%H%M%SZ")
     return logs_dir(root) / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
 
 
@@ -589,6 +589,12 @@ def _report(argv: list[str]) -> int:
     return summary.main(argv)
 
 
+def _luigid(argv: list[str]) -> int:
+    from pipeline.ops import luigid
+
+    return luigid.main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from pipeline.devtools import bench  # a dev tool: imported only when asked for
 
@@ -600,6 +606,7 @@ DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "units": (_units, "render this checkout's systemd units into DEST"),
     "report": (_report, "print the summary of a complete hour; runs nothing"),
     "prune": (_prune, "apply the retention now (try --dry-run first)"),
+    "luigid": (_luigid, "start the visualiser on 127.0.0.1 to watch runs"),
     "bench": (_bench, "benchmark the pipeline at scale (a dev tool)"),
 }  # fmt: skip
 

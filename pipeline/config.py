@@ -31,6 +31,7 @@ import luigi
 import luigi.configuration
 from luigi.cmdline_parser import CmdlineParser
 
+from pipeline import clock
 from pipeline.storage.fs import DataRootError, Location, parse_root
 
 if TYPE_CHECKING:  # importing the HTTP stack is left to the tasks that talk to the API
@@ -340,7 +341,7 @@ class run(luigi.Config):
     def last_hour(self, now: datetime | None = None) -> datetime:
         """The latest hour a run may write or publish: the current UTC hour, give or take the
         allowed clock skew (naive UTC, like ``--date-hour``)."""
-        now = datetime.now(UTC) if now is None else now.astimezone(UTC)
+        now = clock.now() if now is None else now.astimezone(UTC)
         ahead = now + timedelta(minutes=self.clock_skew_minutes)
         return ahead.replace(tzinfo=None, minute=0, second=0, microsecond=0)
 
@@ -512,7 +513,7 @@ def settings_problems() -> list[Problem]:
 
 def hour_problem(date_hour: datetime, now: datetime | None = None) -> Problem | None:
     """Why ``date_hour`` may not be run (it is later than the current UTC hour), or None."""
-    now = datetime.now(UTC) if now is None else now.astimezone(UTC)
+    now = clock.now() if now is None else now.astimezone(UTC)
     last = run().last_hour(now)
     if date_hour <= last:
         return None
@@ -558,8 +559,13 @@ def check_settings(date_hour: datetime | None = None, *, data_root: bool = False
     def usable(section: str) -> bool:  # luigi cannot make a section with a bad option at all
         return not any(p.startswith(f"[{section}]") for p in problems)
 
-    if date_hour is not None and usable("run") and (hour := hour_problem(date_hour)):
-        problems.append(str(hour))
+    try:
+        clock.now()
+    except clock.ClockError as exc:
+        problems.append(str(exc))
+    else:
+        if date_hour is not None and usable("run") and (hour := hour_problem(date_hour)):
+            problems.append(str(hour))
     if data_root and usable("paths"):
         source = setting_source("paths", "data_dir", paths.data_dir)[1]
         try:

@@ -233,6 +233,7 @@ class DummyJSONServer:
         self._limiter = _RateLimiter(*rate_limit) if rate_limit else None
         self._faults: list[Fault] = []
         self._log: list[tuple[str, dict[str, str]]] = []
+        self._arrivals: list[float] = []  # time.monotonic() of each request in _log
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -288,6 +289,16 @@ class DummyJSONServer:
         with self._lock:
             return list(self._log)
 
+    def windows(self) -> dict[str, tuple[float, float]]:
+        """Per path, when its first and last request arrived (``time.monotonic()``): which
+        extracts ran side by side, whatever the processes' clocks say."""
+        found: dict[str, tuple[float, float]] = {}
+        with self._lock:
+            for (path, _), at in zip(self._log, self._arrivals, strict=True):
+                first, _last = found.get(path, (at, at))
+                found[path] = (first, at)
+        return found
+
     @property
     def request_count(self) -> int:
         with self._lock:
@@ -296,6 +307,7 @@ class DummyJSONServer:
     def reset_log(self) -> None:
         with self._lock:
             self._log.clear()
+            self._arrivals.clear()
 
     # -- faults ----------------------------------------------------------------------------
     def add_fault(
@@ -355,6 +367,7 @@ class DummyJSONServer:
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self._lock:
             self._log.append((path, query))
+            self._arrivals.append(time.monotonic())
         if self.latency > 0 and self._stopping.wait(self.latency):
             h.close_connection = True
             return

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline import clock
 from pipeline.config import housekeeping, paths
 from pipeline.storage.fs import Location, ObjectPath, StoreError, parse_root
 from pipeline.storage.latest import latest_partition
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     hours = housekeeping().retention_hours if args.retention_hours is None else args.retention_hours
-    now = datetime.now(UTC)
+    now = clock.now()
     try:
         root = parse_root(args.data_dir) if args.data_dir else paths().root()
         gone = prune_partitions(root, hours, now, dry_run=args.dry_run)

@@ -7,9 +7,9 @@ resume after a failure), and ``Insights`` needs no dependency on the tasks it on
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from pipeline import clock
 from pipeline.rules.insights import reconcile
 from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import read_json
@@ -51,5 +51,5 @@ def assemble(partition: str, stats: dict[str, dict[str, Any]]) -> dict[str, Any]
         "quality_warnings": carts.get("quality_warnings", []),
         "min_product_price": stats["clean_products"]["min_product_price"],
         "tasks": {key: {k: s[k] for k in TIMING} for key, s in stats.items()},
-        "written": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "written": clock.now().isoformat(timespec="milliseconds"),
     }

@@ -46,7 +46,7 @@ import luigi
 import luigi.interface
 import luigi.retcodes
 
-from pipeline import config, progress
+from pipeline import clock, config, progress
 from pipeline.failures import explain
 from pipeline.logs import task_context, to_console
 from pipeline.storage import fs
@@ -66,12 +66,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("luigi-interface.pipeline")
 
 
-def _current_hour() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+def _default_hour() -> datetime:
+    try:
+        return clock.current_hour()
+    except clock.ClockError:  # refused by PartitionTask.__init__ before any task runs
+        return datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
 
 
 #: The hour a run writes when not given ``--date-hour``: the UTC hour the process started in.
-DEFAULT_HOUR = _current_hour()
+DEFAULT_HOUR = _default_hour()
 
 #: Set by ``python -m pipeline run`` for the tasks it runs (forked workers too): its run log.
 RUN_LOG_ENV = "PIPELINE_RUN_LOG"
@@ -169,7 +172,8 @@ class PartitionTask(luigi.Task):
         super().__init__(*args, **kwargs)
         try:
             config.paths().root()  # refused here, before luigi checks or schedules anything
-        except config.ConfigError as exc:
+            clock.now()
+        except (config.ConfigError, clock.ClockError) as exc:
             stop_run(str(exc))
 
     @property
@@ -267,7 +271,7 @@ class PartitionTask(luigi.Task):
 
     def run(self) -> None:
         self.claim()  # claimed while scheduling; not so when another process scheduled it
-        started, t0 = datetime.now(UTC), time.perf_counter()
+        started, t0 = clock.now(), time.perf_counter()
         interval = config.run().progress_seconds
         with task_context(self.stats_path().stem), progress.Ticker(self.task_family, interval) as t:
             self._ticker = t
@@ -279,7 +283,7 @@ class PartitionTask(luigi.Task):
         facts.update(
             task=self.task_id,
             started=started.isoformat(timespec="milliseconds"),
-            finished=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            finished=clock.now().isoformat(timespec="milliseconds"),
             seconds=round(time.perf_counter() - t0, 3),
         )
         write_json(self.stats_path(), facts)  # last: its presence marks the task complete

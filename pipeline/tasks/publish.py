@@ -10,13 +10,12 @@ import logging
 import os
 import shlex
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import luigi
 from luigi.task import flatten
 
-from pipeline import config
+from pipeline import clock, config
 from pipeline.logs import task_context, to_console
 from pipeline.ops import housekeeping
 from pipeline.storage.atomic import read_json, target, write_json
@@ -46,7 +45,7 @@ def last_partition() -> str:
     try:
         return partition_name(config.run().last_hour())
     except ValueError:
-        return partition_name(datetime.now(UTC))
+        return partition_name(clock.current_hour())
 
 
 #: What a manifest records of the options that shape a partition: key -> (section, option).
@@ -135,8 +134,9 @@ class Insights(PartitionTask):
             log.warning("latest pointed at %s, later than the current hour; moving it", current)
         if advance_latest(root, name, last):
             log.info("latest -> %s", name)
-        housekeeping.prune_partitions(root, retention, datetime.now(UTC))
-        housekeeping.prune_logs(root, retention, datetime.now(UTC))
+        now = clock.now()
+        housekeeping.prune_partitions(root, retention, now)
+        housekeeping.prune_logs(root, retention, now)
         if isinstance(self.partition.lock, ObjectPath):  # the hour is done: free its claim
             from pipeline.storage import lease
 

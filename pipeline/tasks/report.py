@@ -8,13 +8,13 @@ from the three insight files, the previous complete hour and the history.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import luigi
 
-from pipeline import config
+from pipeline import clock, config
 from pipeline.storage.atomic import atomic_path, read_json, target
 from pipeline.storage.fs import exists, local_copy, location_of
 from pipeline.storage.layout import PARTITION_FORMAT, Partition, history_file
@@ -86,7 +86,7 @@ class HistoryHour(PartitionTask):
         )
         root, name = self.partition.root, self.partition.name
         write_hour(root, name, rows)
-        prune_history(root, days, datetime.now(UTC), keep=name)
+        prune_history(root, days, clock.now(), keep=name)
         self.report(f"history: {len(rows)} rows", 100)
         return {"rows": {"history.parquet": len(rows)}}
 

@@ -14,13 +14,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import orjson
 import pytest
 
+from pipeline import clock
 from pipeline.devtools.fakeapi import DummyJSONServer
 from tests.support import LUIGI, PARTITION, REPO
 from tests.support.expected import USER_SUMMARY
@@ -38,7 +38,7 @@ TASKS = {"ExtractProducts", "CleanProducts", "ExtractUsers", "CleanUsers", "Extr
 
 def clean_env(**extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "LUIGI_"))}
-    return {**base, **extra}
+    return {**base, "PIPELINE_NOW": os.environ["PIPELINE_NOW"], **extra}
 
 
 def refused_url() -> str:
@@ -57,13 +57,11 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Comp
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err), proc.pid
 
 
-def the_log(logs: Path, pid: int, started: float, ended: float) -> Path:
-    """The one run log in ``logs``, named for the run's start (UTC) and its process id."""
+def the_log(logs: Path, pid: int) -> Path:
+    """The one run log in ``logs``, named for the run's start (the pinned UTC time) and its
+    process id."""
     (log,) = logs.glob("run-*")
-    match = re.fullmatch(rf"run-(\d{{8}}T\d{{6}}Z)-{pid}\.log", log.name)
-    assert match, log.name
-    stamps = {time.strftime(UTC_STAMP, time.gmtime(t)) for t in range(int(started), int(ended) + 1)}
-    assert match[1] in stamps
+    assert log.name == f"run-{clock.now():{UTC_STAMP}}-{pid}.log"
     return log
 
 
@@ -79,7 +77,6 @@ def test_run_from_elsewhere_writes_outputs_and_the_run_log(
     api: DummyJSONServer, caller: Path
 ) -> None:
     pids = caller.parent / "pids"
-    started = time.time()
     result, pid = run(
         [str(SCRIPT), "--date-hour", PARTITION, "--lock-pid-dir", str(pids)], caller,
         clean_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR="data"),  # relative: to the caller
@@ -90,7 +87,7 @@ def test_run_from_elsewhere_writes_outputs_and_the_run_log(
     assert (data / "latest" / "insights" / "user_summary.csv").read_text() == USER_SUMMARY
     assert orjson.loads((data / PARTITION / "manifest.json").read_bytes())["source"] == api.url
 
-    log = the_log(data / "logs", pid, started, time.time())
+    log = the_log(data / "logs", pid)
     lines = log.read_text().splitlines()
     assert lines[:3] == [
         f"# luigi --module pipeline Insights --local-scheduler --date-hour {PARTITION} "
@@ -133,14 +130,13 @@ def test_run_from_elsewhere_writes_outputs_and_the_run_log(
 def test_a_failed_run_says_why_and_what_to_do_in_a_few_lines_and_the_rest_in_its_log(
     caller: Path,
 ) -> None:
-    started = time.time()
     url = refused_url()
     result, pid = run(
         [str(SCRIPT), "--date-hour", PARTITION, "--lock-pid-dir", str(caller.parent / "pids")],
         caller, clean_env(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(caller / "data")),
     )  # fmt: skip
     assert result.returncode == 30, result.stdout[-3000:] + result.stderr[-3000:]
-    log = the_log(caller / "data" / "logs", pid, started, time.time())
+    log = the_log(caller / "data" / "logs", pid)
     text = log.read_text()
     assert "This progress looks :( because there were failed tasks" in text
     assert text.count("Traceback (most recent call last):") == 3  # tracebacks: the log only

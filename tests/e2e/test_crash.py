@@ -24,7 +24,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pa_parquet
 import pytest
 
+from pipeline import clock
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from tests.support import (
     PARTITION,
@@ -74,7 +75,7 @@ ENDPOINTS = ("carts", "products", "users")
 
 def retention_hours() -> str:
     """A window that keeps every hour of 2026 and drops the STALE hours of 1999."""
-    now = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    now = clock.current_hour()
     return str(int((now - datetime(2000, 1, 1)).total_seconds() // 3600))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import io
 import json
 import os
@@ -24,7 +23,15 @@ import pandas as pd
 import pytest
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
-from tests.support import FIXTURES, PARTITION, REPO, Run, pipeline_env, run_luigi
+from tests.support import (
+    PARTITION,
+    REPO,
+    Run,
+    fixture_records,
+    next_hour_records,
+    pipeline_env,
+    run_luigi,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -87,21 +94,6 @@ TREND = (
 )
 
 
-def records() -> dict[str, list[dict[str, Any]]]:
-    return {
-        name: [orjson.loads(line) for line in (FIXTURES / f"{name}.jsonl").open("rb")]
-        for name in ("carts", "products", "users")
-    }
-
-
-def next_hour_records() -> dict[str, list[dict[str, Any]]]:
-    data = records()
-    carts = [c for c in data["carts"] if c["id"] != 6]
-    seventh = copy.deepcopy(next(c for c in carts if c["id"] == 2))
-    seventh["id"] = 7
-    return {**data, "carts": [*carts, seventh]}
-
-
 def summary_of(data: Path, hour: str, output: str) -> list[str]:
     """The summary block the run printed: six lines starting with ``Snapshot <hour>:``."""
     lines = output.splitlines()
@@ -120,7 +112,7 @@ class TwoHours:
 def two_hours(tmp_path_factory: pytest.TempPathFactory) -> TwoHours:
     """The fixture shop at 17:00, then the changed shop at 18:00, in one data root."""
     data = tmp_path_factory.mktemp("report") / "data"
-    with DummyJSONServer(Dataset.from_records(records())) as server:
+    with DummyJSONServer(Dataset.from_records(fixture_records())) as server:
         first = run_luigi(server.url, data, *KEEP_HISTORY)
     with DummyJSONServer(Dataset.from_records(next_hour_records())) as server:
         second = run_luigi(server.url, data, *KEEP_HISTORY, date_hour=NEXT)
@@ -239,7 +231,7 @@ def test_rerunning_an_hour_replaces_its_history_rows(tmp_path: Path) -> None:
     with DummyJSONServer(Dataset.from_records(next_hour_records())) as server:
         assert run_luigi(server.url, data, *KEEP_HISTORY).returncode == 0
     shutil.rmtree(data / PARTITION)  # redo the hour from scratch, with the fixture shop
-    with DummyJSONServer(Dataset.from_records(records())) as server:
+    with DummyJSONServer(Dataset.from_records(fixture_records())) as server:
         result = run_luigi(server.url, data, *KEEP_HISTORY)
     assert result.returncode == 0, result.output
     history = pd.read_parquet(data / "history")

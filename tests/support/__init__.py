@@ -5,6 +5,7 @@ Test modules import from here, never from each other or from conftest.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -17,6 +18,9 @@ import orjson
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "api"
 PARTITION = "2026-11-25T17"
+#: The time every test runs at (``PIPELINE_NOW``, set by tests/conftest.py): two and a half
+#: hours after the fixture hour, so that it and the next hour are past and inside every retention.
+NOW = "2026-11-25T19:30:00+00:00"
 LUIGI = str(Path(sys.executable).with_name("luigi"))
 
 
@@ -26,6 +30,15 @@ def fixture_records() -> dict[str, list[dict[str, Any]]]:
         name: [orjson.loads(line) for line in (FIXTURES / f"{name}.jsonl").open("rb")]
         for name in ("carts", "products", "users")
     }
+
+
+def next_hour_records() -> dict[str, list[dict[str, Any]]]:
+    """The fixture shop an hour later: cart 6 is gone and cart 7, a copy of cart 2, is new."""
+    data = fixture_records()
+    carts = [c for c in data["carts"] if c["id"] != 6]
+    seventh = copy.deepcopy(next(c for c in carts if c["id"] == 2))
+    seventh["id"] = 7
+    return {**data, "carts": [*carts, seventh]}
 
 
 @dataclass

@@ -38,6 +38,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def luigid_call(url: str, method: str, **data: Any) -> Any:
+    """One call of the JSON API of the luigid at ``url`` (what the visualiser asks)."""
+    query = urllib.parse.quote(json.dumps(data))
+    with urllib.request.urlopen(f"{url}/api/{method}?data={query}", timeout=10) as resp:
+        return json.load(resp)["response"]
+
+
+def wait_for_luigid(
+    url: str, proc: subprocess.Popen[Any], log: str = "", timeout: float = 30
+) -> None:
+    """Until the luigid at ``url`` answers; fails if ``proc`` ends first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            luigid_call(url, "task_list", status="DONE", upstream_status="", search="")
+            return
+        except OSError:
+            assert proc.poll() is None, log
+            assert time.monotonic() < deadline, f"luigid did not answer in {timeout:g} s"
+            time.sleep(0.1)
+
+
 class Luigid:
     """luigid, luigi's central scheduler, on a free local port with its own config and state."""
 
@@ -55,21 +77,10 @@ class Luigid:
                 cwd=home, env={**os.environ, "LUIGI_CONFIG_PATH": str(cfg)},
                 stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                self.call("task_list", status="DONE", upstream_status="", search="")
-                return
-            except OSError:
-                assert self.proc.poll() is None, self.log.read_text()
-                assert time.monotonic() < deadline, "luigid did not answer in 30 s"
-                time.sleep(0.1)
+        wait_for_luigid(self.url, self.proc, str(self.log))
 
     def call(self, method: str, **data: Any) -> Any:
-        """One call of luigid's JSON API (what the visualiser asks)."""
-        query = urllib.parse.quote(json.dumps(data))
-        with urllib.request.urlopen(f"{self.url}/api/{method}?data={query}", timeout=10) as resp:
-            return json.load(resp)["response"]
+        return luigid_call(self.url, method, **data)
 
     def tasks(self, status: str) -> dict[str, dict[str, Any]]:
         return self.call("task_list", status=status, upstream_status="", search="")

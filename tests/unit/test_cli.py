@@ -14,7 +14,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import luigi.configuration
@@ -211,10 +211,11 @@ def test_data_root_follows_the_environment_then_the_command_line(
 
 
 def test_log_file_name_is_utc_time_and_pid(tmp_path: Path) -> None:
-    assert cli.log_path(tmp_path, now=1_000_000_000.5, pid=4242) == (
+    at = datetime(2001, 9, 9, 1, 46, 40, 500000, tzinfo=UTC)
+    assert cli.log_path(tmp_path, now=at, pid=4242) == (
         tmp_path / "logs" / "run-20010909T014640Z-4242.log"
     )
-    assert cli.log_path(tmp_path).name.endswith(f"Z-{os.getpid()}.log")
+    assert cli.log_path(tmp_path).name == f"run-20261125T193000Z-{os.getpid()}.log"  # NOW
 
 
 def test_with_an_object_store_root_run_logs_and_failed_run_env_stay_on_this_host(

@@ -1,0 +1,356 @@
+"""Every command block of the user docs, run as written.
+
+Each block of README.md and docs/ that a reader is told to type (``tests/docs/blocks.py``) is
+written out again here, verbatim, with the test that runs it; the first test fails when the docs
+and this file disagree, so a command cannot change in the docs without its test changing too.
+Commands run through bash from the checkout, against a local API, a local S3-compatible server
+and a local luigid. What stands for another machine (luigid's host name, a path under /srv) is
+replaced by its local stand-in, and each replacement must still find its text. The environment a
+block assumes but does not show (which API, where the data goes) is given as a user's shell
+would have it. A few commands cannot run inside a test; ``NOT_RUN`` says which and why.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline import clock
+from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
+from tests.docs.blocks import command_blocks, run_command, substitute, user_env
+from tests.support import PARTITION, REPO, fixture_records, next_hour_records, run_luigi
+from tests.support.expected import USER_SUMMARY
+from tests.support.hosts import Luigid, free_port, luigid_call, wait_for_luigid
+from tests.support.s3 import ObjectStore, object_store, s3_env
+
+QUICKSTART = """\
+./run_pipeline.sh          # bootstrap .venv on first use, then the pipeline for the current UTC hour
+./run_pipeline.sh demo     # the same, offline: against a generated shop served on 127.0.0.1
+./run_pipeline.sh test     # same bootstrap, then ruff and the whole test suite
+"""  # noqa: E501
+
+PLAIN_LUIGI = """\
+.venv/bin/python -m pipeline --date-hour 2026-11-25T17                 # = ./run_pipeline.sh --date-hour …
+.venv/bin/luigi --module pipeline Insights --local-scheduler           # the current UTC hour, no run log
+PIPELINE_API_URL=http://127.0.0.1:8000 PIPELINE_DATA_DIR=/srv/shop .venv/bin/python -m pipeline
+"""  # noqa: E501
+
+HISTORY_QUERIES = """\
+$ python -c 'import pandas as pd; print(pd.read_parquet("data/history", filters=[("level", "==", "hour")])[["date_hour", "carts", "lines", "users", "units", "revenue", "revenue_discounted"]])'
+       date_hour  carts  lines  users  units  revenue  revenue_discounted
+0  2026-11-25T17      6     14      5     38  2163.64             1951.28
+1  2026-11-25T18      6     15      4     42  2108.60             1909.06
+$ python -c "import duckdb; duckdb.sql(\\"SELECT date_hour, carts, lines, units, revenue FROM read_parquet('data/history/*/*.parquet', hive_partitioning = true) WHERE level = 'hour' ORDER BY date_hour\\").show()"
+┌───────────────┬───────┬───────┬───────┬─────────┐
+│   date_hour   │ carts │ lines │ units │ revenue │
+│    varchar    │ int64 │ int64 │ int64 │ double  │
+├───────────────┼───────┼───────┼───────┼─────────┤
+│ 2026-11-25T17 │     6 │    14 │    38 │ 2163.64 │
+│ 2026-11-25T18 │     6 │    15 │    42 │  2108.6 │
+└───────────────┴───────┴───────┴───────┴─────────┘
+"""  # noqa: E501
+
+DEVELOPMENT = """\
+./run_pipeline.sh test                 # ruff check + format check + the whole suite (what CI runs: .ci/run)
+./run_pipeline.sh test --fast          # the same without the slow end-to-end tests (-m "not slow"), < 30 s
+./run_pipeline.sh test -k cli -x       # arguments go to pytest
+"""  # noqa: E501
+
+LOCK_REFRESH = """\
+.venv/bin/pip install pip-tools && .venv/bin/pip-compile --upgrade setup.cfg
+"""
+
+BENCHMARK = """\
+python -m pipeline.devtools.bench --only clean,hour,duckdb-sql,rerun \\
+    --scales 100000,1000000,10000000 --runs 3 --json bench-data/results-scaling.json
+"""
+
+SYSTEMD_INSTALL = """\
+sudo useradd --system --home /srv/etl-pipeline etl           # or reuse an account
+sudo -u etl git clone … /srv/etl-pipeline/app && cd /srv/etl-pipeline/app
+sudo -u etl ./run_pipeline.sh test                            # bootstraps .venv, runs the suite
+sudo install -d -o etl -g etl /srv/etl-pipeline/data          # must exist: the sandbox's only writable path
+sudo ./run_pipeline.sh units /etc/systemd/system --user etl --data-dir /srv/etl-pipeline/data
+#   add --with-luigid to run through the central scheduler (luigid.service, 127.0.0.1:8082)
+sudo systemctl daemon-reload
+sudo systemctl enable --now etl-pipeline.timer                # (+ luigid.service with --with-luigid)
+"""  # noqa: E501
+
+LUIGID = """\
+./run_pipeline.sh luigid                                 # http://127.0.0.1:8082; Ctrl-C stops it
+./run_pipeline.sh --scheduler-url http://127.0.0.1:8082  # in another terminal: open the URL, watch
+"""
+
+SYSTEMD_WATCH = """\
+systemctl list-timers etl-pipeline.timer      # last/next run
+systemctl status etl-pipeline.service         # result and exit code of the last run
+journalctl -u etl-pipeline -S today           # the console of each run: tasks, progress, causes
+ls -l /srv/etl-pipeline/data/latest           # newest complete partition
+"""
+
+SCALE_OUT = """\
+export PIPELINE_DATA_DIR=s3://shop-data/etl        # same on every host
+export AWS_REGION=eu-west-1                        # credentials: instance role, AWS_PROFILE or
+                                                   # AWS_ACCESS_KEY_ID/..; AWS_ENDPOINT_URL for
+                                                   # MinIO & co; all boto3's standard settings
+./run_pipeline.sh --scheduler-url http://luigid.internal:8082 --worker-keep-alive \\
+    --api-rate-limit-requests 30                   # 90 / number of hosts (see below)
+# a backfill, from the checkout: the hours are scheduled together, so hosts take different hours
+.venv/bin/luigi --module pipeline Backfill --start 2026-11-25T00 --hours 6 \\
+    --scheduler-url http://luigid.internal:8082 --worker-keep-alive --api-rate-limit-requests 30
+"""
+
+HELP = (REPO / "tests/docs/help.txt").read_text()
+
+#: Blocks run by a test of this module: block -> the test.
+RUN = {
+    QUICKSTART: "test_quickstart",
+    PLAIN_LUIGI: "test_plain_python_and_luigi",
+    HISTORY_QUERIES: "test_history_queries_print_what_the_docs_show",
+    HELP: "test_help_prints_what_the_docs_show",
+    SYSTEMD_INSTALL: "test_systemd_recipe_as_far_as_a_test_can_go",
+    SCALE_OUT: "test_scale_out_three_hosts_on_one_luigid_and_a_backfill",
+    LUIGID: "test_watch_a_run_in_a_local_luigid",
+    DEVELOPMENT: "test_development_commands",
+}
+#: Commands no test here can run: (block, command) -> why. A block not in ``RUN`` has every
+#: command here.
+ROOT = "needs root and systemd as PID 1, which a test's sandbox has not"
+NOT_RUN = {
+    (QUICKSTART, "./run_pipeline.sh test"): "the suite itself: .ci/run runs it, as written",
+    (DEVELOPMENT, "./run_pipeline.sh test"): "the suite itself: .ci/run runs it, as written",
+    (DEVELOPMENT, "./run_pipeline.sh test --fast"): "the suite's fast half, from inside the suite",
+    (LOCK_REFRESH, LOCK_REFRESH.strip()): "needs a package index; no test reaches the network",
+    (
+        BENCHMARK,
+        " ".join(BENCHMARK.replace("\\\n", " ").split()).replace("rerun ", "rerun      "),
+    ): ("millions of carts for tens of minutes: a benchmark, never a test"),
+    (SYSTEMD_INSTALL, "sudo useradd --system --home /srv/etl-pipeline etl"): ROOT,
+    (
+        SYSTEMD_INSTALL,
+        "sudo -u etl git clone … /srv/etl-pipeline/app && cd /srv/etl-pipeline/app",
+    ): ("a clone of this repository's remote: no test reaches the network"),
+    (SYSTEMD_INSTALL, "sudo -u etl ./run_pipeline.sh test"): "the suite itself (.ci/run)",
+    (SYSTEMD_INSTALL, "sudo install -d -o etl -g etl /srv/etl-pipeline/data"): ROOT,
+    (SYSTEMD_INSTALL, "sudo systemctl daemon-reload"): ROOT,
+    (SYSTEMD_INSTALL, "sudo systemctl enable --now etl-pipeline.timer"): ROOT,
+    (SYSTEMD_WATCH, "systemctl list-timers etl-pipeline.timer"): ROOT,
+    (SYSTEMD_WATCH, "systemctl status etl-pipeline.service"): ROOT,
+    (SYSTEMD_WATCH, "journalctl -u etl-pipeline -S today"): ROOT,
+    (SYSTEMD_WATCH, "ls -l /srv/etl-pipeline/data/latest"): (
+        "the service's data root; test_quickstart reads `latest` of a run's own"
+    ),
+}
+
+
+def test_every_command_block_of_the_docs_is_run_here_as_written() -> None:
+    """The docs' blocks and this module's are the same texts, each run or said not to be."""
+    found = {block.text: block.where for block in command_blocks()}
+    known = set(RUN) | {block for block, _ in NOT_RUN}
+    assert sorted(found.values()) == sorted(w for t, w in found.items() if t in known), (
+        "a block of the docs that no test runs (add it to tests/docs/test_commands.py): "
+        + ", ".join(w for t, w in found.items() if t not in known)
+    )
+    assert known <= set(found), "a block here that the docs no longer have"
+    for block in known:
+        said = {c for b, c in NOT_RUN if b == block}
+        assert said <= set(commands(block)), said - set(commands(block))
+        if block not in RUN:
+            assert said == set(commands(block)), set(commands(block)) - said
+    for name in RUN.values():
+        assert callable(globals()[name]), name
+
+
+def commands(block: str) -> list[str]:
+    (found,) = [b for b in command_blocks() if b.text == block]
+    return found.commands()
+
+
+def transcript(block: str) -> list[tuple[str, str]]:
+    (found,) = [b for b in command_blocks() if b.text == block]
+    return found.transcript()
+
+
+def runnable(block: str) -> list[str]:
+    return [c for c in commands(block) if (block, c) not in NOT_RUN]
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stderr
+
+
+NOW_HOUR = f"{clock.current_hour():%Y-%m-%dT%H}"
+#: The tasks of one hour, as luigid lists them.
+FAMILIES = [
+    "CartDetails", "CategorySummary", "CleanCarts", "CleanProducts", "CleanUsers",
+    "ExtractCarts", "ExtractProducts", "ExtractUsers", "HistoryHour", "HourReport", "Insights",
+    "UserSummary",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_quickstart(api: DummyJSONServer, tmp_path: Path) -> None:
+    first, demo = runnable(QUICKSTART)
+    data = tmp_path / "data"
+    said = ok(run_command(first, user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(data))))
+    assert said.splitlines()[-1] == (
+        f"pipeline: done (exit 0): {NOW_HOUR} is complete; latest -> {NOW_HOUR}"
+    )
+    assert os.readlink(data / "latest") == NOW_HOUR
+    demo_dir, existed = REPO / "data-demo", (REPO / "data-demo").exists()
+    try:
+        result = run_command(demo, user_env())
+        ok(result)
+        assert f"Demo outputs (latest -> {NOW_HOUR}):" in result.stdout
+        assert (demo_dir / "latest" / "insights" / "user_summary.csv").is_file()
+    finally:
+        if not existed:
+            shutil.rmtree(demo_dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_plain_python_and_luigi(api: DummyJSONServer, tmp_path: Path) -> None:
+    by_hour, plain, elsewhere = runnable(PLAIN_LUIGI)
+    data, srv = tmp_path / "data", tmp_path / "srv-shop"
+    env = user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(data))
+    said = ok(run_command(by_hour, env))
+    assert said.splitlines()[-1].startswith(f"pipeline: done (exit 0): {PARTITION} is complete")
+    assert (data / PARTITION / "insights/user_summary.csv").read_text() == USER_SUMMARY
+    ok(run_command(plain, env))
+    assert (data / NOW_HOUR / "manifest.json").is_file()
+    assert os.readlink(data / "latest") == NOW_HOUR
+    subs = {"http://127.0.0.1:8000": api.url, "/srv/shop": str(srv)}
+    ok(run_command(substitute(elsewhere, subs), user_env()))
+    manifest = orjson.loads((srv / NOW_HOUR / "manifest.json").read_bytes())
+    assert manifest["source"] == api.url and os.readlink(srv / "latest") == NOW_HOUR
+
+
+def test_help_prints_what_the_docs_show() -> None:
+    for command, shown in transcript(HELP):
+        result = run_command(command, user_env(COLUMNS="80"))
+        assert (result.returncode, result.stdout + result.stderr) == (0, shown), command
+
+
+@pytest.mark.slow
+def test_history_queries_print_what_the_docs_show(tmp_path: Path) -> None:
+    """From a folder whose data/ holds the fixture hour and the next, as the example shows, with
+    the checkout's venv first on PATH (python = the venv's)."""
+    data = tmp_path / "data"
+    for hour, records in ((PARTITION, fixture_records()), ("2026-11-25T18", next_hour_records())):
+        with DummyJSONServer(Dataset.from_records(records)) as server:
+            assert run_luigi(server.url, data, date_hour=hour).returncode == 0
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    for command, shown in transcript(HISTORY_QUERIES):
+        result = run_command(command, user_env(PATH=path), cwd=tmp_path)
+        printed = result.stdout.rstrip("\n") + "\n"  # a transcript shows no trailing blank line
+        assert (result.returncode, printed) == (0, shown), result.stderr[-2000:]
+
+
+def test_development_commands() -> None:
+    """``-k cli -x``: the arguments reach pytest (collected here, not run: the suite runs it)."""
+    (select,) = runnable(DEVELOPMENT)
+    assert select == "./run_pipeline.sh test -k cli -x"
+    ci = (REPO / ".ci/run").read_text().splitlines()
+    assert ci[-1] == 'exec ./run_pipeline.sh test "$@"'  # CI runs the docs' test command
+
+
+@pytest.mark.slow
+def test_systemd_recipe_as_far_as_a_test_can_go(tmp_path: Path) -> None:
+    """The units are rendered as the recipe says, for this user, into a folder standing in for
+    /etc/systemd/system; the rest of the recipe needs root and systemd as PID 1."""
+    units = [c for c in runnable(SYSTEMD_INSTALL) if " units " in c]
+    assert units == [
+        "sudo ./run_pipeline.sh units /etc/systemd/system --user etl --data-dir "
+        "/srv/etl-pipeline/data"
+    ]
+    dest, data = tmp_path / "system", tmp_path / "srv-data"
+    data.mkdir()
+    here = {"sudo ./": "./", "/etc/systemd/system": str(dest), "/srv/etl-pipeline/data": str(data)}
+    command = substitute(units[0], {**here, "--user etl": f"--user {getpass.getuser()}"})
+    ok(run_command(command, user_env()))
+    service = (dest / "etl-pipeline.service").read_text()
+    assert f"ReadWritePaths={data}" in service and f"WorkingDirectory={REPO}" in service
+    assert (dest / "etl-pipeline.timer").is_file()
+
+
+@pytest.mark.slow
+def test_watch_a_run_in_a_local_luigid(api: DummyJSONServer, tmp_path: Path) -> None:
+    """luigid started as the docs say (on a free port: 8082 may be taken here) shows the run of
+    the second command: every task of the hour DONE; Ctrl-C (SIGINT) stops it."""
+    start, run = runnable(LUIGID)
+    port = str(free_port())
+    url = f"http://127.0.0.1:{port}"
+    state = tmp_path / "state.pickle"
+    server = subprocess.Popen(
+        ["bash", "-c", f"exec {substitute(start, {'luigid': f'luigid --port {port}'})} "
+         f"--state-path {state}"],
+        cwd=REPO, env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        said = [server.stdout.readline() for _ in range(3)]
+        first = f"pipeline: luigid at {url} (the visualiser: open it in a browser); Ctrl-C stops it"
+        assert said[0] == first + "\n", said
+        wait_for_luigid(url, server)
+        env = user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(tmp_path / "data"))
+        ok(run_command(substitute(run, {"http://127.0.0.1:8082": url}), env))
+        done = luigid_call(url, "task_list", status="DONE", upstream_status="", search="")
+        assert sorted(t["name"] for t in done.values()) == sorted(FAMILIES)
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def store() -> Iterator[ObjectStore]:
+    with object_store() as server:
+        yield server
+
+
+@pytest.mark.slow
+def test_scale_out_three_hosts_on_one_luigid_and_a_backfill(
+    api: DummyJSONServer, store: ObjectStore, tmp_path: Path
+) -> None:
+    """The block, run by three 'hosts' at once (each its own $TMPDIR and run logs, as on three
+    machines) against one luigid and one bucket: the current hour and six backfilled hours are
+    published, each page fetched once."""
+    luigid = Luigid(tmp_path / "luigid")
+    try:
+        script = substitute(SCALE_OUT, {"http://luigid.internal:8082": luigid.url})
+        results: dict[str, subprocess.CompletedProcess[str]] = {}
+
+        def host(name: str) -> None:
+            home = tmp_path / name
+            (home / "tmp").mkdir(parents=True)
+            env = s3_env(store.url, PIPELINE_API_URL=api.url, TMPDIR=str(home / "tmp"),
+                         PIPELINE_LOG_DIR=str(home / "logs"),
+                         PIPELINE_NOW=os.environ["PIPELINE_NOW"])  # fmt: skip
+            results[name] = run_command("set -e\n" + script, env, timeout=600)
+
+        threads = [threading.Thread(target=host, args=(f"host-{n}",)) for n in (1, 2, 3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        luigid.stop()
+    for name, result in results.items():
+        assert result.returncode in (0, 10, 25), (name, result.stderr[-3000:])
+    hours = [f"2026-11-25T{h:02d}" for h in range(6)] + [NOW_HOUR]
+    keys = store.keys()
+    assert [h for h in hours if f"{h}/manifest.json" in keys] == hours
+    assert store.read("latest") == f"{NOW_HOUR}\n".encode()
+    pages = [path for path, _ in api.requests]
+    assert len(pages) == 3 * len(hours) and len(set(map(str, api.requests))) == len(pages)
