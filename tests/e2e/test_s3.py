@@ -340,7 +340,7 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
 
         shown, _, read = cli("report", entry=PYTHON_M)
         assert shown == out  # the run's own summary
-        said, err, read = cli("prune", "--dry-run")
+        said, err, read = cli("prune", "--dry-run", "--retention-hours", "1")  # 17 is old
         assert said == f"would prune 0 item(s) under {root}\n"
         assert f"keeping old partition {root}/{PARTITION}: `latest` points to it" in err
         assert changes(proxy.requests[ran:], "") == []  # report and prune only read
