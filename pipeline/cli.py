@@ -301,16 +301,35 @@ def check_before_running(luigi_args: Sequence[str], hour: datetime) -> str | Non
 
 
 def complete(root: Location, hour: datetime) -> bool:
-    """Is the partition of ``hour`` complete and published (``Insights`` would do nothing)?"""
+    """Is the partition of ``hour`` complete and published (``Insights`` would do nothing)?
+    Raises StoreError when an object store cannot answer."""
     from pipeline.storage import fs
     from pipeline.storage.latest import latest_reached
     from pipeline.storage.layout import Partition
 
     partition = Partition(root, hour)
-    try:
-        return fs.exists(partition.manifest) and latest_reached(root, partition.name)
-    except fs.StoreError:  # the run finds it too, and stops with one message
-        return False
+    return fs.exists(partition.manifest) and latest_reached(root, partition.name)
+
+
+@contextlib.contextmanager
+def as_luigi_reads(luigi_args: Sequence[str]) -> Iterator[None]:
+    """Settings as the run will read them, command-line options included (``--storage-retries``
+    for this process's object-store client, ``--storage-lease-seconds`` for a claim)."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    with CmdlineParser.global_instance(list(luigi_args)):
+        yield
+
+
+def unusable_store(exc: Exception) -> int:
+    """The store did not answer before the run began: one message, luigi's exit code for a
+    data root no task can use ([retcode] scheduling_error), nothing written."""
+    from luigi.retcodes import retcode
+
+    code = retcode().scheduling_error
+    say(f"error: {exc}")
+    say(f"failed (exit {code}): the data root cannot be used now; nothing was written")
+    return code
 
 
 def outcome(rc: int, hour: str, root: Location, was_complete: bool, log: Path) -> str:
@@ -395,7 +414,13 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     if isinstance(prepared, int):
         return prepared
     luigi_args, scheduler, hour, root = prepared
-    was_complete = complete(root, hour)
+    from pipeline.storage.fs import StoreError
+
+    try:
+        with as_luigi_reads(luigi_args):
+            was_complete = complete(root, hour)
+    except StoreError as exc:
+        return unusable_store(exc)
     log = new_log(root)
     note_run(root, hour, log)
     rc = run_logged(luigi_args, log, scheduler, run_luigi)
@@ -423,20 +448,20 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     luigi_args, scheduler, hour, root = prepared
     old = Partition(root, hour)
     try:
-        if not has_run(old.dir):
-            raise CliError(
-                f"{old.name} has never been run under {root}: nothing to rebuild; run it with "
-                f"./run_pipeline.sh --date-hour {old.name}"
-            )
-        hold_hour(old.lock)  # until the swap is done (at the latest, until this process exits)
-        for path in rerun.remove_stale_stagings(root, old.name):
-            say(f"removed {path}, left by an earlier rerun")
+        with as_luigi_reads(luigi_args):
+            if not has_run(old.dir):
+                raise CliError(
+                    f"{old.name} has never been run under {root}: nothing to rebuild; run it "
+                    f"with ./run_pipeline.sh --date-hour {old.name}"
+                )
+            hold_hour(old.lock)  # until the swap is done (at the latest, until this exits)
+            for path in rerun.remove_stale_stagings(root, old.name):
+                say(f"removed {path}, left by an earlier rerun")
     except PartitionBusy as exc:
         say(f"error: {exc}")
         return retcode().already_running
     except fs.StoreError as exc:
-        say(f"error: {exc}")
-        return retcode().scheduling_error
+        return unusable_store(exc)
     staging = rerun.staging_root(root, old.name, os.getpid())
     log = new_log(root)
     note_run(root, hour, log)
@@ -455,9 +480,20 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         say(outcome(rc or 1, old.name, root, False, log))
         say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
         return rc or 1
-    atomic = rerun.swap_in(root, staging, old.name)
-    advance_latest(root, old.name, last_partition())
-    release_hour(old.lock)
+    try:
+        with as_luigi_reads(luigi_args):
+            atomic = rerun.swap_in(root, staging, old.name)
+            advance_latest(root, old.name, last_partition())
+            release_hour(old.lock)
+    except fs.StoreError as exc:  # the store went away mid-swap: the hour has no manifest
+        note_run(root, hour, log, SWAP_FAILED)
+        say(f"error: {exc}")
+        say(
+            f"failed (exit {SWAP_FAILED}): the swap of {old.name} was cut short, so it does not "
+            f"look complete; run the same rerun again once the store answers (the rebuild in "
+            f"{staging} is then removed and made anew)"
+        )
+        return SWAP_FAILED
     note_run(root, hour, log, 0)
     how = ""
     if not atomic:
@@ -470,6 +506,10 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"
     )
     return 0
+
+
+#: Exit code of a rerun whose rebuild was complete but whose swap an object store cut short.
+SWAP_FAILED = 1
 
 
 def has_run(folder: Location) -> bool:

@@ -221,6 +221,32 @@ def test_an_unreachable_store_ends_the_run_at_once_with_one_message(
     assert "Traceback" not in output(result)
     assert api.request_count == 0
 
+    # The same through run_pipeline.sh, for run and rerun: two lines, at once (its own
+    # --storage-retries applies to the CLI's first look too), no run log, exit 35.
+    env = s3_env(
+        "http://127.0.0.1:9",
+        PIPELINE_API_URL=api.url,
+        PIPELINE_DATA_DIR="s3://shop-data/etl",
+        PIPELINE_LOG_DIR=str(tmp_path / "logs"),
+    )
+    for command, request, what in (
+        ([], "HEAD", f"{PARTITION}/manifest.json"), (["rerun"], "LIST", PARTITION),
+    ):  # fmt: skip
+        cli = subprocess.run(
+            [str(SCRIPT), *command, "--date-hour", PARTITION, "--storage-retries", "1"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert cli.returncode == SCHEDULING_ERROR, cli.stderr
+        said = cli.stderr.splitlines()
+        assert said[0].startswith(
+            f"pipeline: error: {request} s3://shop-data/etl/{what}: object store "
+            "http://127.0.0.1:9 unreachable (2 attempts): Could not connect to the endpoint URL"
+        )
+        assert said[1:] == [
+            "pipeline: failed (exit 35): the data root cannot be used now; nothing was written"
+        ]
+    assert not (tmp_path / "logs").exists()
+
 
 def test_a_store_failing_mid_run_leaves_nothing_published_and_no_partial_object(
     api: DummyJSONServer, store: ObjectStore, reference: Path, tmp_path: Path
