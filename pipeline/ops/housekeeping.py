@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--dry-run", action="store_true", help="only list what would go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials in ...": noise
 
     hours = housekeeping().retention_hours if args.retention_hours is None else args.retention_hours
     now = clock.now()
