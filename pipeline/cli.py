@@ -629,6 +629,12 @@ def _report(argv: list[str]) -> int:
     return summary.main(argv)
 
 
+def _status(argv: list[str]) -> int:
+    from pipeline.ops import status
+
+    return status.main(argv)
+
+
 def _luigid(argv: list[str]) -> int:
     from pipeline.ops import luigid
 
@@ -646,6 +652,7 @@ DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "units": (_units, "render this checkout's systemd units into DEST"),
     "report": (_report, "print the summary of a complete hour; runs nothing"),
     "prune": (_prune, "apply the retention now (try --dry-run first)"),
+    "status": (_status, "is the data fresh, which hours are missing (exit 0/1/2/3)"),
     "luigid": (_luigid, "start the visualiser on 127.0.0.1 to watch runs"),
     "bench": (_bench, "benchmark the pipeline at scale (a dev tool)"),
 }  # fmt: skip

@@ -429,9 +429,32 @@ class history(luigi.Config):
     )
 
 
+class monitoring(luigi.Config):
+    """When ``python -m pipeline status`` calls the data stale (monitoring-plugins exit codes)."""
+
+    days = Int(
+        default=7,
+        allowed=between(1, 366),
+        description="Days of hours `status` looks at for missing and failed ones, ending with "
+        "the current hour.",
+    )
+    warn_after_hours = Int(
+        default=2,
+        allowed=at_least(1),
+        description="`status` says WARNING (exit 1) once the newest complete hour is this many "
+        "hours behind the current one (1 is normal: the current hour runs a few minutes in).",
+    )
+    critical_after_hours = Int(
+        default=6,
+        allowed=at_least(1),
+        description="`status` says CRITICAL (exit 2) once the newest complete hour is this many "
+        "hours behind the current one, or when there is none.",
+    )
+
+
 #: Every section of the pipeline's own settings, in the order the README lists them.
 SECTIONS: tuple[type[luigi.Config], ...] = (
-    api, extract, clean, paths, quality, housekeeping, run, storage, report, history,
+    api, extract, clean, paths, quality, housekeeping, run, storage, report, history, monitoring,
 )  # fmt: skip
 
 

@@ -86,6 +86,11 @@ sudo systemctl daemon-reload
 sudo systemctl enable --now etl-pipeline.timer                # (+ luigid.service with --with-luigid)
 """  # noqa: E501
 
+STATUS = """\
+./run_pipeline.sh status          # OK / WARNING / CRITICAL, exit 0 / 1 / 2 (3: the root cannot be read)
+./run_pipeline.sh status --json   # the same facts for a monitoring system
+"""  # noqa: E501
+
 LUIGID = """\
 ./run_pipeline.sh luigid                                 # http://127.0.0.1:8082; Ctrl-C stops it
 ./run_pipeline.sh --scheduler-url http://127.0.0.1:8082  # in another terminal: open the URL, watch
@@ -114,7 +119,8 @@ HELP = (REPO / "tests/docs/help.txt").read_text()
 
 #: Blocks run by a test of this module: block -> the test.
 RUN = {
-    QUICKSTART: "test_quickstart",
+    QUICKSTART: "test_quickstart_and_status",
+    STATUS: "test_quickstart_and_status",
     PLAIN_LUIGI: "test_plain_python_and_luigi",
     HISTORY_QUERIES: "test_history_queries_print_what_the_docs_show",
     HELP: "test_help_prints_what_the_docs_show",
@@ -200,14 +206,25 @@ FAMILIES = [
 
 
 @pytest.mark.slow
-def test_quickstart(api: DummyJSONServer, tmp_path: Path) -> None:
+def test_quickstart_and_status(api: DummyJSONServer, tmp_path: Path) -> None:
+    """The first run, then `status` on its data root: fresh, but the week before is missing."""
     first, demo = runnable(QUICKSTART)
     data = tmp_path / "data"
-    said = ok(run_command(first, user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(data))))
+    env = user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(data))
+    said = ok(run_command(first, env))
     assert said.splitlines()[-1] == (
         f"pipeline: done (exit 0): {NOW_HOUR} is complete; latest -> {NOW_HOUR}"
     )
     assert os.readlink(data / "latest") == NOW_HOUR
+    human, machine = (run_command(c, env) for c in runnable(STATUS))
+    assert (human.returncode, human.stdout.splitlines()[0]) == (1, (
+        f"WARNING: newest complete hour {NOW_HOUR} (0 h old); 167 hour(s) missing and 0 failed "
+        "in the last 7 day(s)"
+    ))  # fmt: skip
+    facts = orjson.loads(machine.stdout)
+    assert (machine.returncode, facts["status"], facts["newest_report"]) == (
+        1, "WARNING", str(data / NOW_HOUR / "report" / "index.html"),
+    )  # fmt: skip
     demo_dir, existed = REPO / "data-demo", (REPO / "data-demo").exists()
     try:
         result = run_command(demo, user_env())

@@ -68,8 +68,12 @@ def cases() -> list[Any]:
 
 @pytest.mark.parametrize(("section", "option", "value", "ok"), cases())
 def test_an_option_accepts_its_last_good_value_and_refuses_the_first_bad_one(
-    section: str, option: str, value: str, ok: bool
+    section: str, option: str, value: str, ok: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for cls in config.SECTIONS:  # an environment override would win over the command line
+        for _, param in cls.get_params():
+            if param.env:
+                monkeypatch.delenv(param.env, raising=False)
     flag = f"--{section}-{option.replace('_', '-')}"
     with CmdlineParser.global_instance(["Insights", f"{flag}={value}"]):
         problems = [p.setting for p in config.settings_problems()]

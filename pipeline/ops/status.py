@@ -1,0 +1,238 @@
+"""``python -m pipeline status``: is the data fresh, and which hours are missing or failed?
+
+One look at the data root, local or ``s3://``, answered the way monitoring systems read it (the
+Nagios / monitoring-plugins convention): a first line ``OK|WARNING|CRITICAL: ...``, details
+after it, and the exit code 0, 1 or 2 (3, UNKNOWN, when the root cannot be read). ``--json``
+prints the same facts for machines. Reads only; runs nothing.
+
+An hour of the window is *complete* (its manifest is there), *running* (a run holds its lock or
+claim), *failed* (a folder without a manifest that no run holds: a run stopped or failed there)
+or *missing* (never started). The current hour is *due*, not missing, until it is complete: the
+timer starts it a few minutes in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+from pipeline import clock
+from pipeline.config import monitoring, paths
+from pipeline.storage.fs import Location, ObjectPath, StoreError, exists, parse_root
+from pipeline.storage.layout import LOCK, PARTITION_FORMAT, PARTITION_RE, Partition
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+
+@dataclass(frozen=True)
+class Health:
+    """What ``status`` found and concluded: the facts first, then the verdict."""
+
+    checked_at: str
+    root: str
+    window: tuple[str, str]  # first and last hour looked at
+    newest_complete: str | None
+    age_hours: int | None  # hours from the newest complete hour to the current one
+    newest_report: str | None
+    missing: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    running: list[str] = field(default_factory=list)
+    exit_code: int = OK
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return NAMES[self.exit_code]
+
+
+def hours(first: datetime, last: datetime) -> list[str]:
+    count = int((last - first) / timedelta(hours=1)) + 1
+    return [(first + timedelta(hours=i)).strftime(PARTITION_FORMAT) for i in range(count)]
+
+
+def assess(
+    states: dict[str, str],
+    newest_report: str | None,
+    now: datetime,
+    *,
+    days: int,
+    warn_after_hours: int,
+    critical_after_hours: int,
+    root: str = "",
+) -> Health:
+    """The verdict on ``states`` (hour -> complete | running | failed, for the hours present
+    under the root) at ``now``: pure, so every threshold is tested without a data root."""
+    current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    window = hours(current - timedelta(days=days) + timedelta(hours=1), current)
+    complete = sorted(h for h, s in states.items() if s == "complete")
+    newest = complete[-1] if complete else None
+    age = None
+    if newest is not None:
+        age = int((current - datetime.strptime(newest, PARTITION_FORMAT)) / timedelta(hours=1))
+    missing = [h for h in window[:-1] if h not in states]
+    failed = [h for h in window if states.get(h) == "failed"]
+    running = [h for h in window if states.get(h) == "running"]
+    code, fresh = OK, ""
+    if newest is None:
+        code, fresh = CRITICAL, "no complete hour"
+    elif age is not None and age >= critical_after_hours:
+        code, fresh = CRITICAL, f", critical from {critical_after_hours} h"
+    elif age is not None and age >= warn_after_hours:
+        code, fresh = WARNING, f", warning from {warn_after_hours} h"
+    if newest is not None:
+        fresh = f"newest complete hour {newest} ({age} h old{fresh})"
+    if missing or failed:
+        code = max(code, WARNING)
+    gaps = f"{len(missing)} hour(s) missing and {len(failed)} failed in the last {days} day(s)"
+    reasons = [fresh, gaps]
+    return Health(
+        checked_at=now.isoformat(timespec="seconds"),
+        root=root,
+        window=(window[0], window[-1]),
+        newest_complete=newest,
+        age_hours=age,
+        newest_report=newest_report,
+        missing=missing,
+        failed=failed,
+        running=running,
+        exit_code=code,
+        reasons=reasons,
+    )
+
+
+def _held_locally(lock: Path) -> bool:
+    from pipeline.storage.locks import lock_holder
+
+    return lock.exists() and lock_holder(lock) is not None
+
+
+def _partition(root: Location, name: str) -> Partition:
+    return Partition(root, datetime.strptime(name, PARTITION_FORMAT))  # type: ignore[arg-type]
+
+
+def observe(root: Location, names: list[str]) -> dict[str, str]:
+    """State of each partition folder in ``names`` under ``root``: complete, running or failed."""
+    found = {}
+    for name in names:
+        part = _partition(root, name)
+        if exists(part.manifest):
+            found[name] = "complete"
+        elif isinstance(root, ObjectPath):
+            from pipeline.storage import lease
+
+            claim = lease.read(root / name / LOCK)
+            found[name] = "running" if claim is not None and lease.live(claim[0]) else "failed"
+        else:
+            found[name] = "running" if _held_locally(part.lock) else "failed"
+    return found
+
+
+def partition_names(root: Location) -> list[str]:
+    if isinstance(root, ObjectPath):
+        from pipeline.storage import s3
+
+        return s3.partition_names(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if PARTITION_RE.match(p.name) and p.is_dir())
+
+
+def newest_report(root: Location, states: dict[str, str]) -> str | None:
+    for name in sorted(states, reverse=True):
+        report = _partition(root, name).report_dir / "index.html"
+        if states[name] == "complete" and exists(report):
+            return str(report)
+    return None
+
+
+def check(root: Location, now: datetime, days: int, warn: int, critical: int) -> Health:
+    """Look at ``root`` (the hours of the window and any later one) and assess it."""
+    current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    first = (current - timedelta(days=days) + timedelta(hours=1)).strftime(PARTITION_FORMAT)
+    states = observe(root, [n for n in partition_names(root) if n >= first])
+    return assess(states, newest_report(root, states), now, days=days, warn_after_hours=warn,
+                  critical_after_hours=critical, root=str(root))  # fmt: skip
+
+
+def ranges(names: list[str]) -> str:
+    """``2026-11-25T03..2026-11-25T05, 2026-11-25T09``: consecutive hours folded."""
+    out: list[list[str]] = []
+    for name in names:
+        hour = datetime.strptime(name, PARTITION_FORMAT)
+        if out and datetime.strptime(out[-1][-1], PARTITION_FORMAT) + timedelta(hours=1) == hour:
+            out[-1].append(name)
+        else:
+            out.append([name])
+    return ", ".join(r[0] if len(r) == 1 else f"{r[0]}..{r[-1]} ({len(r)} h)" for r in out)
+
+
+def text(health: Health) -> str:
+    """The first line for a monitoring system, then a line per fact for a person."""
+    lines = [f"{health.status}: {'; '.join(health.reasons)}"]
+    lines.append(f"  data root: {health.root}")
+    lines.append(
+        f"  window: {health.window[0]} to {health.window[1]} (UTC), checked at {health.checked_at}"
+    )
+    for label, names in (
+        ("missing", health.missing),
+        ("failed", health.failed),
+        ("running", health.running),
+    ):
+        if names:
+            lines.append(f"  {label}: {ranges(names)}")
+    lines.append(f"  newest report: {health.newest_report or 'none'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    settings = monitoring()
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline status",
+        description="Say whether the data is fresh and which hours are missing or failed; exit "
+        "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the monitoring-plugins convention).",
+    )
+    parser.add_argument(
+        "--data-dir", help="data root, a path or s3://bucket/prefix (default: as the pipeline's)"
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=settings.days,
+        help=f"days looked at, ending with the current hour ([monitoring] days: {settings.days})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the facts as one JSON object")
+    args = parser.parse_args(argv)
+    if args.days < 1:
+        parser.error(f"--days {args.days}: must be 1 or more")
+    try:
+        root = parse_root(args.data_dir) if args.data_dir else paths().root()
+        health = check(
+            root, clock.now(), args.days, settings.warn_after_hours, settings.critical_after_hours
+        )
+    except (ValueError, StoreError, OSError) as exc:
+        message = f"UNKNOWN: cannot read the data root: {exc}"
+        print(
+            orjson.dumps({"status": "UNKNOWN", "exit_code": UNKNOWN, "reasons": [message]}).decode()
+            if args.json
+            else message
+        )
+        return UNKNOWN
+    if args.json:
+        print(
+            orjson.dumps(
+                {"status": health.status, **asdict(health)}, option=orjson.OPT_INDENT_2
+            ).decode()
+        )
+    else:
+        print(text(health))
+    return health.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

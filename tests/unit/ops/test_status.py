@@ -1,0 +1,169 @@
+"""``python -m pipeline status``: freshness and gaps, in the monitoring-plugins convention."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline import cli
+from pipeline.ops import status
+from pipeline.ops.status import CRITICAL, OK, UNKNOWN, WARNING, assess
+from pipeline.storage import lease, s3
+from pipeline.storage.fs import ObjectPath
+from pipeline.storage.locks import hold_partition_lock
+from tests.support.s3 import BUCKET, ObjectStore, object_store, s3_env
+
+NOW = datetime(2026, 11, 25, 19, 30, tzinfo=UTC)  # the suite's pinned time (tests/support.NOW)
+
+
+def verdict(states: dict[str, str], warn: int = 2, critical: int = 6, days: int = 1) -> int:
+    return assess(states, None, NOW, days=days, warn_after_hours=warn,
+                  critical_after_hours=critical).exit_code  # fmt: skip
+
+
+def full_day(**override: str) -> dict[str, str]:
+    """Every hour of the day up to the current one complete, with ``override``s."""
+    states = {f"2026-11-24T{h:02d}": "complete" for h in range(20, 24)}
+    states |= {f"2026-11-25T{h:02d}": "complete" for h in range(20)}
+    return states | {k.replace("_", "-").replace("t", "T"): v for k, v in override.items()}
+
+
+@pytest.mark.parametrize(
+    ("newest", "expected"),
+    [
+        ("2026-11-25T19", OK),  # the current hour: 0 h
+        ("2026-11-25T18", OK),  # 1 h: the current hour is due a few minutes in
+        ("2026-11-25T17", WARNING),  # 2 h = warn_after_hours: the first warning
+        ("2026-11-25T14", WARNING),  # 5 h: the last warning
+        ("2026-11-25T13", CRITICAL),  # 6 h = critical_after_hours: the first critical
+    ],
+)
+def test_freshness_edges(newest: str, expected: int) -> None:
+    """Only the newest complete hour counts here: the hours after it are running."""
+    states = {h: s for h, s in full_day().items() if h <= newest}
+    states |= {h: "running" for h in full_day() if h > newest}
+    assert verdict(states) == expected
+
+
+def test_no_complete_hour_is_critical_and_a_gap_or_failure_a_warning() -> None:
+    assert verdict({}) == CRITICAL
+    assert verdict({"2026-11-25T19": "failed"}) == CRITICAL
+    assert verdict(full_day()) == OK
+    gap = {h: s for h, s in full_day().items() if h != "2026-11-25T03"}
+    assert verdict(gap) == WARNING
+    assert verdict(full_day() | {"2026-11-25T03": "failed"}) == WARNING
+    assert verdict(full_day() | {"2026-11-25T03": "running"}) == OK  # a backfill at work
+
+
+def test_the_current_hour_is_due_not_missing_and_the_window_has_days_times_24_hours() -> None:
+    states = {h: s for h, s in full_day().items() if h != "2026-11-25T19"}
+    health = assess(states, None, NOW, days=1, warn_after_hours=2, critical_after_hours=6)
+    assert (health.exit_code, health.missing, health.window) == (
+        OK, [], ("2026-11-24T20", "2026-11-25T19"),
+    )  # fmt: skip
+    week = assess({}, None, NOW, days=7, warn_after_hours=2, critical_after_hours=6)
+    assert week.window == ("2026-11-18T20", "2026-11-25T19") and len(week.missing) == 7 * 24 - 1
+
+
+def test_the_text_names_each_fact_and_folds_consecutive_hours() -> None:
+    states = full_day() | {"2026-11-25T05": "failed", "2026-11-25T19": "running"}
+    for gone in ("2026-11-25T02", "2026-11-25T03", "2026-11-25T04", "2026-11-25T09"):
+        del states[gone]
+    health = assess(states, "/d/2026-11-25T18/report/index.html", NOW, days=1,
+                    warn_after_hours=2, critical_after_hours=6, root="/d")  # fmt: skip
+    assert status.text(health).splitlines() == [
+        "WARNING: newest complete hour 2026-11-25T18 (1 h old); 4 hour(s) missing and 1 failed "
+        "in the last 1 day(s)",
+        "  data root: /d",
+        "  window: 2026-11-24T20 to 2026-11-25T19 (UTC), checked at 2026-11-25T19:30:00+00:00",
+        "  missing: 2026-11-25T02..2026-11-25T04 (3 h), 2026-11-25T09",
+        "  failed: 2026-11-25T05",
+        "  running: 2026-11-25T19",
+        "  newest report: /d/2026-11-25T18/report/index.html",
+    ]
+
+
+def make_hour(root: Path, name: str, complete: bool = True, report: bool = False) -> None:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / ".lock").touch()
+    if complete:
+        (folder / "manifest.json").write_text("{}")
+    if report:
+        (folder / "report").mkdir()
+        (folder / "report" / "index.html").write_text("<html>")
+
+
+def test_a_local_root_through_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """complete = manifest; failed = a folder without one that no run holds; running = its lock
+    held; the newest report of a complete hour; exit code and JSON as documented."""
+    make_hour(tmp_path, "2026-11-25T16", report=True)
+    make_hour(tmp_path, "2026-11-25T17")  # complete, no report (the report is newest of 16)
+    make_hour(tmp_path, "2026-11-25T18", complete=False)
+    make_hour(tmp_path, "2026-11-25T19", complete=False)
+    (tmp_path / "logs").mkdir()  # not a partition
+    hold_partition_lock(tmp_path / "2026-11-25T19" / ".lock")
+    assert cli.main(["status", "--data-dir", str(tmp_path), "--days", "1"]) == WARNING
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        "WARNING: newest complete hour 2026-11-25T17 (2 h old, warning from 2 h); 20 hour(s) "
+        "missing and 1 failed in the last 1 day(s)"
+    )
+    assert out[-4:] == [
+        "  missing: 2026-11-24T20..2026-11-25T15 (20 h)",
+        "  failed: 2026-11-25T18",
+        "  running: 2026-11-25T19",
+        f"  newest report: {tmp_path}/2026-11-25T16/report/index.html",
+    ]
+    assert cli.main(["status", "--data-dir", str(tmp_path), "--days", "1", "--json"]) == WARNING
+    facts = orjson.loads(capsys.readouterr().out)
+    assert (facts["status"], facts["exit_code"], facts["newest_complete"], facts["age_hours"]) == (
+        "WARNING", 1, "2026-11-25T17", 2,
+    )  # fmt: skip
+    assert (facts["failed"], facts["running"]) == (["2026-11-25T18"], ["2026-11-25T19"])
+
+
+def test_an_unreadable_root_is_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["status", "--data-dir", "gs://bucket/x"]) == UNKNOWN
+    assert capsys.readouterr().out.startswith("UNKNOWN: cannot read the data root: data root ")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["status", "--days", "0"])
+    assert exc.value.code == 2  # usage: the last bad value (1 is the first good one)
+
+
+@pytest.fixture
+def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ObjectStore, ObjectPath]]:
+    with object_store() as store:
+        for key, value in s3_env(store.url).items():
+            if key.startswith("AWS_"):
+                monkeypatch.setenv(key, value)
+        s3._clients.clear()
+        yield store, ObjectPath(BUCKET, "etl")
+        s3._clients.clear()
+        lease._held.clear()
+
+
+@pytest.mark.slow
+def test_an_object_store_root(bucket: tuple[ObjectStore, ObjectPath]) -> None:
+    """The same states from objects: a live claim is a run, an expired one a failure."""
+    store, root = bucket
+    for key in ("2026-11-25T18/manifest.json", "2026-11-25T18/report/index.html"):
+        store.client.put_object(Bucket=BUCKET, Key=f"etl/{key}", Body=b"{}")
+    lease.acquire(root / "2026-11-25T19" / ".lock", "test", 120, release_at_exit=False)
+    expired = {"owner": "gone", "expires_at": 1.0}
+    store.client.put_object(
+        Bucket=BUCKET, Key="etl/2026-11-25T17/.lock", Body=orjson.dumps(expired)
+    )
+    health = status.check(root, NOW, 1, 2, 6)
+    assert (health.exit_code, health.newest_complete, health.failed, health.running) == (
+        WARNING, "2026-11-25T18", ["2026-11-25T17"], ["2026-11-25T19"],
+    )  # fmt: skip
+    assert health.newest_report == "s3://shop-data/etl/2026-11-25T18/report/index.html"
+    assert os.environ["AWS_ENDPOINT_URL"] == store.url
