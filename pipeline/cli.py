@@ -466,15 +466,9 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     log = new_log(root)
     note_run(root, hour, log)
     say(f"rebuilding {old.name} in {staging}; {old.dir} stays as it is until then")
-    before = os.environ.get("PIPELINE_DATA_DIR")
-    os.environ["PIPELINE_DATA_DIR"] = str(staging)
-    try:
+    # The rebuild writes in the staging root and reads the earlier hours in the data root.
+    with environment(PIPELINE_DATA_DIR=str(staging), **{config.RERUN_OF_ENV: str(root)}):
         rc = run_logged(luigi_args, log, scheduler, run_luigi)
-    finally:
-        if before is None:
-            os.environ.pop("PIPELINE_DATA_DIR", None)
-        else:
-            os.environ["PIPELINE_DATA_DIR"] = before
     if rc != 0 or not fs.exists(Partition(staging, hour).manifest):
         note_run(root, hour, log, rc or 1)
         say(outcome(rc or 1, old.name, root, False, log))
@@ -495,6 +489,10 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         )
         return SWAP_FAILED
     note_run(root, hour, log, 0)
+    from pipeline.report.summary import print_summary
+
+    with as_luigi_reads(luigi_args):
+        print_summary(root, old.name)  # the hour as readers now see it
     how = ""
     if not atomic:
         how = (
@@ -506,6 +504,21 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"
     )
     return 0
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables inside the block; put back what was there after."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 #: Exit code of a rerun whose rebuild was complete but whose swap an object store cut short.

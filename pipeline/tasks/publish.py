@@ -163,7 +163,11 @@ def _already_complete(task: Insights) -> None:
 
 
 def _print_summary(task: Insights) -> None:
-    """The hour's result in a few lines on the console (pandas loads only now, not at import)."""
+    """The hour's result in a few lines on the console (pandas loads only now, not at import).
+    Not for a rebuild in a staging root: ``rerun`` shows the hour once it is swapped in."""
     from pipeline.report.summary import print_summary
+
+    if os.environ.get(config.RERUN_OF_ENV):
+        return
 
     print_summary(task.partition.root, task.partition.name)

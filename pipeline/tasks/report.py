@@ -114,7 +114,7 @@ class HourReport(PartitionTask):
         from pipeline.rules import findings
         from pipeline.storage.history import previous_complete
 
-        root = self.partition.root
+        root = config.paths().earlier_root()
         name = previous_complete(root, self.partition.name)
         if name is None:
             return None
@@ -138,8 +138,17 @@ class HourReport(PartitionTask):
         from pipeline.storage.history import read_history
 
         first, last = history_rules.window(self.partition.name, days)
+        levels, root = ("hour", "category"), self.partition.root
+        earlier = config.paths().earlier_root()
         try:
-            return read_history(self.partition.root, first, last, ("hour", "category"))
+            rows = read_history(earlier, first, last, levels)
+            if earlier != root:  # a rebuild: the earlier hours' rows, and this hour's own
+                import pandas as pd
+
+                this = read_history(root, last, last, levels)
+                before = rows[rows[history_rules.PARTITION_KEY] < last]
+                rows = pd.concat([before, this], ignore_index=True)
+            return rows
         except Exception as exc:  # cosmetic: the trends are left out
             log.warning("report: history unreadable: %s", exc)
             notes["history"] = f"The history could not be read ({exc}), so trends are left out."

@@ -372,7 +372,21 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         assert err.splitlines() == [f"{err[:23]} {kept}"]  # that alone: no botocore chatter
         assert changes(proxy.requests[ran:], "") == []  # report and prune only read
 
-        _, err, _ = cli("rerun", "--date-hour", PARTITION, *pids, "--clean-min-product-price", "25")
+        # An earlier complete hour (a copy of this one), which the rebuild compares with.
+        older = "2026-11-25T16"
+        for key in PARTITION_KEYS:
+            store.client.copy_object(Bucket=BUCKET, CopySource=f"{BUCKET}/entry/{key}",
+                                     Key=f"entry/{older}/{key.removeprefix(part)}")  # fmt: skip
+        said, err, _ = cli(
+            "rerun", "--date-hour", PARTITION, *pids, "--clean-min-product-price", "25"
+        )
+        assert said == out.replace(  # the hour as readers see it once swapped in
+            "Change: no earlier complete snapshot to compare with",
+            f"Change since {older}: carts +0, revenue +$0.00 (+0.0%)",
+        )
+        assert f"Against {older} (1 hour earlier): carts 6 (no change)" in (
+            store.read(f"{part}report/findings.md", "entry").decode()
+        )  # the rebuilt report too: it read the earlier hours in the data root
         assert err.splitlines()[-1] == (
             f"pipeline: done (exit 0): {PARTITION} rebuilt and swapped in (object by object, "
             f"its manifest last); latest -> {PARTITION}"
@@ -389,18 +403,16 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
                         ("COPY", HISTORY_KEY), ("COPY", manifest)]  # fmt: skip
         gone = rerun[rerun.index(swap[-1]) + 1 :]  # then the staging root goes, manifest first
         assert gone[0] == ("DELETE_MANY", f"{staging[1]}/{manifest}")
-        assert store.keys("entry") == [*PARTITION_KEYS, HISTORY_KEY, "latest"]
+        assert [k for k in store.keys("entry") if not k.startswith(older)] == [
+            *PARTITION_KEYS, HISTORY_KEY, "latest",
+        ]  # fmt: skip
         assert orjson.loads(store.read(manifest, "entry"))["min_product_price"] == 25
         assert sorted(p.name for p in logs.iterdir()) == sorted(
             [*re.findall(r"^pipeline: log file: \S+/(\S+)$", err, re.M), log.name]
         )  # two run logs, nothing else; and nothing where the commands ran:
         assert list(caller.iterdir()) == []
 
-        # An older complete hour, not `latest`: pruned, its manifest deleted first.
-        older = "2026-11-25T16"
-        for key in PARTITION_KEYS:
-            store.client.copy_object(Bucket=BUCKET, CopySource=f"{BUCKET}/entry/{key}",
-                                     Key=f"entry/{older}/{key.removeprefix(part)}")  # fmt: skip
+        # The older hour, not `latest`: pruned, its manifest deleted first.
         before = len(proxy.requests)
         said, _, _ = cli("prune", "--retention-hours", "1", entry=PYTHON_M)
         assert said == f"pruned 1 item(s) under {root}\n"
