@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,6 +136,10 @@ class ObjectStore:
         ]
 
     def stop(self) -> None:
+        """Stop the server and forget every bucket and object: moto keeps them per process, not
+        per server, so the next test's store would otherwise hold this one's objects."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=30).close()
         self.server.stop()
 
 
