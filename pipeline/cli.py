@@ -332,7 +332,9 @@ def unusable_store(exc: Exception) -> int:
     return code
 
 
-def outcome(rc: int, hour: str, root: Location, was_complete: bool, log: Path) -> str:
+def outcome(
+    rc: int, hour: str, root: Location, was_complete: bool, log: Path, shared: bool = False
+) -> str:
     """The console's last line: how the run ended and where to look."""
     from luigi.retcodes import retcode
 
@@ -342,7 +344,8 @@ def outcome(rc: int, hour: str, root: Location, was_complete: bool, log: Path) -
         latest = f"latest -> {latest_partition(root)}"
         if was_complete:
             return f"nothing to do (exit 0): {hour} was already complete; {latest}"
-        return f"done (exit 0): {hour} is complete; {latest}"
+        how = ", with other workers of the scheduler" if shared else ""
+        return f"done (exit 0): {hour} is complete{how}; {latest}"
     codes = retcode()
     status, what = {
         config.EXIT_CONFIG: ("refused", "unusable settings, named above; nothing was written"),
@@ -425,9 +428,33 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     note_run(root, hour, log)
     rc = run_logged(luigi_args, log, scheduler, run_luigi)
     remove_unused()  # a run that wrote nothing leaves no hour folder holding only its lock
+    shared = done_with_others(rc, scheduler, root, hour, luigi_args)
+    if shared:
+        rc = 0
     note_run(root, hour, log, rc)
-    say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log))
+    say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log, shared))
     return rc
+
+
+def done_with_others(
+    rc: int, scheduler: str, root: Location, hour: datetime, luigi_args: Sequence[str]
+) -> bool:
+    """Did workers of one central scheduler finish the hour together? luigi then ends each
+    worker that left some of the hour's tasks to the others with [retcode] already_running or
+    not_run (they were "run by another worker" or "not granted run permission"), although
+    the hour the command was asked for is complete and published: for it, that is success."""
+    from luigi.retcodes import retcode
+
+    from pipeline.storage.fs import StoreError
+
+    codes = retcode()
+    if rc not in (codes.already_running, codes.not_run) or not scheduler.startswith("central"):
+        return False
+    try:
+        with as_luigi_reads(luigi_args):
+            return complete(root, hour)
+    except StoreError:
+        return False
 
 
 def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:

@@ -533,6 +533,28 @@ def test_the_last_line_says_how_the_run_ended(tmp_path: Path) -> None:
     assert cli.outcome(40, hour, tmp_path, False, log).startswith("failed (exit 40): an unexpected")
 
 
+def test_an_hour_finished_by_workers_of_one_scheduler_together_is_a_success(
+    tmp_path: Path,
+) -> None:
+    """luigi ends a worker that left tasks to other workers of its luigid with 10 or 25; for
+    the hour it was asked for, complete and published, python -m pipeline says done, exit 0."""
+    hour, args = datetime(2026, 11, 25, 17), ["Insights", "--date-hour", "2026-11-25T17"]
+    central, local = "central (from the command line)", "local (--local-scheduler given)"
+    assert not cli.done_with_others(25, central, tmp_path, hour, args)  # not complete
+    (tmp_path / "2026-11-25T17").mkdir()
+    (tmp_path / "2026-11-25T17" / "manifest.json").write_text("{}")
+    assert not cli.done_with_others(25, central, tmp_path, hour, args)  # not published
+    (tmp_path / "latest").symlink_to("2026-11-25T17")
+    assert [cli.done_with_others(rc, central, tmp_path, hour, args) for rc in (10, 25, 30)] == [
+        True, True, False,  # a failure stays one
+    ]  # fmt: skip
+    assert not cli.done_with_others(10, local, tmp_path, hour, args)  # another run's claim
+    assert cli.outcome(0, "2026-11-25T17", tmp_path, False, tmp_path, shared=True) == (
+        "done (exit 0): 2026-11-25T17 is complete, with other workers of the scheduler; "
+        "latest -> 2026-11-25T17"
+    )
+
+
 def test_an_option_luigi_does_not_know_is_one_line_not_its_usage(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
