@@ -377,9 +377,15 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         for key in PARTITION_KEYS:
             store.client.copy_object(Bucket=BUCKET, CopySource=f"{BUCKET}/entry/{key}",
                                      Key=f"entry/{older}/{key.removeprefix(part)}")  # fmt: skip
+        # What failed reruns left: of this hour (removed by this rerun) and of another (kept:
+        # hosts cannot tell whether another host's rerun of it is under way).
+        left = {f".{PARTITION}.rerun-1/{manifest}", f".{older}.rerun-1/{older}/manifest.json"}
+        for key in left:
+            store.client.put_object(Bucket=BUCKET, Key=f"entry/{key}", Body=b"{}")
         said, err, _ = cli(
             "rerun", "--date-hour", PARTITION, *pids, "--clean-min-product-price", "25"
         )
+        assert f"pipeline: removed {root}/.{PARTITION}.rerun-1, left by an earlier rerun" in err
         assert said == out.replace(  # the hour as readers see it once swapped in
             "Change: no earlier complete snapshot to compare with",
             f"Change since {older}: carts +0, revenue +$0.00 (+0.0%)",
@@ -403,7 +409,8 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
                         ("COPY", HISTORY_KEY), ("COPY", manifest)]  # fmt: skip
         gone = rerun[rerun.index(swap[-1]) + 1 :]  # then the staging root goes, manifest first
         assert gone[0] == ("DELETE_MANY", f"{staging[1]}/{manifest}")
-        assert [k for k in store.keys("entry") if not k.startswith(older)] == [
+        assert f".{older}.rerun-1/{older}/manifest.json" in store.keys("entry")
+        assert [k for k in store.keys("entry") if older not in k] == [
             *PARTITION_KEYS, HISTORY_KEY, "latest",
         ]  # fmt: skip
         assert orjson.loads(store.read(manifest, "entry"))["min_product_price"] == 25
@@ -421,6 +428,8 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         assert sorted(key for _, key in deleted) == [
             f"{older}/{k.removeprefix(part)}" for k in PARTITION_KEYS if k != f"{part}.lock"
         ]
-        assert store.keys("entry") == [*PARTITION_KEYS, HISTORY_KEY, "latest"]  # .lock too
+        assert store.keys("entry") == [  # .lock too; the other hour's staging is no partition
+            f".{older}.rerun-1/{older}/manifest.json", *PARTITION_KEYS, HISTORY_KEY, "latest",
+        ]  # fmt: skip
     finally:
         proxy.stop()
