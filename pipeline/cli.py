@@ -493,9 +493,15 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     log = new_log(root)
     note_run(root, hour, log)
     say(f"rebuilding {old.name} in {staging}; {old.dir} stays as it is until then")
-    # The rebuild writes in the staging root and reads the earlier hours in the data root.
-    with environment(PIPELINE_DATA_DIR=str(staging), **{config.RERUN_OF_ENV: str(root)}):
+    before = os.environ.get("PIPELINE_DATA_DIR")
+    os.environ["PIPELINE_DATA_DIR"] = str(staging)
+    try:
         rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    finally:
+        if before is None:
+            os.environ.pop("PIPELINE_DATA_DIR", None)
+        else:
+            os.environ["PIPELINE_DATA_DIR"] = before
     if rc != 0 or not fs.exists(Partition(staging, hour).manifest):
         note_run(root, hour, log, rc or 1)
         say(outcome(rc or 1, old.name, root, False, log))
@@ -515,11 +521,9 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             f"{staging} is then removed and made anew)"
         )
         return SWAP_FAILED
-    note_run(root, hour, log, 0)
-    from pipeline.report.summary import print_summary
-
     with as_luigi_reads(luigi_args):
-        print_summary(root, old.name)  # the hour as readers now see it
+        _after_rebuild(root, old.name)
+    note_run(root, hour, log, 0)
     how = ""
     if not atomic:
         how = (
@@ -533,19 +537,15 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     return 0
 
 
-@contextlib.contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """Set environment variables inside the block; put back what was there after."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def _after_rebuild(root: Location, name: str) -> None:
+    """A rebuilt hour's report was made in the staging root, with no earlier hour beside it:
+    bring it, and the next hour's (compared with the old figures), up to date; then the summary
+    the staging run left out."""
+    from pipeline.report import hour, summary
+
+    for line in hour.refresh_around(root, name, rebuilt=True):
+        say(line)
+    summary.print_summary(root, name)
 
 
 #: Exit code of a rerun whose rebuild was complete but whose swap an object store cut short.
@@ -627,17 +627,66 @@ def _wait_for_url(proc: subprocess.Popen[bytes], out: BinaryIO, timeout: float) 
         time.sleep(0.05)
 
 
-def demo(directory: Path | None) -> int:
-    """The whole pipeline offline: a generated shop served locally, outputs in ``directory``."""
+def shown(path: Path) -> str:
+    """``path`` as a command typed here takes it: relative when under the working directory."""
+    path = Path(path).absolute()
+    here = Path.cwd()
+    return shlex.quote(str(path.relative_to(here)) if path.is_relative_to(here) else str(path))
+
+
+def script() -> str:
+    """``run_pipeline.sh`` as typed from the working directory."""
+    path = shown(CHECKOUT / "run_pipeline.sh")
+    return path if path.startswith("/") else f"./{path}"
+
+
+@contextlib.contextmanager
+def environ(**values: str) -> Iterator[None]:
+    """Set environment variables inside the block only."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def demo(
+    directory: Path | None, extra: Sequence[str] = (), scheduler_url: str | None = None
+) -> int:
+    """The whole pipeline offline: a generated shop served locally, outputs in ``directory``.
+
+    Every demo builds its hour from scratch, as a user running it twice expects to see it run
+    twice: the first demo of an hour runs it, a later one rebuilds it as ``rerun`` does (beside
+    the old one, swapped in when complete). Skipping a complete hour would end a second demo
+    with "nothing ran", and the demo's shop is served on a new port each time, so its manifest
+    records another source. ``extra`` are luigi's options; the scheduler is chosen as for
+    ``run``.
+    """
+    from pipeline.failures import RERUN_ENV
+    from pipeline.storage.layout import Partition
+
     os.umask(UMASK)
     out = Path(directory) if directory is not None else DEMO_DIR
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
+    hour = requested_hour(extra)
+    given = [] if _given(extra, "--date-hour") else ["--date-hour", f"{hour:%Y-%m-%dT%H}"]
+    # --no-lock: luigi's host-wide lock is keyed on the command line, which every demo shares.
+    args = [*given, "--no-lock", *extra]
+    again = shlex.join(["demo", *([] if directory is None else [str(directory)]), *extra])
+    if scheduler_url:
+        again += f" --scheduler-url {shlex.quote(scheduler_url)}"
+    again = f"{script()} {again}"
     with demo_api() as url:
         say(f"demo API at {url}; data in {out}")
-        os.environ.update(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(out))
-        # --no-lock: luigi's host-wide lock is keyed on the command line, which every demo shares.
-        rc = run_pipeline(["--local-scheduler", "--no-lock"])
+        rebuild = Partition(out, hour).dir.is_dir()
+        with environ(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(out), **{RERUN_ENV: again}):
+            rc = (rerun_pipeline if rebuild else run_pipeline)(args, scheduler_url)
     if rc != 0:
         return rc
     latest = out / "latest"
@@ -645,6 +694,8 @@ def demo(directory: Path | None) -> int:
     print(f"\nDemo outputs (latest -> {target}):")
     for path in [latest, *sorted((latest / "insights").glob("*"))]:
         print(f"  {path}{'/' if path == latest else ''}")
+    print(f"The summary again: {script()} report --data-dir {shown(out)}")
+    print(f"Run the demo again (it rebuilds the hour): {again}")
     return 0
 
 
@@ -741,13 +792,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser = sub.add_parser(
         "demo",
         help="run the whole pipeline offline against a local demo API",
+        allow_abbrev=False,
+        # DIR is taken by main, not by argparse: it would take a luigi option's value for it
+        usage=f"{PROG} demo [-h] [DIR] [--scheduler-url URL] [LUIGI OPTION ...]",
         description="Serve a generated shop on 127.0.0.1, run the pipeline against it into "
-        "DIR, stop the server and show where the outputs are.",
+        "DIR (default: data-demo in the checkout), stop the server and show where the outputs "
+        "are. Each demo builds its hour from scratch: an hour already in DIR is rebuilt, as "
+        "`rerun` does. The scheduler is chosen as for `run`; any other option goes to luigi "
+        "(e.g. --workers 2).",
     )
     demo_parser.add_argument(
-        "dir", nargs="?", type=Path, metavar="DIR", help="data root (default: data-demo in the "
-        "checkout)",
-    )  # fmt: skip
+        "--scheduler-url", metavar="URL", help="central scheduler (luigid) to watch it in"
+    )
     for name, (_, text) in DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False)
     return parser
@@ -759,13 +815,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return DELEGATED[args_in[0]][0](args_in[1:])
     if not args_in or (args_in[0].startswith("-") and args_in[0] not in ("-h", "--help")):
         args_in.insert(0, "run")
+    directory = None
+    if args_in[0] == "demo" and len(args_in) > 1 and not args_in[1].startswith("-"):
+        directory = Path(args_in.pop(1))  # not argparse's: it would take an option's value
     parser = build_parser()
     args, extra = parser.parse_known_args(args_in)
-    if args.command not in ("run", "rerun") and extra:
+    if args.command not in ("run", "rerun", "demo") and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "demo":
-            return demo(args.dir)
+            return demo(directory, extra, args.scheduler_url)
         own = [("--date-hour", args.date_hour), ("--workers", args.workers)]
         luigi_args = [s for flag, value in own if value is not None for s in (flag, str(value))]
         if args.command == "rerun":

@@ -298,17 +298,6 @@ class paths(luigi.Config):
             return CHECKOUT / str(self.data_dir)  # relative to the checkout, like luigi.cfg
         return root
 
-    def earlier_root(self) -> Location:
-        """Where the hours before this one are read (the report's comparison and trends): the
-        data root; for a rebuild by ``rerun``, which runs in a staging root of its own, the data
-        root whose hour it rebuilds (``PIPELINE_RERUN_OF``, set by ``rerun`` only)."""
-        rebuilt = os.environ.get(RERUN_OF_ENV)
-        return parse_root(rebuilt) if rebuilt else self.root()
-
-
-#: Set by ``python -m pipeline rerun`` for its rebuild: the data root whose hour it rebuilds.
-RERUN_OF_ENV = "PIPELINE_RERUN_OF"
-
 
 class quality(luigi.Config):
     """Thresholds of the quality gates; 0 is strict (any offending row fails the run)."""

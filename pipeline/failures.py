@@ -8,6 +8,7 @@ class whose module is not loaded cannot have been raised.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from urllib.parse import urlsplit
 from pipeline.api.errors import ApiError
 from pipeline.config import ConfigError, ConfigExit
 
+#: The command that runs the failed hour again, when it is not ``run_pipeline.sh --date-hour H``
+#: (``python -m pipeline demo`` sets it: its hour is in another data root, from another API).
+RERUN_ENV = "PIPELINE_RERUN_COMMAND"
 DEMO = "`./run_pipeline.sh demo` (the whole pipeline offline, against a local demo API)"
 REPORT = "unexpected: the traceback is in the run log; please report it with that log"
 
@@ -93,7 +97,8 @@ def explain(exc: BaseException, partition: Path | None = None) -> Explanation:
     reruns it.
     """
     hour = partition.name if partition is not None else "<hour>"
-    rerun = f"rerun the hour: ./run_pipeline.sh --date-hour {hour}"
+    again = os.environ.get(RERUN_ENV) or f"./run_pipeline.sh --date-hour {hour}"
+    rerun = f"rerun the hour: {again}"
     cause = _first_line(exc)
     if isinstance(exc, ApiError):
         if exc.cause == "circuit":

@@ -9,9 +9,9 @@ its staging folder for a look (the next rerun of the data root removes it).
 On local disk the swap is one step (``storage.atomic.exchange``). An object store has no rename:
 the rebuilt objects are copied over the old ones, server side, with the old manifest deleted
 first and the new one copied last, so the hour never looks complete while it is half swapped
-(a run of it meanwhile is refused: the rerun holds the hour's claim), and an interrupted swap
-leaves an incomplete hour that the next rerun, or run, finishes. Either way the hour's history
-rows are replaced with the rebuilt ones.
+(a run of it meanwhile is refused: the rerun holds the hour's claim). A swap cut short (the
+store went away) leaves the hour without a manifest, part old and part rebuilt: the same rerun,
+run again, finishes it. Either way the hour's history rows are replaced with the rebuilt ones.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ MANIFEST = "manifest.json"
 def staging_root(root: Location, name: str, pid: int) -> Location:
     """The data root a rerun of partition ``name`` by process ``pid`` builds in."""
     return root / f".{name}.rerun-{pid}"
+
+
+def is_staging(root: object) -> bool:
+    """Is ``root`` a rerun's staging data root (whose paths go away at the swap)?"""
+    return isinstance(root, Path | ObjectPath) and _STAGING.match(root.name) is not None
 
 
 def stale_stagings(root: Path) -> list[Path]:

@@ -2,9 +2,11 @@
 successful run and by ``python -m pipeline.report.summary [--date-hour H]`` for any complete
 hour without running anything.
 
-It reads only small files (the manifests and ``category_summary.csv`` of the hour and of the
-previous complete hour), so it costs the same at a million carts as at six. The data root may
-be a local folder or an ``s3://`` prefix (``storage.fs``).
+It compares the hour with the earlier hour its report compared with (``report.hour``), so the
+two always agree. It reads only small files (the manifests, the report's stats and
+``category_summary.csv`` of the hour and of that earlier hour), so it costs the same at a
+million carts as at six. The data root may be a local folder or an ``s3://`` prefix
+(``storage.fs``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import logging
 import sys
 from datetime import datetime
 
+from pipeline.report.hour import compared_with
 from pipeline.rules.findings import category_table, count, money, percent, tenths_percent
 from pipeline.storage import formats
 from pipeline.storage.atomic import read_json
 from pipeline.storage.fs import Location, StoreError, exists, local_copy, parse_root
-from pipeline.storage.history import previous_complete
 from pipeline.storage.latest import latest_link, latest_partition
 from pipeline.storage.layout import PARTITION_FORMAT, PARTITION_RE, Partition
 
@@ -65,9 +67,11 @@ def summary_lines(root: Location, name: str) -> list[str]:
         f"Top category: {top}, {money(top_revenue)} "
         f"({percent(tenths_percent(top_revenue, revenue))} of sales)",
     ]
-    previous = previous_complete(root, name)
+    previous = compared_with(root, name)  # the hour the report compared with: they agree
     if previous is None:
         lines.append("Change: no earlier complete snapshot to compare with")
+    elif not exists(_partition(root, previous).manifest):
+        lines.append(f"Change: not shown; the report compared with {previous}, removed since")
     else:
         before = _partition(root, previous)
         before_carts = int(read_json(before.manifest)["reconciliation"]["carts"])
@@ -99,6 +103,15 @@ def print_summary(root: Location, name: str) -> None:
     print(text, flush=True)
 
 
+def _demo_hint(root: Location) -> str:
+    """Where the demo's snapshots are, when ``root`` has none and the demo's folder has one."""
+    from pipeline.cli import DEMO_DIR, script, shown  # here: the command line's own helpers
+
+    if root == DEMO_DIR or latest_partition(DEMO_DIR) is None:
+        return ""
+    return f"; the demo writes to {DEMO_DIR}: {script()} report --data-dir {shown(DEMO_DIR)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the summary of an existing hour (default: the one ``latest`` points to)."""
     from pipeline.config import paths  # here: reading luigi's config is not free
@@ -119,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     name = args.date_hour or latest_partition(root)
     if name is None:
-        print(f"report: no complete snapshot under {root} yet (no `latest`)", file=sys.stderr)
+        print(f"report: no complete snapshot under {root} yet (no `latest`){_demo_hint(root)}",
+              file=sys.stderr)  # fmt: skip
         return 1
     try:
         lines = summary_lines(root, name)

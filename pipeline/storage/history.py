@@ -200,22 +200,22 @@ def _prune_objects(
     return pruned
 
 
-def previous_complete(root: Location, name: str) -> str | None:
-    """The newest partition before ``name`` with a manifest (complete), or None."""
+def partition_names(root: Location) -> list[str]:
+    """The names of the partitions under ``root`` (complete or not), oldest first."""
     if isinstance(root, ObjectPath):
         from pipeline.storage import s3
 
-        earlier = [n for n in s3.partition_names(root) if n < name]
-        for candidate in sorted(earlier, reverse=True):
-            if exists(Partition(root, datetime.strptime(candidate, PARTITION_FORMAT)).manifest):
-                return candidate
-        return None
-    earlier = [
-        p.name
-        for p in Path(root).iterdir()
-        if PARTITION_RE.match(p.name) and p.name < name and not p.is_symlink()
-    ]
-    for candidate in sorted(earlier, reverse=True):
-        if Partition(root, datetime.strptime(candidate, PARTITION_FORMAT)).manifest.is_file():
+        return sorted(s3.partition_names(root))
+    if not Path(root).is_dir():
+        return []
+    return sorted(
+        p.name for p in Path(root).iterdir() if PARTITION_RE.match(p.name) and not p.is_symlink()
+    )
+
+
+def previous_complete(root: Location, name: str) -> str | None:
+    """The newest partition before ``name`` with a manifest (complete), or None."""
+    for candidate in reversed([n for n in partition_names(root) if n < name]):
+        if exists(Partition(root, datetime.strptime(candidate, PARTITION_FORMAT)).manifest):
             return candidate
     return None

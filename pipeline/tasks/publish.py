@@ -119,7 +119,10 @@ class Insights(PartitionTask):
         _print_summary(self)
 
     def publish(self) -> None:
-        """Manifest first, then ``latest``, then retention: a reader never sees less."""
+        """Manifest first, then ``latest``, then retention: a reader never sees less. Between the
+        manifest and ``latest``, this hour's report and the next complete hour's are brought up
+        to date (``report.hour.refresh_around``): they may have compared with an older hour."""
+        from pipeline.report import hour
         from pipeline.rules import manifest
 
         retention = housekeeping.housekeeping().retention_hours
@@ -130,6 +133,8 @@ class Insights(PartitionTask):
         if not self.output().exists():
             write_json(self.partition.manifest, manifest.build(self.partition))
         root, name, last = self.partition.root, self.partition.name, last_partition()
+        for line in hour.refresh_around(root, name):
+            to_console(log, logging.INFO, line)
         if (current := latest_partition(root)) is not None and current > last:
             log.warning("latest pointed at %s, later than the current hour; moving it", current)
         if advance_latest(root, name, last):
@@ -164,10 +169,9 @@ def _already_complete(task: Insights) -> None:
 
 def _print_summary(task: Insights) -> None:
     """The hour's result in a few lines on the console (pandas loads only now, not at import).
-    Not for a rebuild in a staging root: ``rerun`` shows the hour once it is swapped in."""
+    Not in a rerun's staging root: its paths go away, and the rerun prints it once swapped in."""
+    from pipeline.ops.rerun import is_staging
     from pipeline.report.summary import print_summary
 
-    if os.environ.get(config.RERUN_OF_ENV):
-        return
-
-    print_summary(task.partition.root, task.partition.name)
+    if not is_staging(task.partition.root):
+        print_summary(task.partition.root, task.partition.name)

@@ -2,62 +2,36 @@
 
 ``HistoryHour`` writes ``<data root>/history/date_hour=<hour>/part-0.parquet`` and applies the
 history's retention; ``HourReport`` writes ``P/report/findings.md`` and ``P/report/index.html``
-from the three insight files, the previous complete hour and the history.
+from the three insight files, the previous complete hour (recorded in its stats) and the history
+(``report.hour``).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import luigi
 
 from pipeline import clock, config
-from pipeline.storage.atomic import atomic_path, read_json, target
-from pipeline.storage.fs import exists, local_copy, location_of
-from pipeline.storage.layout import PARTITION_FORMAT, Partition, history_file
+from pipeline.report import hour
+from pipeline.storage.atomic import read_json, target
+from pipeline.storage.fs import location_of
+from pipeline.storage.layout import history_file
 from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.clean import CleanCarts
 from pipeline.tasks.insights import INSIGHT_TASKS
 
-if TYPE_CHECKING:  # pandas, pyarrow and matplotlib load when a task runs, not at import
-    import pandas as pd
-
-    from pipeline.rules import findings
-    from pipeline.storage.fs import Location
-
-REPORT_HTML = "index.html"
-REPORT_MARKDOWN = "findings.md"
+REPORT_HTML = hour.HTML
+REPORT_MARKDOWN = hour.MARKDOWN
 
 
 def _insights(date_hour: datetime) -> dict[str, luigi.Task]:
     return {name: cls(date_hour=date_hour) for name, cls in INSIGHT_TASKS.items()}
 
 
-def _read_csv(
-    source: luigi.Target | Location, columns: tuple[str, ...] | None = None
-) -> pd.DataFrame:
-    """A CSV of this or another partition, on local disk or an object store."""
-    from pipeline.storage import formats
-
-    with local_copy(source) as path:
-        return formats.read_csv(path, columns)
-
-
-def _cart_ids(exact: luigi.Target | Location, details: luigi.Target | Location) -> pd.Series:
-    """An hour's cart ids, one per cart line, from the cleaned lines CleanCarts keeps in Arrow
-    (``exact``): a read of one column, where parsing them out of cart_details.csv took most of
-    the report's time at ten million carts. An hour written before that file existed: from
-    cart_details.csv (``details``).
-    """
-    from pipeline.storage import formats
-
-    if not exists(location_of(exact)):
-        return _read_csv(details, ("cart_id",))["cart_id"]
-    with local_copy(exact) as path:
-        return formats.read_exact(path, ["cart_id"])["cart_id"]
+_read_csv = hour.read_csv
+_cart_ids = hour.cart_ids
 
 
 class HistoryHour(PartitionTask):
@@ -109,88 +83,15 @@ class HourReport(PartitionTask):
             "stats": self.stats_target(),
         }
 
-    def previous(self, notes: dict[str, str]) -> findings.Snapshot | None:
-        """The previous complete hour's figures; a problem reading them is only a note."""
-        from pipeline.rules import findings
+    def produce(self) -> dict[str, Any]:
         from pipeline.storage.history import previous_complete
 
-        root = config.paths().earlier_root()
-        name = previous_complete(root, self.partition.name)
-        if name is None:
-            return None
-        try:
-            part = Partition(root, datetime.strptime(name, PARTITION_FORMAT))
-            return findings.snapshot(
-                name,
-                _read_csv(part.insight("category_summary")),
-                _cart_ids(part.exact("cart_lines"), part.insight("cart_details")),
-            )
-        except Exception as exc:  # e.g. pruned meanwhile, or unreadable: cosmetic
-            log.warning("report: previous snapshot %s unreadable: %s", name, exc)
-            notes["previous"] = (
-                f"The previous complete snapshot, {name}, could not be read ({exc}), so this "
-                "hour is not compared with it."
-            )
-            return None
-
-    def history(self, days: int, notes: dict[str, str]) -> pd.DataFrame | None:
-        from pipeline.rules import history as history_rules
-        from pipeline.storage.history import read_history
-
-        first, last = history_rules.window(self.partition.name, days)
-        levels, root = ("hour", "category"), self.partition.root
-        earlier = config.paths().earlier_root()
-        try:
-            rows = read_history(earlier, first, last, levels)
-            if earlier != root:  # a rebuild: the earlier hours' rows, and this hour's own
-                import pandas as pd
-
-                this = read_history(root, last, last, levels)
-                before = rows[rows[history_rules.PARTITION_KEY] < last]
-                rows = pd.concat([before, this], ignore_index=True)
-            return rows
-        except Exception as exc:  # cosmetic: the trends are left out
-            log.warning("report: history unreadable: %s", exc)
-            notes["history"] = f"The history could not be read ({exc}), so trends are left out."
-            return None
-
-    def produce(self) -> dict[str, Any]:
-        from pipeline.report import build, charts, render
-
-        cfg = config.report()
-        settings = build.Settings(cfg.top_customers, cfg.top_cities, cfg.trend_days)
-        inputs = self.input()
-        notes: dict[str, str] = {}
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            # The cart ids of this hour and of the previous one are read meanwhile this thread
-            # reads the small files and loads matplotlib.
-            cart_ids = pool.submit(
-                _cart_ids, inputs["lines"]["exact"], inputs["cart_details"]["insight"]
-            )
-            previous = pool.submit(self.previous, notes)
-            user_summary = _read_csv(inputs["user_summary"]["insight"])
-            category_summary = _read_csv(inputs["category_summary"]["insight"])
-            history = self.history(settings.trend_days, notes)
-            charts.warm_up()
-            report = build.build(
-                build.Inputs(
-                    partition=self.partition.name,
-                    user_summary=user_summary,
-                    category_summary=category_summary,
-                    cart_ids=cart_ids.result(),
-                    previous=previous.result(),
-                    history=history,
-                    notes=notes,
-                    settings=settings,
-                )
-            )
-        out = self.output()
-        for key, text in (("markdown", render.markdown(report)), ("html", render.html(report))):
-            with atomic_path(location_of(out[key])) as tmp:
-                Path(tmp).write_text(text, encoding="utf-8")
+        previous = previous_complete(self.partition.root, self.partition.name)
+        report = hour.write(self.partition, previous, hour.settings())
         drawn = sum(c.svg is not None for c in report.charts + report.trend_charts)
         log.info(
-            "report: %s (%d findings, %d charts)", out["html"].path, len(report.findings), drawn
-        )
+            "report: %s (%d findings, %d charts)",
+            self.output()["html"].path, len(report.findings), drawn,
+        )  # fmt: skip
         self.report(f"report: {len(report.findings)} findings, {drawn} charts", 100)
-        return {"rows": {REPORT_MARKDOWN: len(report.findings)}, "warnings": report.warnings}
+        return hour.facts(report, previous)

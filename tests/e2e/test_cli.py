@@ -215,12 +215,17 @@ def test_demo_end_to_end(caller: Path) -> None:
     assert result.stdout.endswith(
         f"\nDemo outputs (latest -> {os.readlink(latest)}):\n  {latest}/\n"
         + "".join(f"  {latest}/insights/{name}\n" for name in insights)
+        + f"The summary again: {SCRIPT} report --data-dir out\n"
+        f"Run the demo again (it rebuilds the hour): {SCRIPT} demo out\n"
     )
     url = re.search(r"^pipeline: demo API at (\S+); data in (\S+)$", result.stderr, re.M)
     assert url and url[2] == str(out)
-    assert "pipeline: scheduler: local (--local-scheduler given)" in result.stderr
+    assert "pipeline: scheduler: local (no central scheduler configured)" in result.stderr
     (log,) = (out / "logs").glob("run-*.log")
-    assert "--local-scheduler --no-lock" in log.read_text().splitlines()[0]
+    assert log.read_text().splitlines()[0] == (
+        "# luigi --module pipeline Insights --local-scheduler --date-hour "
+        f"{os.readlink(latest)} --no-lock"
+    )
     with pytest.raises(OSError):
         urllib.request.urlopen(f"{url[1]}/carts", timeout=5)  # the demo API was stopped
 

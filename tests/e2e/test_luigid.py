@@ -171,3 +171,52 @@ def test_pipeline_through_luigid(luigid: Luigid, tmp_path: Path) -> None:
     assert set(task_list(luigid.url, "DONE")) == set(done)
     graph = api_call(luigid.url, "dep_graph", task_id=root)
     assert {(n["name"], graph[d]["name"]) for n in graph.values() for d in n["deps"]} == EDGES
+
+
+def test_a_demo_is_watched_in_luigid(tmp_path: Path) -> None:
+    """`demo --scheduler-url URL`, then `LUIGI_SCHEDULER_URL=URL demo` (which rebuilds the hour):
+    both run through luigid, with luigi's options passed on.
+
+    luigid ignores a worker's claim that a task it saw done less than [scheduler]
+    stable_done_cooldown_secs (10 s) ago is pending again, so the rebuild right after the first
+    demo would not be let run (exit 25): this luigid has no cooldown.
+    """
+    luigid = Luigid(tmp_path)
+    luigid.cfg.write_text(
+        luigid.cfg.read_text().replace(
+            "[scheduler]\n", "[scheduler]\nstable_done_cooldown_secs = 0\n"
+        )
+    )
+    assert "stable_done_cooldown_secs = 0" in luigid.cfg.read_text()
+    luigid.start()
+    try:
+        check_demos(luigid, tmp_path)
+    finally:
+        luigid.stop()
+
+
+def check_demos(luigid: Luigid, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "LUIGI_"))}
+    env["PIPELINE_NOW"] = os.environ["PIPELINE_NOW"]  # the suite's clock: 2026-11-25T19:30Z
+    demo = [str(REPO / "run_pipeline.sh"), "demo", str(tmp_path / "out"), "--date-hour",
+            "2026-11-25T10", "--workers", "2"]  # fmt: skip
+    runs = []
+    for cmd, extra_env in (
+        ([*demo, "--scheduler-url", luigid.url], {}),
+        (demo, {"LUIGI_SCHEDULER_URL": luigid.url}),
+    ):
+        proc = subprocess.Popen(cmd, env={**env, **extra_env}, cwd=tmp_path, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:] + err[-3000:]
+        runs.append((proc.pid, err))
+    assert "pipeline: scheduler: central (from the command line)\n" in runs[0][1]
+    assert f"pipeline: scheduler: central {luigid.url} (LUIGI_SCHEDULER_URL)\n" in runs[1][1]
+    assert "rebuilt and swapped in" in runs[1][1].splitlines()[-1]
+    done = task_list(luigid.url, "DONE")
+    assert len(done) == 12
+    assert all(task["params"]["date_hour"] == "2026-11-25T10" for task in done.values())
+    for status in NOT_DONE:
+        assert task_list(luigid.url, status) == {}, status
+    workers = {w["pid"] for w in api_call(luigid.url, "worker_list")}
+    assert {pid for pid, _ in runs} <= workers  # each demo was a worker of this luigid

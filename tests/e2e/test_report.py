@@ -28,6 +28,7 @@ from tests.support import (
     REPO,
     Run,
     fixture_records,
+    luigi_command,
     next_hour_records,
     pipeline_env,
     run_luigi,
@@ -205,6 +206,82 @@ def test_the_second_hour_says_what_changed_and_shows_the_trend(two_hours: TwoHou
         ["beauty", "$119.92", "$194.87", "+$74.95", "8", "13", "+5"],
     ]
     assert all(row[3] == "+$0.00" for row in rows[2:]) and len(rows) == 7
+
+
+def test_an_hour_completed_after_the_next_one_brings_that_ones_report_up_to_date(
+    tmp_path: Path,
+) -> None:
+    """The later hour first (its report has nothing before it), then the earlier one: its run
+    re-renders the later hour's report, and report, summary and `report` then agree."""
+    data = tmp_path / "data"
+    with DummyJSONServer(Dataset.from_records(next_hour_records())) as server:
+        later = run_luigi(server.url, data, *KEEP_HISTORY, date_hour=NEXT)
+    assert later.returncode == 0, later.output
+    assert summary_of(data, NEXT, later.output)[3] == (
+        "Change: no earlier complete snapshot to compare with"
+    )
+    findings = data / NEXT / "report/findings.md"
+    assert "There is no earlier complete snapshot" in findings.read_text()
+    with DummyJSONServer(Dataset.from_records(fixture_records())) as server:
+        earlier = run_luigi(server.url, data, *KEEP_HISTORY)
+    assert earlier.returncode == 0, earlier.output
+    assert (
+        "report of 2026-11-25T18 brought up to date: it now compares with 2026-11-25T17\n"
+        in earlier.output
+    )
+    text = findings.read_text()
+    assert (
+        text.split("## What changed\n\n", 1)[1].split("\n## ", 1)[0] == "\n\n".join(CHANGES) + "\n"
+    )
+    assert text.endswith(f"## Trends over the last 7 days\n\n{TREND}\n")
+    page = ET.fromstring((data / NEXT / "report/index.html").read_text())
+    changes = next(s for s in page.iter("section") if s.get("id") == "changes")
+    assert [p.text for p in changes.iter("p")] == CHANGES
+    shown = subprocess.run(
+        [str(REPO / "run_pipeline.sh"), "report", "--date-hour", NEXT],
+        cwd=REPO, env=pipeline_env("http://127.0.0.1:9", data), capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[3] == (
+        "Change since 2026-11-25T17: carts +0, revenue -$55.04 (-2.5%)"
+    )
+
+
+def test_two_hours_run_side_by_side_end_agreeing_whichever_finishes_first(
+    tmp_path: Path,
+) -> None:
+    """Both runs at once, in whatever order the machine interleaves them: at the end the later
+    hour's report, and `report`, compare it with the earlier hour; and the later hour's own
+    console summary said so, or the earlier hour's run said it brought that report up to date."""
+    data = tmp_path / "data"
+    pids = tmp_path / "luigi-pids"
+    runs = []
+    with (
+        DummyJSONServer(Dataset.from_records(fixture_records())) as first,
+        DummyJSONServer(Dataset.from_records(next_hour_records())) as second,
+    ):
+        for url, hour in ((first.url, PARTITION), (second.url, NEXT)):
+            runs.append(subprocess.Popen(
+                luigi_command(hour, pids, *KEEP_HISTORY), cwd=REPO, text=True,
+                env=pipeline_env(url, data), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        earlier, later = (proc.communicate(timeout=300)[0] for proc in runs)
+    assert [proc.returncode for proc in runs] == [0, 0], earlier[-3000:] + later[-3000:]
+    text = (data / NEXT / "report/findings.md").read_text()
+    assert text.split("## What changed\n\n", 1)[1].split("\n## ", 1)[0] == (
+        "\n\n".join(CHANGES) + "\n"
+    )
+    change = "Change since 2026-11-25T17: carts +0, revenue -$55.04 (-2.5%)"
+    shown = subprocess.run(
+        [str(REPO / "run_pipeline.sh"), "report", "--date-hour", NEXT],
+        cwd=REPO, env=pipeline_env("http://127.0.0.1:9", data), capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.stdout.splitlines()[3] == change, shown.stderr
+    told = summary_of(data, NEXT, later)[3]
+    redone = f"report of {NEXT} brought up to date: it now compares with {PARTITION}\n"
+    assert told == change or (
+        told == "Change: no earlier complete snapshot to compare with" and redone in earlier
+    )
 
 
 def test_the_history_reads_as_one_table_with_both_hours(two_hours: TwoHours) -> None:

@@ -87,15 +87,22 @@ def test_the_exit_code_is_the_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli.main(["--date-hour", "2026-11-25T17"]) == 30
 
 
-def test_demo_takes_one_optional_directory(monkeypatch: pytest.MonkeyPatch, ran: Recorder) -> None:
+def test_demo_takes_an_optional_directory_a_scheduler_and_luigis_options(
+    monkeypatch: pytest.MonkeyPatch, ran: Recorder
+) -> None:
     demo = Recorder()
     monkeypatch.setattr(cli, "demo", demo)
     assert cli.main(["demo"]) == 0
     assert cli.main(["demo", "out"]) == 0
-    assert demo.calls == [(None,), (Path("out"),)]
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["demo", "a", "b"])
-    assert exit_.value.code == 2
+    # an option's value is never taken for DIR
+    assert cli.main(["demo", "--api-page-size", "5", "--scheduler-url", "http://127.0.0.1:1"]) == 0
+    assert cli.main(["demo", "out", "--workers", "2", "--date-hour=2026-11-25T17"]) == 0
+    assert demo.calls == [
+        (None, [], None),
+        (Path("out"), [], None),
+        (None, ["--api-page-size", "5"], "http://127.0.0.1:1"),
+        (Path("out"), ["--workers", "2", "--date-hour=2026-11-25T17"], None),
+    ]
     assert ran.calls == []
 
 
@@ -430,7 +437,7 @@ def test_demo_serves_its_api_while_the_pipeline_runs_then_stops_it(
     seen: dict[str, object] = {}
 
     def fake_run(extra: Sequence[str], scheduler_url: str | None = None) -> int:
-        seen["extra"] = list(extra)
+        seen["extra"], seen["scheduler"] = list(extra), scheduler_url
         seen["url"] = url = os.environ["PIPELINE_API_URL"]
         seen["carts"] = get(f"{url}/carts?limit=1")
         data = Path(os.environ["PIPELINE_DATA_DIR"])
@@ -441,8 +448,9 @@ def test_demo_serves_its_api_while_the_pipeline_runs_then_stops_it(
 
     monkeypatch.setattr(cli, "run_pipeline", fake_run)
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["demo", "out"]) == 0
-    assert seen["extra"] == ["--local-scheduler", "--no-lock"]
+    assert cli.main(["demo", "out", "--date-hour", "2026-11-25T17"]) == 0
+    assert seen["extra"] == ["--no-lock", "--date-hour", "2026-11-25T17"]
+    assert seen["scheduler"] is None  # chosen as for run
     assert str(seen["url"]).startswith("http://127.0.0.1:")
     assert b'"carts"' in seen["carts"]  # type: ignore[operator]
     with pytest.raises(OSError):
@@ -452,7 +460,33 @@ def test_demo_serves_its_api_while_the_pipeline_runs_then_stops_it(
         "\nDemo outputs (latest -> 2026-11-25T17):\n"
         f"  {tmp_path}/out/latest/\n"
         f"  {tmp_path}/out/latest/insights/user_summary.csv\n"
+        f"The summary again: {CHECKOUT}/run_pipeline.sh report --data-dir out\n"
+        "Run the demo again (it rebuilds the hour): "
+        f"{CHECKOUT}/run_pipeline.sh demo out --date-hour 2026-11-25T17\n"
     )
+    assert "PIPELINE_RERUN_COMMAND" not in os.environ  # set for the run only
+
+
+def test_a_demo_of_an_hour_already_there_rebuilds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, list[str], str | None]] = []
+
+    def recorder(name: str) -> object:
+        return lambda extra, url: calls.append((name, list(extra), url)) or 0
+
+    monkeypatch.setattr(cli, "run_pipeline", recorder("run"))
+    monkeypatch.setattr(cli, "rerun_pipeline", recorder("rerun"))
+    # no API needed (the test above serves one): what is asked for is which run the demo starts
+    monkeypatch.setattr(cli, "demo_api", lambda: contextlib.nullcontext("http://127.0.0.1:9"))
+    monkeypatch.setenv("LUIGI_SCHEDULER_URL", "http://127.0.0.1:1")  # chosen by run/rerun
+    assert cli.demo(tmp_path, ["--date-hour", "2026-11-25T17"]) == 0
+    (tmp_path / "2026-11-25T17").mkdir()
+    assert cli.demo(tmp_path, ["--date-hour", "2026-11-25T17"], "http://127.0.0.1:2") == 0
+    assert calls == [
+        ("run", ["--no-lock", "--date-hour", "2026-11-25T17"], None),
+        ("rerun", ["--no-lock", "--date-hour", "2026-11-25T17"], "http://127.0.0.1:2"),
+    ]
 
 
 def test_a_failed_demo_run_keeps_its_exit_code_and_stops_the_api(
@@ -460,7 +494,7 @@ def test_a_failed_demo_run_keeps_its_exit_code_and_stops_the_api(
 ) -> None:
     urls: list[str] = []
     monkeypatch.setattr(
-        cli, "run_pipeline", lambda extra: urls.append(os.environ["PIPELINE_API_URL"]) or 30
+        cli, "run_pipeline", lambda extra, url: urls.append(os.environ["PIPELINE_API_URL"]) or 30
     )
     assert cli.demo(tmp_path / "out") == 30
     with pytest.raises(OSError):

@@ -105,3 +105,13 @@ def test_a_data_root_that_cannot_be_written(code: int, todo: str) -> None:
 def test_anything_else_is_reported_as_unexpected() -> None:
     assert explain(KeyError("user_id"), PART) == Explanation("KeyError: 'user_id'", REPORT)
     assert explain(RuntimeError("first\nsecond"), None).cause == "RuntimeError: first"
+
+
+def test_a_demo_says_how_to_run_the_demo_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its hour is in the demo's data root, from the demo's API: not `--date-hour H`'s."""
+    monkeypatch.setenv("PIPELINE_RERUN_COMMAND", "./run_pipeline.sh demo out --workers 2")
+    exc = api_error(f"carts: GET {URL}: timed out (ReadTimeout)", retryable=True, cause="timeout")
+    assert explain(exc, PART).todo == (
+        "check the network and the API's status, then rerun the hour: "
+        "./run_pipeline.sh demo out --workers 2"
+    )

@@ -9,6 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from pipeline import cli
+from pipeline.config import CHECKOUT
 from pipeline.report import summary
 
 HEADER = "category,total_sales,total_items_sold,total_sales_discounted\n"
@@ -73,7 +75,10 @@ def test_the_command_prints_latest_or_the_given_hour(
     assert capsys.readouterr().out.startswith("Snapshot 2026-11-25T14: 4 carts")
 
 
-def test_the_command_fails_with_one_message(root: Path, capsys: pytest.CaptureFixture) -> None:
+def test_the_command_fails_with_one_message(
+    root: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "DEMO_DIR", root / "no-demo-here")
     assert summary.main(["--data-dir", str(root), "--date-hour", "2026-11-25T16"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -86,6 +91,22 @@ def test_the_command_fails_with_one_message(root: Path, capsys: pytest.CaptureFi
     assert (
         capsys.readouterr().err == f"report: no complete snapshot under {empty} yet (no `latest`)\n"
     )
+
+
+def test_with_no_snapshot_but_the_demos_the_command_says_where_the_demo_writes(
+    root: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "DEMO_DIR", root)  # a demo's folder, with `latest`
+    empty = root / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(root.parent)
+    assert summary.main(["--data-dir", str(empty)]) == 1
+    assert capsys.readouterr().err == (
+        f"report: no complete snapshot under {empty} yet (no `latest`); the demo writes to "
+        f"{root}: {CHECKOUT}/run_pipeline.sh report --data-dir {root.name}\n"
+    )
+    assert summary.main(["--data-dir", root.name]) == 0  # the command it gives works
+    assert capsys.readouterr().out.startswith("Snapshot 2026-11-25T17: 6 carts")
 
 
 def test_printing_never_fails_a_run(

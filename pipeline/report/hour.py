@@ -1,0 +1,245 @@
+"""One hour's report on its data root: written, and brought up to date when an earlier hour
+completes after it.
+
+An hour's report compares it with the newest earlier complete hour. Hours may complete out of
+order (two run side by side, a backfill, a resumed failure), so the hour a report compared with
+may no longer be the newest earlier one. The hour compared with is recorded in the report's
+stats file (``_stats/HourReport.json``, key ``previous``); the console summary and
+``python -m pipeline report`` compare with that same hour, so all three agree. Every run that
+publishes an hour then calls ``refresh_around``: the hour's own report and the next complete
+hour's are re-rendered (atomically, file by file, the record last) if a newer earlier hour has
+completed since they were written. A report is re-rendered under a lock on its partition's
+folder (local roots), with the hour to compare with looked up inside the lock, so of two runs
+completing hours side by side the last one to look sees both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline import clock
+from pipeline.storage.atomic import atomic_path, read_json, write_json
+from pipeline.storage.fs import Location, exists, local_copy
+from pipeline.storage.layout import PARTITION_FORMAT, Partition
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.report.build import Report, Settings
+    from pipeline.rules.findings import Snapshot
+
+log = logging.getLogger("luigi-interface.pipeline")
+
+HTML = "index.html"
+MARKDOWN = "findings.md"
+#: The key of the report's stats file naming the hour it compared with (None: none).
+PREVIOUS = "previous"
+
+
+def read_csv(source: Any, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """A CSV of this or another partition (a luigi target or a location, local or remote)."""
+    from pipeline.storage import formats
+
+    with local_copy(source) as path:
+        return formats.read_csv(path, columns)
+
+
+def cart_ids(exact: Any, details: Any) -> pd.Series:
+    """An hour's cart ids, one per cart line, from the cleaned lines CleanCarts keeps in Arrow
+    (``exact``): a read of one column, where parsing them out of cart_details.csv took most of
+    the report's time at ten million carts. An hour written before that file existed: from
+    cart_details.csv (``details``).
+    """
+    from pipeline.storage import formats
+    from pipeline.storage.fs import location_of
+
+    if not exists(location_of(exact)):
+        return read_csv(details, ("cart_id",))["cart_id"]
+    with local_copy(exact) as path:
+        return formats.read_exact(path, ["cart_id"])["cart_id"]
+
+
+def partition(root: Location, name: str) -> Partition:
+    return Partition(root, datetime.strptime(name, PARTITION_FORMAT))
+
+
+def previous_snapshot(root: Location, name: str | None, notes: dict[str, str]) -> Snapshot | None:
+    """The figures of complete hour ``name`` (None: no earlier hour); a problem reading them is
+    only a note (``notes["previous"]``)."""
+    from pipeline.rules import findings
+
+    if name is None:
+        return None
+    try:
+        part = partition(root, name)
+        return findings.snapshot(
+            name,
+            read_csv(part.insight("category_summary")),
+            cart_ids(part.exact("cart_lines"), part.insight("cart_details")),
+        )
+    except Exception as exc:  # e.g. pruned meanwhile, or unreadable: cosmetic
+        log.warning("report: previous snapshot %s unreadable: %s", name, exc)
+        notes["previous"] = (
+            f"The previous complete snapshot, {name}, could not be read ({exc}), so this "
+            "hour is not compared with it."
+        )
+        return None
+
+
+def history(root: Location, name: str, days: int, notes: dict[str, str]) -> pd.DataFrame | None:
+    """The history rows of the trend window ending at hour ``name``; unreadable: a note."""
+    from pipeline.rules import history as history_rules
+    from pipeline.storage.history import read_history
+
+    first, last = history_rules.window(name, days)
+    try:
+        return read_history(root, first, last, ("hour", "category"))
+    except Exception as exc:  # cosmetic: the trends are left out
+        log.warning("report: history unreadable: %s", exc)
+        notes["history"] = f"The history could not be read ({exc}), so trends are left out."
+        return None
+
+
+def settings() -> Settings:
+    from pipeline import config
+    from pipeline.report import build
+
+    cfg = config.report()
+    return build.Settings(cfg.top_customers, cfg.top_cities, cfg.trend_days)
+
+
+def write(part: Partition, previous: str | None, cfg: Settings) -> Report:
+    """Build hour ``part``'s report, compared with complete hour ``previous``, from its insight
+    files and the history, and write its HTML and Markdown (each atomically)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.report import build, charts, render
+
+    notes: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # The cart ids of this hour and of the previous one are read meanwhile this thread
+        # reads the small files and loads matplotlib.
+        ids = pool.submit(cart_ids, part.exact("cart_lines"), part.insight("cart_details"))
+        before = pool.submit(previous_snapshot, part.root, previous, notes)
+        user_summary = read_csv(part.insight("user_summary"))
+        category_summary = read_csv(part.insight("category_summary"))
+        trend = history(part.root, part.name, cfg.trend_days, notes)
+        charts.warm_up()
+        report = build.build(
+            build.Inputs(
+                partition=part.name,
+                user_summary=user_summary,
+                category_summary=category_summary,
+                cart_ids=ids.result(),
+                previous=before.result(),
+                history=trend,
+                notes=notes,
+                settings=cfg,
+            )
+        )
+    for name, text in ((MARKDOWN, render.markdown(report)), (HTML, render.html(report))):
+        with atomic_path(part.report_dir / name) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
+    return report
+
+
+def facts(report: Report, previous: str | None) -> dict[str, Any]:
+    """What the report's stats file records of it: findings, warnings, the hour compared with."""
+    return {"rows": {MARKDOWN: len(report.findings)}, "warnings": report.warnings,
+            PREVIOUS: previous}  # fmt: skip
+
+
+_UNRECORDED = object()
+
+
+def recorded(part: Partition) -> Any:
+    """The hour ``part``'s report compared with (None: none), or ``_UNRECORDED`` when its stats
+    do not say (no report yet, or one written before the hour was recorded)."""
+    path = part.stats("hour_report")
+    try:
+        return read_json(path).get(PREVIOUS, _UNRECORDED) if exists(path) else _UNRECORDED
+    except (OSError, ValueError):
+        return _UNRECORDED
+
+
+def compared_with(root: Location, name: str) -> str | None:
+    """The earlier hour that hour ``name`` is compared with: the one its report recorded, else
+    (a report written before that was recorded) the newest earlier complete hour."""
+    from pipeline.storage.history import previous_complete
+
+    found = recorded(partition(root, name))
+    return previous_complete(root, name) if found is _UNRECORDED else found
+
+
+@contextlib.contextmanager
+def _locked(part: Partition) -> Iterator[None]:
+    """Hold an exclusive lock on the partition's folder (local roots; a no-op on object stores,
+    where two runs re-rendering one report at once is left to chance)."""
+    if not isinstance(part.dir, Path):
+        yield
+        return
+    fd = os.open(part.dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None:
+    """Re-render complete hour ``name``'s report if an earlier hour newer than the one it compared
+    with has completed since, or if the hour it compares with is ``rebuilt`` (its figures may
+    have changed); return the hour it now compares with (None: nothing was done)."""
+    from pipeline.storage.history import previous_complete
+
+    part = partition(root, name)
+    if not exists(part.manifest):
+        return None  # its own run is not done: it refreshes itself when it is
+    with _locked(part):
+        was = recorded(part)
+        now = previous_complete(root, name)
+        newer = was is None or (was is not _UNRECORDED and now is not None and was < now)
+        if now is None or was is _UNRECORDED or not (newer or now == rebuilt):
+            return None  # up to date, or the newer hour it compared with was pruned since
+        stats = read_json(part.stats("hour_report"))
+        report = write(part, now, settings())
+        stats.update(facts(report, now), refreshed=clock.now().isoformat(timespec="seconds"))
+        write_json(part.stats("hour_report"), stats)  # last: the record names what is written
+    return now
+
+
+def next_complete(root: Location, name: str) -> str | None:
+    """The oldest complete hour after ``name``, or None."""
+    from pipeline.storage.history import partition_names
+
+    for candidate in sorted(n for n in partition_names(root) if n > name):
+        if exists(partition(root, candidate).manifest):
+            return candidate
+    return None
+
+
+def refresh_around(root: Location, name: str, rebuilt: bool = False) -> list[str]:
+    """After hour ``name`` is published (``rebuilt``: rebuilt and swapped in by ``rerun``): bring
+    its report and the next complete hour's up to date. Returns what was done, one line each; a
+    failure is a warning (the report is cosmetic, and its record still names what it shows, so
+    the next refresh tries again)."""
+    done = []
+    for hour in (name, next_complete(root, name)):
+        if hour is None:
+            continue
+        try:
+            now = refresh(root, hour, name if rebuilt else None)
+        except Exception as exc:
+            log.warning("report of %s not brought up to date: %s: %s", hour, type(exc).__name__,
+                        exc)  # fmt: skip
+            continue
+        if now is not None:
+            done.append(f"report of {hour} brought up to date: it now compares with {now}")
+    return done
