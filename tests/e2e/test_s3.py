@@ -406,8 +406,11 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         swap = [(op, key) for op, key in rerun[built:] if key.startswith((part, "history/"))]
         copied = [k for k in PARTITION_KEYS if k not in (f"{part}.lock", manifest)]
         assert swap == [("DELETE", manifest), *(("COPY", k) for k in copied),
-                        ("COPY", HISTORY_KEY), ("COPY", manifest)]  # fmt: skip
-        gone = rerun[rerun.index(swap[-1]) + 1 :]  # then the staging root goes, manifest first
+                        ("COPY", HISTORY_KEY), ("COPY", manifest),
+                        # then its report is brought up to date: it now has an earlier hour
+                        *(("PUT", f"{part}{k}") for k in ("report/findings.md",
+                          "report/index.html", "_stats/HourReport.json"))]  # fmt: skip
+        gone = rerun[rerun.index(("COPY", manifest)) + 1 :]  # the staging root, manifest first
         assert gone[0] == ("DELETE_MANY", f"{staging[1]}/{manifest}")
         assert f".{older}.rerun-1/{older}/manifest.json" in store.keys("entry")
         assert [k for k in store.keys("entry") if older not in k] == [
