@@ -12,7 +12,6 @@ use_project_config()
 use_per_user_lock_dir()
 
 from pipeline.tasks import (  # noqa: E402  (after the configuration is in place)
-    Backfill,
     CartDetails,
     CategorySummary,
     CleanCarts,
@@ -24,7 +23,6 @@ from pipeline.tasks import (  # noqa: E402  (after the configuration is in place
 )
 
 __all__ = [
-    "Backfill",
     "CartDetails",
     "CategorySummary",
     "CleanCarts",

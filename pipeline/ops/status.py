@@ -23,8 +23,15 @@ import orjson
 
 from pipeline import clock
 from pipeline.config import monitoring, paths
-from pipeline.storage.fs import Location, ObjectPath, StoreError, exists, parse_root
-from pipeline.storage.layout import LOCK, PARTITION_FORMAT, PARTITION_RE, Partition
+from pipeline.storage.fs import (
+    Location,
+    ObjectPath,
+    StoreError,
+    exists,
+    parse_root,
+    partition_names,
+)
+from pipeline.storage.layout import LOCK, PARTITION_FORMAT, Partition
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -131,16 +138,6 @@ def observe(root: Location, names: list[str]) -> dict[str, str]:
         else:
             found[name] = "running" if _held_locally(part.lock) else "failed"
     return found
-
-
-def partition_names(root: Location) -> list[str]:
-    if isinstance(root, ObjectPath):
-        from pipeline.storage import s3
-
-        return s3.partition_names(root)
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if PARTITION_RE.match(p.name) and p.is_dir())
 
 
 def newest_report(root: Location, states: dict[str, str]) -> str | None:

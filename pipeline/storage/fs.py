@@ -129,6 +129,19 @@ def delete(location: Location) -> None:
         location.unlink(missing_ok=True)
 
 
+def partition_names(root: Location) -> list[str]:
+    """The names of the hourly partitions under ``root``, sorted (oldest first): one listing."""
+    from pipeline.storage.layout import PARTITION_RE
+
+    if isinstance(root, ObjectPath):
+        from pipeline.storage import s3
+
+        return s3.partition_names(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if PARTITION_RE.match(p.name) and p.is_dir())
+
+
 def location_of(target: luigi.Target | Location) -> Location:
     """Where a task's input lives: the location behind a target (or a location itself)."""
     if isinstance(target, (Path, ObjectPath)):

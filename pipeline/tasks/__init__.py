@@ -14,10 +14,11 @@ Each task and what it requires, per hourly partition (15 edges)::
     CleanProducts   <- ExtractProducts
 
 ``Insights`` writes manifest.json from every task's stats file and then moves ``latest``.
-``Backfill`` requires ``Insights`` for several hours at once.
+``RangeHourly --of Insights`` (luigi's range tool, ``tasks/backfill.py``) requires the
+missing hours of a range.
 """
 
-from pipeline.tasks.backfill import Backfill
+from pipeline.tasks.backfill import RangeHourly
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 from pipeline.tasks.extract import EXTRACTS, ExtractTask
 from pipeline.tasks.insights import CartDetails, CategorySummary, UserSummary
@@ -26,7 +27,6 @@ from pipeline.tasks.report import HistoryHour, HourReport
 
 __all__ = [
     "EXTRACTS",
-    "Backfill",
     "CartDetails",
     "CategorySummary",
     "CleanCarts",
@@ -36,5 +36,6 @@ __all__ = [
     "HistoryHour",
     "HourReport",
     "Insights",
+    "RangeHourly",
     "UserSummary",
 ]

@@ -1,20 +1,16 @@
-"""Backfill: several hours scheduled together, so the workers of one luigid take different
-hours at once (``luigi --module pipeline Backfill --start 2026-11-25T00 --hours 6``)."""
+"""Backfill with luigi's own range tool: ``RangeHourly --of Insights``.
 
-from __future__ import annotations
+``RangeHourly`` asks ``Insights.bulk_complete`` which hours of its range are complete (one
+listing of the data root, local or ``s3://``, and one read of ``latest``) and requires the missing
+ones only: oldest first, or newest first with ``--reverse``, at most ``--task-limit`` of them. They
+are scheduled together, so the workers of one luigid take different hours at once, and each hour
+is an ordinary ``Insights`` (its claim, its report, retention). The hand-written ``Backfill`` task
+this replaces required every hour of its range and did nothing the range tool cannot.
 
-from datetime import timedelta
+luigi imports its range tools only when ``[core] autoload_range`` is on (its default); importing
+``RangeHourly`` here registers it for ``--module pipeline`` whatever that setting says.
+"""
 
-import luigi
+from luigi.tools.range import RangeHourly
 
-from pipeline.tasks.publish import Insights
-
-
-class Backfill(luigi.WrapperTask):
-    """``hours`` consecutive hourly snapshots from ``start``; complete when each one is."""
-
-    start = luigi.DateHourParameter(description="The first UTC hour, e.g. 2026-11-25T00.")
-    hours = luigi.IntParameter(default=6, description="How many hours, the first included.")
-
-    def requires(self) -> list[Insights]:
-        return [Insights(date_hour=self.start + timedelta(hours=h)) for h in range(self.hours)]
+__all__ = ["RangeHourly"]

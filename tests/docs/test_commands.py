@@ -110,8 +110,9 @@ export AWS_REGION=eu-west-1                        # credentials: instance role,
                                                    # MinIO & co; all boto3's standard settings
 ./run_pipeline.sh --scheduler-url http://luigid.internal:8082 --worker-keep-alive \\
     --api-rate-limit-requests 30                   # 90 / number of hosts (see below)
-# a backfill, from the checkout: the hours are scheduled together, so hosts take different hours
-.venv/bin/luigi --module pipeline Backfill --start 2026-11-25T00 --hours 6 \\
+# a backfill: the range's missing hours, scheduled together, so hosts take different hours
+.venv/bin/luigi --module pipeline RangeHourly --of Insights \\
+    --start 2026-11-25T00 --stop 2026-11-25T06 \\
     --scheduler-url http://luigid.internal:8082 --worker-keep-alive --api-rate-limit-requests 30
 """
 
