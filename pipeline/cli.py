@@ -31,6 +31,8 @@ from typing import BinaryIO
 from pipeline import clock, config, interrupts, logs
 from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
+from pipeline.storage.layout import logs_dir
+from pipeline.storage.locks import remove_unused
 from pipeline.tasks.base import RUN_LOG_ENV
 
 PROG = "python -m pipeline"
@@ -62,8 +64,9 @@ RERUN_HELP = """\
 Rebuild one UTC hour from scratch with the options given, beside the old partition: it runs
 into $PIPELINE_DATA_DIR/.<hour>.rerun-<pid>/ while holding the hour's lock (a run of that hour
 meanwhile is refused, or finds the old partition complete), and only a complete rebuild
-replaces the old partition, in one step; `latest` is moved if the hour is newer. A failed
-rebuild leaves the old partition as it was. Options and exit codes as for `run`.
+replaces the old partition, in one step (on an s3:// root object by object, the manifest
+deleted first and copied last); `latest` is moved if the hour is newer. A failed rebuild leaves
+the old partition as it was. Options and exit codes as for `run`.
 """
 
 
@@ -132,16 +135,13 @@ def data_root(luigi_args: Sequence[str]) -> Location:
 
 def run_log(root: Location) -> Path:
     """The run's log file: beside the partitions, or with an object-store root on this host, in
-    ``$PIPELINE_LOG_DIR`` (default: ``logs/`` in the checkout)."""
-    if isinstance(root, Path):
-        return log_path(root)
-    folder = Path(os.environ.get("PIPELINE_LOG_DIR") or CHECKOUT / "logs").absolute()
-    return folder / log_path(Path()).name
+    ``$PIPELINE_LOG_DIR`` (default: ``logs/`` in the checkout): ``layout.logs_dir``."""
+    return log_path(root)
 
 
-def log_path(root: Path, now: datetime | None = None, pid: int | None = None) -> Path:
+def log_path(root: Location, now: datetime | None = None, pid: int | None = None) -> Path:
     stamp = (clock.now() if now is None else now).strftime("%Y%m%dT%H%M%SZ")
-    return root / "logs" / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
+    return logs_dir(root) / f"run-{stamp}-{os.getpid() if pid is None else pid}.log"
 
 
 #: Longest part of a line held back waiting for its end (a line longer goes out in pieces).
@@ -329,7 +329,8 @@ def check_before_running(luigi_args: Sequence[str], hour: datetime) -> str | Non
 
 
 def complete(root: Location, hour: datetime) -> bool:
-    """Is the partition of ``hour`` complete and published (``Insights`` would do nothing)?"""
+    """Is the partition of ``hour`` complete and published (``Insights`` would do nothing)?
+    Raises StoreError when an object store cannot answer."""
     from pipeline.storage import fs
     from pipeline.storage.latest import latest_reached
     from pipeline.storage.layout import Partition
@@ -338,7 +339,30 @@ def complete(root: Location, hour: datetime) -> bool:
     return fs.exists(partition.manifest) and latest_reached(root, partition.name)
 
 
-def outcome(rc: int, hour: str, root: Location, was_complete: bool, log: Path) -> str:
+@contextlib.contextmanager
+def as_luigi_reads(luigi_args: Sequence[str]) -> Iterator[None]:
+    """Settings as the run will read them, command-line options included (``--storage-retries``
+    for this process's object-store client, ``--storage-lease-seconds`` for a claim)."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    with CmdlineParser.global_instance(list(luigi_args)):
+        yield
+
+
+def unusable_store(exc: Exception) -> int:
+    """The store did not answer before the run began: one message, luigi's exit code for a
+    data root no task can use ([retcode] scheduling_error), nothing written."""
+    from luigi.retcodes import retcode
+
+    code = retcode().scheduling_error
+    say(f"error: {exc}")
+    say(f"failed (exit {code}): the data root cannot be used now; nothing was written")
+    return code
+
+
+def outcome(
+    rc: int, hour: str, root: Location, was_complete: bool, log: Path, shared: bool = False
+) -> str:
     """The console's last line: how the run ended and where to look."""
     from luigi.retcodes import retcode
 
@@ -348,7 +372,8 @@ def outcome(rc: int, hour: str, root: Location, was_complete: bool, log: Path) -
         latest = f"latest -> {latest_partition(root)}"
         if was_complete:
             return f"nothing to do (exit 0): {hour} was already complete; {latest}"
-        return f"done (exit 0): {hour} is complete; {latest}"
+        how = ", with other workers of the scheduler" if shared else ""
+        return f"done (exit 0): {hour} is complete{how}; {latest}"
     codes = retcode()
     status, what = {
         config.EXIT_CONFIG: ("refused", "unusable settings, named above; nothing was written"),
@@ -381,12 +406,12 @@ def prepare(
 
 
 def new_log(root: Location) -> Path:
+    log = run_log(root)
     try:
-        log = run_log(root)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
     except OSError as exc:
-        raise CliError(f"cannot write run logs under the data root {root}: {exc}") from None
+        raise CliError(f"cannot write run logs in {log.parent}: {exc}") from None
     return log.resolve()
 
 
@@ -395,9 +420,12 @@ def new_log(root: Location) -> Path:
 FAILED_RUN = "failed-run.env"
 
 
-def note_run(root: Path, hour: datetime, log: Path, rc: int | None = None) -> None:
-    """Say which run is under way (``rc`` None) or failed; forget it when it succeeded."""
-    path = root / "logs" / FAILED_RUN
+def note_run(root: Location, hour: datetime, log: Path, rc: int | None = None) -> None:
+    """Say which run is under way (``rc`` None) or failed; forget it when it succeeded.
+
+    Kept with the run logs, on this host whatever the data root (``layout.logs_dir``): the
+    failure unit that reads it runs here."""
+    path = logs_dir(root) / FAILED_RUN
     if rc == 0:
         path.unlink(missing_ok=True)
         return
@@ -452,7 +480,13 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     if isinstance(prepared, int):
         return prepared
     luigi_args, scheduler, hour, root = prepared
-    was_complete = complete(root, hour)
+    from pipeline.storage.fs import StoreError
+
+    try:
+        with as_luigi_reads(luigi_args):
+            was_complete = complete(root, hour)
+    except StoreError as exc:
+        return unusable_store(exc)
     log = new_log(root)
     note_run(root, hour, log)
     try:
@@ -462,9 +496,34 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
         name = f"{hour:%Y-%m-%dT%H}"
         say(stopped(exc, name, root, resume_command(extra, name, scheduler_url)))
         return exc.exit_code
+    remove_unused()  # a run that wrote nothing leaves no hour folder holding only its lock
+    shared = done_with_others(rc, scheduler, root, hour, luigi_args)
+    if shared:
+        rc = 0
     note_run(root, hour, log, rc)
-    say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log))
+    say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log, shared))
     return rc
+
+
+def done_with_others(
+    rc: int, scheduler: str, root: Location, hour: datetime, luigi_args: Sequence[str]
+) -> bool:
+    """Did workers of one central scheduler finish the hour together? luigi then ends each
+    worker that left some of the hour's tasks to the others with [retcode] already_running or
+    not_run (they were "run by another worker" or "not granted run permission"), although
+    the hour the command was asked for is complete and published: for it, that is success."""
+    from luigi.retcodes import retcode
+
+    from pipeline.storage.fs import StoreError
+
+    codes = retcode()
+    if rc not in (codes.already_running, codes.not_run) or not scheduler.startswith("central"):
+        return False
+    try:
+        with as_luigi_reads(luigi_args):
+            return complete(root, hour)
+    except StoreError:
+        return False
 
 
 def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
@@ -472,9 +531,10 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     from luigi.retcodes import retcode
 
     from pipeline.ops import rerun
+    from pipeline.storage import fs
     from pipeline.storage.latest import advance_latest, latest_partition
     from pipeline.storage.layout import Partition
-    from pipeline.storage.locks import PartitionBusy, hold_partition_lock
+    from pipeline.storage.locks import PartitionBusy
     from pipeline.tasks.publish import last_partition
 
     os.umask(UMASK)
@@ -483,18 +543,21 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         return prepared
     luigi_args, scheduler, hour, root = prepared
     old = Partition(root, hour)
-    if not old.dir.is_dir():
-        raise CliError(
-            f"{old.name} has never been run under {root}: nothing to rebuild; run it with "
-            f"./run_pipeline.sh --date-hour {old.name}"
-        )
     try:
-        hold_partition_lock(old.lock)  # until this process exits: the swap included
+        with as_luigi_reads(luigi_args):
+            if not has_run(old.dir):
+                raise CliError(
+                    f"{old.name} has never been run under {root}: nothing to rebuild; run it "
+                    f"with ./run_pipeline.sh --date-hour {old.name}"
+                )
+            hold_hour(old.lock)  # until the swap is done (at the latest, until this exits)
+            for path in rerun.remove_stale_stagings(root, old.name):
+                say(f"removed {path}, left by an earlier rerun")
     except PartitionBusy as exc:
         say(f"error: {exc}")
         return retcode().already_running
-    for path in rerun.remove_stale_stagings(root):
-        say(f"removed {path}, left by an earlier rerun")
+    except fs.StoreError as exc:
+        return unusable_store(exc)
     staging = rerun.staging_root(root, old.name, os.getpid())
     log = new_log(root)
     note_run(root, hour, log)
@@ -508,23 +571,42 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             os.environ.pop("PIPELINE_DATA_DIR", None)
         else:
             os.environ["PIPELINE_DATA_DIR"] = before
-    if rc != 0 or not Partition(staging, hour).manifest.exists():
+    if rc != 0 or not fs.exists(Partition(staging, hour).manifest):
         note_run(root, hour, log, rc or 1)
         say(outcome(rc or 1, old.name, root, False, log))
         say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
         return rc or 1
-    atomic = rerun.swap_in(root, staging, old.name)
-    advance_latest(root, old.name, last_partition())
-    _after_rebuild(root, old.name)
+    try:
+        with as_luigi_reads(luigi_args):
+            atomic = rerun.swap_in(root, staging, old.name)
+            advance_latest(root, old.name, last_partition())
+            release_hour(old.lock)
+    except fs.StoreError as exc:  # the store went away mid-swap: the hour has no manifest
+        note_run(root, hour, log, SWAP_FAILED)
+        say(f"error: {exc}")
+        say(
+            f"failed (exit {SWAP_FAILED}): the swap of {old.name} was cut short, so it does not "
+            f"look complete; run the same rerun again once the store answers (the rebuild in "
+            f"{staging} is then removed and made anew)"
+        )
+        return SWAP_FAILED
+    with as_luigi_reads(luigi_args):
+        _after_rebuild(root, old.name)
     note_run(root, hour, log, 0)
-    how = "" if atomic else " (in two renames: this filesystem cannot swap in one step)"
+    how = ""
+    if not atomic:
+        how = (
+            " (object by object, its manifest last)"
+            if isinstance(root, fs.ObjectPath)
+            else " (in two renames: this filesystem cannot swap in one step)"
+        )
     say(
         f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"
     )
     return 0
 
 
-def _after_rebuild(root: Path, name: str) -> None:
+def _after_rebuild(root: Location, name: str) -> None:
     """A rebuilt hour's report was made in the staging root, with no earlier hour beside it:
     bring it, and the next hour's (compared with the old figures), up to date; then the summary
     the staging run left out."""
@@ -533,6 +615,48 @@ def _after_rebuild(root: Path, name: str) -> None:
     for line in hour.refresh_around(root, name, rebuilt=True):
         say(line)
     summary.print_summary(root, name)
+
+
+#: Exit code of a rerun whose rebuild was complete but whose swap an object store cut short.
+SWAP_FAILED = 1
+
+
+def has_run(folder: Location) -> bool:
+    """Whether anything was ever written for this hour (a folder, or objects under a prefix)."""
+    if isinstance(folder, Path):
+        return folder.is_dir()
+    from pipeline.storage import s3
+
+    return s3.any_under(folder)
+
+
+#: Who holds an hour that ``rerun`` rebuilds, on an object store.
+RERUN_OWNER = "{host} pid {pid} rerun"
+
+
+def hold_hour(lock: Location) -> None:
+    """Hold the hour against any run of it: its ``flock``, or on an object store its claim
+    object in this process's name. Raises PartitionBusy naming the holder."""
+    from pipeline.storage.locks import hold_partition_lock
+
+    if isinstance(lock, Path):
+        hold_partition_lock(lock)  # released by the kernel when this process exits
+        return
+    import socket
+
+    from pipeline.storage import lease
+
+    owner = RERUN_OWNER.format(host=socket.gethostname(), pid=os.getpid())
+    lease.acquire(lock, owner, config.storage().lease_seconds, release_at_exit=True)
+
+
+def release_hour(lock: Location) -> None:
+    """Give the hour's claim up once it is swapped (a ``flock`` goes with the process)."""
+    if isinstance(lock, Path):
+        return
+    from pipeline.storage import lease
+
+    lease.release(lock)
 
 
 # -- demo ---------------------------------------------------------------------------------------

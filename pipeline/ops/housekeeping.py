@@ -7,7 +7,8 @@ partition whose ``.lock`` is held by a running pipeline.
 
 On an object-store data root the same rules hold: a partition's objects are deleted (its
 manifest first, so a prune cut short never leaves one that looks complete) unless ``latest``
-names it or its claim object is live. Run logs stay on each host, so there are none to prune.
+names it or its claim object is live. Run logs stay on each host (``layout.logs_dir``): each
+host prunes its own.
 """
 
 from __future__ import annotations
@@ -165,12 +166,11 @@ def _prune_objects(root: ObjectPath, hours: int, now: datetime, dry_run: bool) -
 def prune_logs(
     data_root: Location, retention_hours: int, now: datetime, *, dry_run: bool = False
 ) -> list[Path]:
-    """Delete `logs/run-*.log` files last written before the same cutoff as partitions."""
-    if isinstance(data_root, ObjectPath):
-        return []  # run logs are written on each host, not to the object store
+    """Delete `logs/run-*.log` files last written before the same cutoff as partitions: this
+    host's, with an object-store root (``layout.logs_dir``)."""
     cutoff = _cutoff(retention_hours, now).replace(tzinfo=UTC).timestamp()
     pruned = []
-    for path in sorted(logs_dir(Path(data_root)).glob("run-*.log")):
+    for path in sorted(logs_dir(data_root).glob("run-*.log")):
         if path.is_file() and path.stat().st_mtime <= cutoff:
             if not dry_run:
                 path.unlink(missing_ok=True)
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--dry-run", action="store_true", help="only list what would go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials in ...": noise
 
     hours = housekeeping().retention_hours if args.retention_hours is None else args.retention_hours
     now = clock.now()

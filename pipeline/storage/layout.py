@@ -6,18 +6,21 @@ order and the command line's ``--date-hour`` value is the folder name.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from pipeline.schema import ENDPOINTS, INSIGHTS
+from pipeline.storage.fs import ObjectPath
 
 PARTITION_FORMAT = "%Y-%m-%dT%H"
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 LATEST = "latest"
 LOCK = ".lock"  # held by the run writing a partition
-LOGS = "logs"  # per-run log files of `python -m pipeline run`, beside the partitions
+LOGS = "logs"  # per-run log files of `python -m pipeline run` and failed-run.env: per host
+LOG_DIR_ENV = "PIPELINE_LOG_DIR"  # where they go on this host when the data root is a bucket
 HISTORY = "history"  # the Parquet dataset across hours, beside the partitions
 CLEANED = ("users", "products", "carts")  # the cleaned tables, in the order they are built
 
@@ -100,8 +103,15 @@ class Partition:
         return self.dir / LOCK
 
 
-def logs_dir(root: Path) -> Path:
-    return root / LOGS
+def logs_dir(root: Path | ObjectPath) -> Path:
+    """Run logs and ``failed-run.env``: what belongs to this host. Beside the partitions on a
+    local root; with an object-store root, on this host (``$PIPELINE_LOG_DIR``, default
+    ``logs/`` in the checkout), where the systemd failure unit and an operator read them."""
+    if isinstance(root, Path):
+        return root / LOGS
+    from pipeline.config import CHECKOUT  # here: layout stays free of luigi's configuration
+
+    return Path(os.environ.get(LOG_DIR_ENV) or CHECKOUT / LOGS).absolute()
 
 
 def history_dir(root: Path) -> Path:

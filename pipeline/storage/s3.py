@@ -290,28 +290,70 @@ def keys_under(folder: ObjectPath) -> list[str]:
         raise failed("LIST", folder, exc) from None
 
 
+def any_under(folder: ObjectPath) -> bool:
+    """Whether at least one object lies under ``folder`` (one LIST of one key)."""
+    try:
+        response = call(
+            "LIST",
+            folder,
+            client().list_objects_v2,
+            Bucket=folder.bucket,
+            Prefix=folder.prefix,
+            MaxKeys=1,
+        )
+    except ClientError as exc:
+        raise failed("LIST", folder, exc) from None
+    return bool(response.get("Contents"))
+
+
+def copy(source: ObjectPath, dest: ObjectPath) -> None:
+    """Copy an object within the store (server side: nothing passes through this host); the
+    destination key appears whole or not at all, as an upload's does. The claim on ``dest``'s
+    hour is checked first, as before an upload."""
+    from pipeline.storage import lease
+
+    lease.check(dest)
+    try:
+        call(
+            "copy",
+            dest,
+            client().copy,
+            {"Bucket": source.bucket, "Key": source.key},
+            dest.bucket,
+            dest.key,
+            Config=transfer_config(),
+        )
+    except ClientError as exc:
+        raise failed("copy", dest, exc) from None
+
+
+def delete_keys(bucket: str, keys: list[str]) -> None:
+    """Delete ``keys`` of ``bucket``, up to 1000 a request, in the order given."""
+    for i in range(0, len(keys), 1000):
+        batch = keys[i : i + 1000]
+        where = ObjectPath(bucket, batch[0])
+        try:
+            response = call(
+                "DELETE",
+                where,
+                client().delete_objects,
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+            )
+        except ClientError as exc:
+            raise failed("DELETE", where, exc) from None
+        if response.get("Errors"):
+            error = response["Errors"][0]
+            raise StoreError(f"DELETE s3://{bucket}/{error['Key']}: {error['Code']}")
+
+
 def delete_tree(folder: ObjectPath, first: str) -> int:
     """Delete every object under ``folder``, the one named ``first`` (the manifest) before the
     rest, so a prune cut short leaves a partition that no longer looks complete."""
     keys = keys_under(folder)
     head = [k for k in keys if k == f"{folder.prefix}{first}"]
-    rest = [k for k in keys if k not in head]
-    for batch in [head] + [rest[i : i + 1000] for i in range(0, len(rest), 1000)]:
-        if not batch:
-            continue
-        try:
-            response = call(
-                "DELETE",
-                folder,
-                client().delete_objects,
-                Bucket=folder.bucket,
-                Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
-            )
-        except ClientError as exc:
-            raise failed("DELETE", folder, exc) from None
-        if response.get("Errors"):
-            error = response["Errors"][0]
-            raise StoreError(f"DELETE s3://{folder.bucket}/{error['Key']}: {error['Code']}")
+    delete_keys(folder.bucket, head)  # a request of its own, answered before the rest go
+    delete_keys(folder.bucket, [k for k in keys if k not in head])
     return len(keys)
 
 

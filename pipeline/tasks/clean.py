@@ -43,9 +43,7 @@ class CleanUsers(PartitionTask):
 
         with local_copy(self.input()["raw"]) as raw:
             users = cleaning.clean_users(formats.read_users(raw))
-        quality.enforce(
-            quality.id_findings(users, "user", "user_id"), config.quality().max_bad_rows
-        )
+        gate(self.partition, quality.id_findings(users, "user", "user_id"))
         rows = self.write_frame(users, self.partition.cleaned("users"))
         with atomic_path(self.partition.exact("users")) as tmp:
             formats.write_copy(users, tmp, insights.USER_COLUMNS_READ)
@@ -73,9 +71,7 @@ class CleanProducts(PartitionTask):
         min_price = config.clean().min_product_price
         with local_copy(self.input()["raw"]) as raw:
             catalogue = cleaning.product_catalogue(formats.read_products(raw))
-        quality.enforce(
-            quality.id_findings(catalogue, "product", "product_id"), config.quality().max_bad_rows
-        )
+        gate(self.partition, quality.id_findings(catalogue, "product", "product_id"))
         products = cleaning.clean_products(catalogue, min_price)
         rows = {
             "product_catalogue.csv": self.write_frame(
@@ -178,6 +174,18 @@ class CleanCarts(PartitionTask):
             **quality.add_figures(figures),
             "quality_warnings": warnings,
         }
+
+
+def gate(partition: Partition, findings: list[quality.Finding]) -> list[str]:
+    """The offending rows of each check to ``rejected/<check>.csv`` (what the failure message
+    points the operator at), then the verdict: ``quality.enforce``."""
+    from pipeline.rules import quality
+
+    with Rejected(partition) as rejected:
+        for finding in findings:
+            rejected.write(finding)
+        rejected.close()
+    return quality.enforce(findings, config.quality().max_bad_rows)
 
 
 class Rejected:

@@ -126,6 +126,17 @@ def test_run_from_elsewhere_writes_outputs_and_the_run_log(
     assert log.stat().st_mode & 0o777 == 0o640
     assert (data / PARTITION).stat().st_mode & 0o777 == 0o750
 
+    # Then report (python -m pipeline) and prune (run_pipeline.sh) on the same local root, from
+    # the same folder: report says what the run said; prune keeps `latest`'s hour, however old.
+    env = clean_env(PIPELINE_DATA_DIR="data")
+    shown, _ = run([sys.executable, "-m", "pipeline", "report"], caller, env)
+    assert (shown.returncode, shown.stdout) == (0, result.stdout)
+    pruned, _ = run([str(SCRIPT), "prune", "--dry-run", "--retention-hours", "1"], caller, env)
+    assert (pruned.returncode, pruned.stdout) == (0, f"would prune 0 item(s) under {data}\n")
+    assert pruned.stderr.endswith(
+        f" INFO keeping old partition {data / PARTITION}: `latest` points to it\n"
+    )
+
 
 def test_a_failed_run_says_why_and_what_to_do_in_a_few_lines_and_the_rest_in_its_log(
     caller: Path,

@@ -8,6 +8,7 @@ import email
 import email.message
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -248,6 +249,8 @@ def test_rerun_rebuilds_beside_the_old_hour_and_swaps_it_in_when_complete(
     fixture_dataset: Dataset, built: Path, caller: Path
 ) -> None:
     old = fingerprint(built / PARTITION)
+    earlier = "2026-11-25T16"  # a complete earlier hour (a copy), which the rebuild compares with
+    shutil.copytree(built / PARTITION, built / earlier)
     cmd = [str(SCRIPT), "rerun", "--date-hour", PARTITION, "--clean-min-product-price", "25",
            "--lock-pid-dir", str(caller / "p"), "--api-page-size", "1"]  # fmt: skip
     with DummyJSONServer(fixture_dataset, latency=0.2) as slow:  # 20 requests: a few seconds
@@ -265,9 +268,18 @@ def test_rerun_rebuilds_beside_the_old_hour_and_swaps_it_in_when_complete(
         busy = run([str(SCRIPT), "--date-hour", PARTITION, "--lock-pid-dir", str(caller / "q"),
                     "--clean-min-product-price", "10"], caller, PIPELINE_API_URL=slow.url,
                    PIPELINE_DATA_DIR=str(built))  # fmt: skip
-        _, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert busy.returncode == 0 and "nothing ran" in busy.stderr  # still complete: untouched
+    # The summary of the hour as swapped in, and the rebuilt report: both against the earlier
+    # hour of the data root (the staging root has none).
+    assert out.splitlines()[3:] == [
+        f"Change since {earlier}: carts +0, revenue +$0.00 (+0.0%)",
+        f"Report: {built / PARTITION / 'report' / 'index.html'}",
+        f"Latest: {built / 'latest'} -> {PARTITION}",
+    ]
+    findings = (built / PARTITION / "report" / "findings.md").read_text()
+    assert f"Against {earlier} (1 hour earlier): carts 6 (no change)" in findings
     assert err.splitlines()[0] == (
         f"pipeline: rebuilding {PARTITION} in {staging}; {built / PARTITION} stays as it is "
         "until then"
@@ -277,7 +289,7 @@ def test_rerun_rebuilds_beside_the_old_hour_and_swaps_it_in_when_complete(
     )
     assert manifest(built)["min_product_price"] == 25
     assert sorted(p.name for p in built.iterdir()) == [
-        ".latest.lock", PARTITION, "history", "latest", "logs",
+        ".latest.lock", earlier, PARTITION, "history", "latest", "logs",
     ]  # fmt: skip
     assert os.readlink(built / "latest") == PARTITION
 

@@ -9,11 +9,14 @@ refused at once.
 
 from __future__ import annotations
 
+import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
@@ -27,10 +30,11 @@ from tests.support import (
     run_luigi,
 )
 from tests.support.expected import CART_DETAILS, CATEGORY_SUMMARY, USER_SUMMARY
-from tests.support.s3 import FaultyProxy, ObjectStore, object_store, s3_env
+from tests.support.s3 import BUCKET, FaultyProxy, ObjectStore, Request, object_store, s3_env
 
 pytestmark = pytest.mark.slow
 
+SCRIPT = REPO / "run_pipeline.sh"
 SCHEDULING_ERROR = 35
 CONFIG_ERROR = 78  # python -m pipeline's exit for unusable settings (sysexits EX_CONFIG)
 TASK_FAILED = 30
@@ -223,6 +227,32 @@ def test_an_unreachable_store_ends_the_run_at_once_with_one_message(
     assert "Traceback" not in output(result)
     assert api.request_count == 0
 
+    # The same through run_pipeline.sh, for run and rerun: two lines, at once (its own
+    # --storage-retries applies to the CLI's first look too), no run log, exit 35.
+    env = s3_env(
+        "http://127.0.0.1:9",
+        PIPELINE_API_URL=api.url,
+        PIPELINE_DATA_DIR="s3://shop-data/etl",
+        PIPELINE_LOG_DIR=str(tmp_path / "logs"),
+    )
+    for command, request, what in (
+        ([], "HEAD", f"{PARTITION}/manifest.json"), (["rerun"], "LIST", PARTITION),
+    ):  # fmt: skip
+        cli = subprocess.run(
+            [str(SCRIPT), *command, "--date-hour", PARTITION, "--storage-retries", "1"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert cli.returncode == SCHEDULING_ERROR, cli.stderr
+        said = cli.stderr.splitlines()
+        assert said[0].startswith(
+            f"pipeline: error: {request} s3://shop-data/etl/{what}: object store "
+            "http://127.0.0.1:9 unreachable (2 attempts): Could not connect to the endpoint URL"
+        )
+        assert said[1:] == [
+            "pipeline: failed (exit 35): the data root cannot be used now; nothing was written"
+        ]
+    assert not (tmp_path / "logs").exists()
+
 
 def test_a_store_failing_mid_run_leaves_nothing_published_and_no_partial_object(
     api: DummyJSONServer, store: ObjectStore, reference: Path, tmp_path: Path
@@ -276,3 +306,139 @@ def test_a_failed_run_frees_its_hour_at_once_and_the_rerun_resumes(
     assert resumed.returncode == 0, output(resumed)
     assert [path for path, _ in api.requests] == ["/carts"]  # only the missing extract
     assert store.read(f"{PARTITION}/insights/user_summary.csv", "resume") == USER_SUMMARY.encode()
+
+
+# -- the README's commands on an s3:// root: run, report, prune, rerun ---------------------------
+
+WRITES = ("PUT", "COPY", "COMPLETE_MPU", "DELETE", "DELETE_MANY")
+PYTHON_M = (sys.executable, "-m", "pipeline")
+
+
+def changes(requests: list[Request], prefix: str) -> list[tuple[str, str]]:
+    """(operation, key) of every request that changed an object under ``prefix``, in the order
+    the store answered them; the hour's claim (renewed at any time) left out. A DELETE_MANY
+    counts as one change per key, in the request's order."""
+    found = []
+    for req in requests:
+        if req.op not in WRITES:
+            continue
+        for key in req.keys or (req.key,):
+            if key.startswith(prefix) and not key.endswith("/.lock"):
+                found.append((req.op, key.removeprefix(prefix)))
+    return found
+
+
+def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
+    api: DummyJSONServer, store: ObjectStore, tmp_path: Path
+) -> None:
+    """``./run_pipeline.sh`` and ``python -m pipeline`` on ``s3://``, as the README's Scaling
+    out gives them, through a proxy that logs what the store answered, in order: the manifest
+    is written last and ``latest`` after it; ``report`` and ``prune --dry-run`` only read; a
+    rerun changes nothing of the old hour until its rebuild is complete, then deletes the old
+    manifest first and copies the new one last; a prune deletes a manifest first. Per-host
+    files (run logs, failed-run.env) stay on this host, in $PIPELINE_LOG_DIR."""
+    proxy = FaultyProxy(store.url)
+    root, logs, caller = store.root("entry"), tmp_path / "logs", tmp_path / "caller"
+    caller.mkdir()
+    env = s3_env(
+        proxy.url, PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=root, PIPELINE_LOG_DIR=str(logs)
+    )
+
+    def cli(*args: str, entry: tuple[str, ...] = (str(SCRIPT),)) -> tuple[str, str, int]:
+        """Run ``entry args`` from ``caller``: its stdout, stderr and how many requests the
+        store has answered since the test began."""
+        proc = subprocess.run([*entry, *args], cwd=caller, env=env, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout, proc.stderr, len(proxy.requests)
+
+    pids = ("--lock-pid-dir", str(tmp_path / "pids"))
+    part, manifest = f"{PARTITION}/", f"{PARTITION}/manifest.json"
+    try:
+        out, err, ran = cli("--date-hour", PARTITION, *pids)
+        assert err.splitlines()[-1] == (
+            f"pipeline: done (exit 0): {PARTITION} is complete; latest -> {PARTITION}"
+        )
+        written = changes(proxy.requests, "entry/")
+        # Deleted: only rejected rows an earlier failed run could have left (there are none).
+        assert all(op == "PUT" or key.startswith(f"{part}rejected/") for op, key in written)
+        files = [key for op, key in written if op == "PUT"]
+        assert files[-2:] == [manifest, "latest"]  # the manifest last, then `latest`
+        assert sorted(files) == [*(k for k in PARTITION_KEYS if k != f"{part}.lock"),
+                                 HISTORY_KEY, "latest"]  # each object written once  # fmt: skip
+        (log,) = logs.glob("run-*.log")  # on this host; no failed-run.env: the run succeeded
+        assert err.splitlines()[1] == f"pipeline: log file: {log}"
+        assert log.read_text().endswith("\n# exit code: 0\n")
+
+        shown, _, read = cli("report", entry=PYTHON_M)
+        assert shown == out  # the run's own summary
+        said, err, read = cli("prune", "--dry-run", "--retention-hours", "1")  # 17 is old
+        assert said == f"would prune 0 item(s) under {root}\n"
+        kept = f"INFO keeping old partition {root}/{PARTITION}: `latest` points to it"
+        assert err.splitlines() == [f"{err[:23]} {kept}"]  # that alone: no botocore chatter
+        assert changes(proxy.requests[ran:], "") == []  # report and prune only read
+
+        # An earlier complete hour (a copy of this one), which the rebuild compares with.
+        older = "2026-11-25T16"
+        for key in PARTITION_KEYS:
+            store.client.copy_object(Bucket=BUCKET, CopySource=f"{BUCKET}/entry/{key}",
+                                     Key=f"entry/{older}/{key.removeprefix(part)}")  # fmt: skip
+        # What failed reruns left: of this hour (removed by this rerun) and of another (kept:
+        # hosts cannot tell whether another host's rerun of it is under way).
+        left = {f".{PARTITION}.rerun-1/{manifest}", f".{older}.rerun-1/{older}/manifest.json"}
+        for key in left:
+            store.client.put_object(Bucket=BUCKET, Key=f"entry/{key}", Body=b"{}")
+        said, err, _ = cli(
+            "rerun", "--date-hour", PARTITION, *pids, "--clean-min-product-price", "25"
+        )
+        assert f"pipeline: removed {root}/.{PARTITION}.rerun-1, left by an earlier rerun" in err
+        assert said == out.replace(  # the hour as readers see it once swapped in
+            "Change: no earlier complete snapshot to compare with",
+            f"Change since {older}: carts +0, revenue +$0.00 (+0.0%)",
+        )
+        assert f"Against {older} (1 hour earlier): carts 6 (no change)" in (
+            store.read(f"{part}report/findings.md", "entry").decode()
+        )  # the rebuilt report too: it read the earlier hours in the data root
+        assert err.splitlines()[-1] == (
+            f"pipeline: done (exit 0): {PARTITION} rebuilt and swapped in (object by object, "
+            f"its manifest last); latest -> {PARTITION}"
+        )
+        staging = re.search(rf"^pipeline: rebuilding {PARTITION} in {root}/(\S+);", err, re.M)
+        assert staging, err
+        rerun = changes(proxy.requests[read:], "entry/")
+        built = rerun.index(("PUT", f"{staging[1]}/{manifest}"))  # the rebuild is complete
+        assert all(not key.startswith(part) for _, key in rerun[:built])  # old hour untouched
+        assert all(key != "latest" for _, key in rerun)  # it named the hour already
+        swap = [(op, key) for op, key in rerun[built:] if key.startswith((part, "history/"))]
+        copied = [k for k in PARTITION_KEYS if k not in (f"{part}.lock", manifest)]
+        assert swap == [("DELETE", manifest), *(("COPY", k) for k in copied),
+                        ("COPY", HISTORY_KEY), ("COPY", manifest),
+                        # then its report is brought up to date: it now has an earlier hour
+                        *(("PUT", f"{part}{k}") for k in ("report/findings.md",
+                          "report/index.html", "_stats/HourReport.json"))]  # fmt: skip
+        gone = rerun[rerun.index(("COPY", manifest)) + 1 :]  # the staging root, manifest first
+        assert gone[0] == ("DELETE_MANY", f"{staging[1]}/{manifest}")
+        assert f".{older}.rerun-1/{older}/manifest.json" in store.keys("entry")
+        assert [k for k in store.keys("entry") if older not in k] == [
+            *PARTITION_KEYS, HISTORY_KEY, "latest",
+        ]  # fmt: skip
+        assert orjson.loads(store.read(manifest, "entry"))["min_product_price"] == 25
+        assert sorted(p.name for p in logs.iterdir()) == sorted(
+            [*re.findall(r"^pipeline: log file: \S+/(\S+)$", err, re.M), log.name]
+        )  # two run logs, nothing else; and nothing where the commands ran:
+        assert list(caller.iterdir()) == []
+
+        # The older hour, not `latest`: pruned, its manifest deleted first.
+        before = len(proxy.requests)
+        said, _, _ = cli("prune", "--retention-hours", "1", entry=PYTHON_M)
+        assert said == f"pruned 1 item(s) under {root}\n"
+        deleted = changes(proxy.requests[before:], "entry/")
+        assert deleted[0] == ("DELETE_MANY", f"{older}/manifest.json")  # first, on its own
+        assert sorted(key for _, key in deleted) == [
+            f"{older}/{k.removeprefix(part)}" for k in PARTITION_KEYS if k != f"{part}.lock"
+        ]
+        assert store.keys("entry") == [  # .lock too; the other hour's staging is no partition
+            f".{older}.rerun-1/{older}/manifest.json", *PARTITION_KEYS, HISTORY_KEY, "latest",
+        ]  # fmt: skip
+    finally:
+        proxy.stop()

@@ -9,12 +9,16 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import re
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 from moto.moto_server.werkzeug_app import (
@@ -132,6 +136,10 @@ class ObjectStore:
         ]
 
     def stop(self) -> None:
+        """Stop the server and forget every bucket and object: moto keeps them per process, not
+        per server, so the next test's store would otherwise hold this one's objects."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=30).close()
         self.server.stop()
 
 
@@ -144,8 +152,45 @@ def object_store() -> Iterator[ObjectStore]:
         store.stop()
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request the store answered, as S3 names it: ``op`` is LIST, HEAD, GET, PUT, COPY,
+    DELETE (one key), DELETE_MANY (``keys``, in the request's order), or a multipart step
+    (CREATE_MPU, PART, COMPLETE_MPU, ABORT_MPU). ``key`` is the object key (bucket excluded)."""
+
+    op: str
+    key: str
+    status: int
+    keys: tuple[str, ...] = ()
+
+
+def s3_operation(method: str, target: str, headers: Any, body: bytes, status: int) -> Request:
+    """The ``Request`` of one path-style HTTP request to the store."""
+    url = urlsplit(target)
+    query = parse_qs(url.query, keep_blank_values=True)
+    key = unquote(url.path.lstrip("/").partition("/")[2])
+    keys: tuple[str, ...] = ()
+    if method == "GET" and ("list-type" in query or not key):
+        op, key = "LIST", query.get("prefix", [""])[0]
+    elif method == "GET":
+        op = "GET"
+    elif method == "PUT":
+        op = "PART" if "uploadId" in query else "COPY" if "x-amz-copy-source" in headers else "PUT"
+    elif method == "POST":
+        if "delete" in query:
+            op, keys = "DELETE_MANY", tuple(re.findall(r"<Key>(.*?)</Key>", body.decode()))
+        else:
+            op = "CREATE_MPU" if "uploads" in query else "COMPLETE_MPU"
+    elif method == "DELETE":
+        op = "ABORT_MPU" if "uploadId" in query else "DELETE"
+    else:
+        op = method
+    return Request(op, key, status, keys)
+
+
 class FaultyProxy:
-    """An HTTP proxy to the object store that can misbehave like a real one under load.
+    """An HTTP proxy to the object store that can misbehave like a real one under load, and
+    keeps the log of what the store answered (``requests``), in the order it answered.
 
     ``slowdown(every, count)``: of the next ``count`` requests, every one whose number is not a
     multiple of ``every`` is answered 503 SlowDown (so no request needs more than ``every``
@@ -155,6 +200,7 @@ class FaultyProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.removeprefix("http://")
         self.lock = threading.Lock()
+        self.requests: list[Request] = []
         self.seen = 0
         self.refused = 0
         self.slow_every = 0
@@ -201,6 +247,9 @@ class FaultyProxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
+                done = s3_operation(self.command, self.path, self.headers, body, resp.status)
+                with proxy.lock:
+                    proxy.requests.append(done)
                 self.send_response(resp.status)
                 for key, value in resp.getheaders():
                     if key.lower() not in ("transfer-encoding", "connection", "content-length"):

@@ -22,9 +22,13 @@ from pathlib import Path
 
 import luigi.configuration
 import pytest
+from luigi.setup_logging import InterfaceLogging
 
 from pipeline import cli, config, logs
 from pipeline.config import CHECKOUT
+from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
+from pipeline.storage.fs import ObjectPath
+from tests.support import FIXTURES
 
 
 @pytest.fixture(autouse=True)
@@ -224,6 +228,63 @@ def test_log_file_name_is_utc_time_and_pid(tmp_path: Path) -> None:
     assert cli.log_path(tmp_path).name == f"run-20261125T193000Z-{os.getpid()}.log"  # NOW
 
 
+def test_with_an_object_store_root_run_logs_and_failed_run_env_stay_on_this_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The systemd failure unit reads ``failed-run.env`` on this host: never in the bucket."""
+    root, hour = ObjectPath("shop-data", "etl"), datetime(2026, 11, 25, 17)
+    monkeypatch.delenv("PIPELINE_LOG_DIR", raising=False)
+    assert cli.run_log(root).parent == CHECKOUT / "logs"  # the default: the checkout's logs/
+    monkeypatch.setenv("PIPELINE_LOG_DIR", str(tmp_path / "host"))
+    log = cli.new_log(root)
+    assert log.parent == tmp_path / "host" and log.is_file()
+    env = tmp_path / "host" / "failed-run.env"
+    cli.note_run(root, hour, log)  # under way
+    assert env.read_text() == (
+        f"PIPELINE_HOUR=2026-11-25T17\nPIPELINE_EXIT_CODE=\nPIPELINE_RUN_LOG={log}\n"
+    )
+    cli.note_run(root, hour, log, 30)
+    assert env.read_text().splitlines()[1] == "PIPELINE_EXIT_CODE=30"
+    cli.note_run(root, hour, log, 0)  # succeeded: forgotten
+    assert sorted(p.name for p in (tmp_path / "host").iterdir()) == [log.name]
+
+
+def test_a_failed_run_exits_30_says_so_last_and_leaves_no_empty_hour(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The whole command, luigi included, in this process: the API answers 500 to everything."""
+    monkeypatch.setattr(InterfaceLogging, "_configured", True)  # keep pytest's logging as it is
+    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    data = tmp_path / "data"
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(data))
+    with DummyJSONServer(Dataset.load(FIXTURES)) as api:
+        api.add_fault("status", times=None, status=500)
+        monkeypatch.setenv("PIPELINE_API_URL", api.url)
+        rc = cli.main(["--date-hour", "2026-11-25T17", "--no-lock", "--api-retries", "0"])
+    assert rc == 30
+    (log,) = (data / "logs").glob("run-*.log")
+    assert capfd.readouterr().err.splitlines()[-1] == (
+        f"pipeline: failed (exit 30): the cause and what to do are above. Details and "
+        f"tracebacks: {log}"
+    )
+    said = [str(r.console_text) for r in caplog.records if hasattr(r, "console_text")]
+    assert [text.split(":")[0] for text in said] == [
+        "ExtractProducts failed", "ExtractUsers failed", "ExtractCarts failed",
+    ]  # fmt: skip
+    assert said[0] == (
+        f"ExtractProducts failed: products: GET {api.url}/products?limit=1000&skip=0: HTTP 500 "
+        'Internal Server Error: b\'{"message":"injected 500"}\' (gave up after 1 attempt)\n'
+        "what to do: the API is failing; rerun the hour: ./run_pipeline.sh --date-hour "
+        "2026-11-25T17 once it is healthy"
+    )
+    assert log.read_text().endswith("\n# exit code: 30\n")
+    assert (data / "logs" / "failed-run.env").read_text().splitlines()[1] == "PIPELINE_EXIT_CODE=30"
+    assert sorted(p.name for p in data.iterdir()) == ["logs"]  # no hour folder with only .lock
+
+
 def noisy_run(args: Sequence[str]) -> int:
     """Writes as luigi does: print(), the logging handlers on stderr and on the console, and
     forked workers."""
@@ -305,6 +366,7 @@ def test_console_lines_stay_whole_when_stdout_and_stderr_share_one_file(
     monkeypatch.setattr(logger, "handlers", [logs.ConsoleHandler()])
     monkeypatch.setattr(logger, "propagate", False)
     monkeypatch.setattr(logger, "level", logging.INFO)
+    monkeypatch.setattr(logger, "_cache", {})  # isEnabledFor's answers, cached by earlier runs
     shared, log = tmp_path / "console", tmp_path / "run.log"
     saved = os.dup(1), os.dup(2)
     with shared.open("wb") as fh:
@@ -553,6 +615,28 @@ def test_the_last_line_says_how_the_run_ended(tmp_path: Path) -> None:
         f"not run (exit 10): another run holds this hour or this command line. Run log: {log}"
     )
     assert cli.outcome(40, hour, tmp_path, False, log).startswith("failed (exit 40): an unexpected")
+
+
+def test_an_hour_finished_by_workers_of_one_scheduler_together_is_a_success(
+    tmp_path: Path,
+) -> None:
+    """luigi ends a worker that left tasks to other workers of its luigid with 10 or 25; for
+    the hour it was asked for, complete and published, python -m pipeline says done, exit 0."""
+    hour, args = datetime(2026, 11, 25, 17), ["Insights", "--date-hour", "2026-11-25T17"]
+    central, local = "central (from the command line)", "local (--local-scheduler given)"
+    assert not cli.done_with_others(25, central, tmp_path, hour, args)  # not complete
+    (tmp_path / "2026-11-25T17").mkdir()
+    (tmp_path / "2026-11-25T17" / "manifest.json").write_text("{}")
+    assert not cli.done_with_others(25, central, tmp_path, hour, args)  # not published
+    (tmp_path / "latest").symlink_to("2026-11-25T17")
+    assert [cli.done_with_others(rc, central, tmp_path, hour, args) for rc in (10, 25, 30)] == [
+        True, True, False,  # a failure stays one
+    ]  # fmt: skip
+    assert not cli.done_with_others(10, local, tmp_path, hour, args)  # another run's claim
+    assert cli.outcome(0, "2026-11-25T17", tmp_path, False, tmp_path, shared=True) == (
+        "done (exit 0): 2026-11-25T17 is complete, with other workers of the scheduler; "
+        "latest -> 2026-11-25T17"
+    )
 
 
 def test_an_option_luigi_does_not_know_is_one_line_not_its_usage(

@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from pipeline.ops.housekeeping import housekeeping, main, prune_logs, prune_partitions
+from pipeline.storage.fs import ObjectPath
 
 NOW = datetime(2026, 11, 25, 17, 42, 10)  # naive = UTC
 
@@ -51,6 +53,36 @@ def test_default_week_boundary_and_timezone_aware_now(tmp_path: Path) -> None:
     pruned = prune_partitions(tmp_path, 168, aware)
     assert pruned == [tmp_path / "2026-11-18T17"]
     assert names(tmp_path) == {"2026-11-18T18", "2026-11-26T03"}
+
+
+def test_a_pruned_partition_leaves_its_name_whole_before_any_file_is_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On local disk a partition is renamed out of the namespace in one step, so a prune cut
+    short never leaves, under the hour's name, a partition that looks complete (or half of one):
+    the order of the file operations, recorded."""
+    make_partition(tmp_path, "2026-11-25T10")
+    done: list[tuple[str, ...]] = []
+    replace, unlink, rmdir = os.replace, os.unlink, os.rmdir
+
+    def record(op: str, real: Callable[..., None]) -> Callable[..., None]:
+        def call(*paths: str | Path, **kwargs: int | None) -> None:
+            done.append((op, *(os.path.basename(os.fsdecode(p)) for p in paths)))
+            real(*paths, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "replace", record("replace", replace))
+    monkeypatch.setattr(os, "unlink", record("unlink", unlink))
+    monkeypatch.setattr(os, "rmdir", record("rmdir", rmdir))
+    assert prune_partitions(tmp_path, 3, NOW) == [tmp_path / "2026-11-25T10"]
+    monkeypatch.undo()
+    assert done[0] == ("replace", "2026-11-25T10", ".2026-11-25T10.deleting")  # first
+    assert sorted(done[1:]) == [
+        ("rmdir", ".2026-11-25T10.deleting"), ("rmdir", "insights"),
+        ("unlink", "manifest.json"), ("unlink", "user_summary.csv"),
+    ]  # fmt: skip
+    assert names(tmp_path) == set()
 
 
 def test_never_prunes_latest_target(tmp_path: Path) -> None:
@@ -149,6 +181,19 @@ def test_prune_logs_by_mtime(tmp_path: Path) -> None:
     os.utime(other, (0, 0))
     assert prune_logs(tmp_path, 3, NOW) == [old]
     assert names(logs) == {"run-new.log", "notes.txt"}
+
+
+def test_with_an_object_store_root_this_hosts_run_logs_are_pruned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_LOG_DIR", str(tmp_path))
+    old, new = tmp_path / "run-old.log", tmp_path / "run-new.log"
+    cutoff = datetime(2026, 11, 25, 14, tzinfo=UTC).timestamp()  # NOW's hour, 3 hours back
+    for path, mtime in ((old, cutoff), (new, cutoff + 1)):  # the cutoff, and just after it
+        path.write_text("x")
+        os.utime(path, (mtime, mtime))
+    assert prune_logs(ObjectPath("shop-data", "etl"), 3, NOW) == [old]
+    assert names(tmp_path) == {"run-new.log"}
 
 
 def test_config_default_is_a_week() -> None:

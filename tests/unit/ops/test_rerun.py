@@ -27,7 +27,7 @@ def test_only_stagings_of_dead_reruns_are_removed(tmp_path: Path) -> None:
         path.mkdir(parents=True)
     (tmp_path / ".x.rerun-1").mkdir()  # not a partition's: left alone
     assert stale_stagings(tmp_path) == [dead]
-    assert remove_stale_stagings(tmp_path) == [dead]
+    assert remove_stale_stagings(tmp_path, "2026-11-25T16") == [dead]  # any hour's, on disk
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".2026-11-25T16.rerun-" + str(os.getpid()), ".latest.1.tmp", ".x.rerun-1",
     ]  # fmt: skip
@@ -43,6 +43,11 @@ def test_the_rebuilt_partition_takes_the_old_ones_place_and_the_old_one_goes(
     staging = staging_root(tmp_path, "2026-11-25T17", os.getpid())
     (staging / "2026-11-25T17").mkdir(parents=True)
     (staging / "2026-11-25T17" / "manifest.json").write_text("new")
+    rows = "history/date_hour=2026-11-25T17/part-0.parquet"
+    for where, text in ((tmp_path, "old rows"), (staging, "rebuilt rows")):
+        (where / rows).parent.mkdir(parents=True)
+        (where / rows).write_text(text)
     assert swap_in(tmp_path, staging, "2026-11-25T17") is True  # ext4, tmpfs, xfs, btrfs
     assert (tmp_path / "latest" / "manifest.json").read_text() == "new"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-25T17", "latest"]
+    assert (tmp_path / rows).read_text() == "rebuilt rows"  # the hour's history: the rebuild's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-25T17", "history", "latest"]
