@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,6 +67,15 @@ meanwhile is refused, or finds the old partition complete), and only a complete 
 replaces the old partition, in one step (on an s3:// root object by object, the manifest
 deleted first and copied last); `latest` is moved if the hour is newer. A failed rebuild leaves
 the old partition as it was. Options and exit codes as for `run`.
+"""
+
+
+BACKFILL_HELP = """\
+Run the hours of the last --days days (ending with the current UTC hour) that are not complete,
+and only those: luigi's RangeHourly --of Insights finds them in bulk from one listing of the data
+root (local or s3://). Each is an ordinary run of its hour; the API's rate limit ([api]
+rate_limit_requests) is shared by all of them. --days may not reach past [housekeeping]
+retention_hours. Any other option goes to luigi; exit codes as for `run`.
 """
 
 
@@ -389,14 +398,15 @@ def outcome(
 
 
 def prepare(
-    extra: Sequence[str], scheduler_url: str | None
+    extra: Sequence[str], scheduler_url: str | None, task: Sequence[str] = ("Insights",)
 ) -> tuple[list[str], str, datetime, Path] | int:
-    """luigi's arguments, the scheduler, the hour and the data root of a run; or, when a setting
-    is unusable, ``EXIT_CONFIG`` once the console has been told why (nothing written)."""
+    """luigi's arguments, the scheduler, the hour and the data root of a run of ``task`` (its
+    name and own options); or, when a setting is unusable, ``EXIT_CONFIG`` once the console has
+    been told why (nothing written)."""
     added, scheduler = choose_scheduler(
         extra, scheduler_url, os.environ.get("LUIGI_SCHEDULER_URL", ""), configured_scheduler_url()
     )
-    luigi_args = ["--module", "pipeline", "Insights", *added, *extra]
+    luigi_args = ["--module", "pipeline", *task, *added, *extra]
     hour = requested_hour(extra)
     if (problems := check_before_running(luigi_args, hour)) is not None:
         say(f"error: {problems}")
@@ -604,6 +614,86 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         f"done (exit 0): {old.name} rebuilt and swapped in{how}; latest -> {latest_partition(root)}"
     )
     return 0
+
+
+def backfill_pipeline(
+    days: int,
+    newest_first: bool,
+    task_limit: int | None,
+    extra: Sequence[str],
+    scheduler_url: str | None = None,
+) -> int:
+    """The missing hours of the last ``days`` days, by luigi's ``RangeHourly --of Insights``."""
+    from pipeline.config import housekeeping
+    from pipeline.ops import backfill
+    from pipeline.ops.status import ranges
+    from pipeline.storage.fs import StoreError
+    from pipeline.storage.locks import remove_unused
+
+    os.umask(UMASK)
+    if _given(extra, "--date-hour"):
+        raise CliError("backfill takes --days, not --date-hour (one hour: ./run_pipeline.sh run)")
+    if days < 1:
+        raise CliError(f"--days {days}: must be 1 or more")
+    now = clock.now()
+    start, stop = backfill.window(now, days)
+    limit = days * 24 if task_limit is None else task_limit
+    if limit < 1:
+        raise CliError(f"--task-limit {limit}: must be 1 or more")
+    task = backfill.range_args(start, stop, now, newest_first=newest_first, task_limit=limit)
+    prepared = prepare(extra, scheduler_url, task)
+    if isinstance(prepared, int):
+        return prepared
+    luigi_args, scheduler, _, root = prepared
+    span = f"{start:%Y-%m-%dT%H}..{stop - timedelta(hours=1):%Y-%m-%dT%H}"
+    with as_luigi_reads(luigi_args):
+        retention = housekeeping().retention_hours
+    if days * 24 > retention:
+        raise CliError(
+            f"--days {days} reaches past [housekeeping] retention_hours ({retention}): those hours "
+            f"would be pruned as soon as they were built; at most --days {retention // 24}"
+        )
+    try:
+        with as_luigi_reads(luigi_args):
+            todo = backfill.missing(root, start, stop)
+    except StoreError as exc:
+        return unusable_store(exc)
+    if not todo:
+        say(f"nothing to do (exit 0): every hour of {span} is complete")
+        return 0
+    order = "newest first" if newest_first else "oldest first"
+    say(f"backfill {span}: {len(todo)} hour(s) missing ({ranges(todo)}); {min(limit, len(todo))} "
+        f"in this run, {order}")  # fmt: skip
+    log = new_log(root)
+    try:
+        rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    except interrupts.Interrupted as exc:
+        resume = resume_backfill(days, newest_first, task_limit, extra, scheduler_url)
+        say(f"interrupted (exit {exc.exit_code}): {exc.name} stopped the backfill {exc.during}; "
+            f"the hours it completed stay. To go on: {resume}")  # fmt: skip
+        return exc.exit_code
+    remove_unused()
+    left = backfill.missing(root, start, stop)
+    built = len([h for h in todo if h not in left])
+    still = f"{len(left)} still missing ({ranges(left)})" if left else "none missing"
+    if rc == 0:
+        say(f"done (exit 0): {built} hour(s) built; {still}")
+    else:
+        say(f"failed (exit {rc}): {built} hour(s) built; {still}; the causes are above. "
+            f"Details and tracebacks: {log}")  # fmt: skip
+    return rc
+
+
+def resume_backfill(
+    days: int, newest_first: bool, task_limit: int | None, extra: Sequence[str],
+    scheduler_url: str | None,
+) -> str:  # fmt: skip
+    """The backfill command as given: it goes on with the hours still missing."""
+    words = ["backfill", "--days", str(days), *(["--newest-first"] if newest_first else [])]
+    words += [] if task_limit is None else ["--task-limit", str(task_limit)]
+    words += [*extra, *(["--scheduler-url", scheduler_url] if scheduler_url else [])]
+    env = [f"{name}={shlex.quote(os.environ[name])}" for name in RESUME_ENV if os.environ.get(name)]
+    return " ".join([*env, script(), shlex.join(words)])
 
 
 def _after_rebuild(root: Location, name: str) -> None:
@@ -858,6 +948,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, metavar="N", help="tasks run at once (default: [core] workers)"
     )
     rerun.add_argument("--scheduler-url", metavar="URL", help="central scheduler (luigid) to use")
+    backfill = sub.add_parser(
+        "backfill",
+        help="run the missing hours of the last days (luigi's RangeHourly)",
+        allow_abbrev=False,
+        description=BACKFILL_HELP,
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backfill.add_argument(
+        "--days", type=int, default=1, metavar="N", help="days to look back over (default: 1)"
+    )
+    backfill.add_argument(
+        "--newest-first", action="store_true", help="run the most recent missing hours first"
+    )
+    backfill.add_argument(
+        "--task-limit", type=int, metavar="N", help="at most N hours in this run (default: all)"
+    )
+    backfill.add_argument(
+        "--workers", type=int, metavar="N", help="tasks run at once (default: [core] workers)"
+    )
+    backfill.add_argument(
+        "--scheduler-url", metavar="URL", help="central scheduler (luigid) to use"
+    )
     demo_parser = sub.add_parser(
         "demo",
         help="run the whole pipeline offline against a local demo API",
@@ -889,11 +1002,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = Path(args_in.pop(1))  # not argparse's: it would take an option's value
     parser = build_parser()
     args, extra = parser.parse_known_args(args_in)
-    if args.command not in ("run", "rerun", "demo") and extra:
+    if args.command not in ("run", "rerun", "demo", "backfill") and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "demo":
             return demo(directory, extra, args.scheduler_url)
+        if args.command == "backfill":
+            workers = [] if args.workers is None else ["--workers", str(args.workers)]
+            return backfill_pipeline(args.days, args.newest_first, args.task_limit,
+                                     [*workers, *extra], args.scheduler_url)  # fmt: skip
         own = [("--date-hour", args.date_hour), ("--workers", args.workers)]
         luigi_args = [s for flag, value in own if value is not None for s in (flag, str(value))]
         if args.command == "rerun":

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -86,6 +87,11 @@ sudo systemctl daemon-reload
 sudo systemctl enable --now etl-pipeline.timer                # (+ luigid.service with --with-luigid)
 """  # noqa: E501
 
+BACKFILL = """\
+./run_pipeline.sh backfill --days 3                                # the missing hours of the last 3 days
+./run_pipeline.sh backfill --days 3 --newest-first --task-limit 6  # the 6 most recent gaps first
+"""  # noqa: E501
+
 STATUS = """\
 ./run_pipeline.sh status          # OK / WARNING / CRITICAL, exit 0 / 1 / 2 (3: the root cannot be read)
 ./run_pipeline.sh status --json   # the same facts for a monitoring system
@@ -128,6 +134,7 @@ RUN = {
     SYSTEMD_INSTALL: "test_systemd_recipe_as_far_as_a_test_can_go",
     SCALE_OUT: "test_scale_out_three_hosts_on_one_luigid_and_a_backfill",
     LUIGID: "test_watch_a_run_in_a_local_luigid",
+    BACKFILL: "test_backfill_fills_the_gaps_only",
     DEVELOPMENT: "test_development_commands",
 }
 #: Commands no test here can run: (block, command) -> why. A block not in ``RUN`` has every
@@ -302,6 +309,33 @@ def test_systemd_recipe_as_far_as_a_test_can_go(tmp_path: Path) -> None:
     service = (dest / "etl-pipeline.service").read_text()
     assert f"ReadWritePaths={data}" in service and f"WorkingDirectory={REPO}" in service
     assert (dest / "etl-pipeline.timer").is_file()
+
+
+@pytest.mark.slow
+def test_backfill_fills_the_gaps_only(api: DummyJSONServer, tmp_path: Path) -> None:
+    """Three days whose hours are all there but two: the first command builds those two (three
+    requests each, one page per endpoint), the second finds nothing left to do."""
+    every, newest = runnable(BACKFILL)
+    data = tmp_path / "data"
+    env = user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(data))
+    ok(run_command(f"./run_pipeline.sh --date-hour {NOW_HOUR}", env))
+    gaps = ["2026-11-23T05", "2026-11-25T11"]
+    for i in range(1, 72):  # copies of the real hour
+        name = f"{clock.current_hour() - timedelta(hours=i):%Y-%m-%dT%H}"
+        if name not in gaps:
+            shutil.copytree(data / NOW_HOUR, data / name, symlinks=True)
+    api.reset_log()
+    said = ok(run_command(every, env)).splitlines()
+    assert said[0] == (
+        f"pipeline: backfill 2026-11-22T20..{NOW_HOUR}: 2 hour(s) missing (2026-11-23T05, "
+        "2026-11-25T11); 2 in this run, oldest first"
+    )
+    assert said[-1] == "pipeline: done (exit 0): 2 hour(s) built; none missing"
+    assert api.request_count == 6 and all((data / g / "manifest.json").is_file() for g in gaps)
+    assert ok(run_command(newest, env)).splitlines()[-1] == (
+        f"pipeline: nothing to do (exit 0): every hour of 2026-11-22T20..{NOW_HOUR} is complete"
+    )
+    assert api.request_count == 6
 
 
 @pytest.mark.slow

@@ -58,3 +58,30 @@ def test_the_range_stops_at_now(root: Path) -> None:
     task = RangeHourly(of=Insights, start=hour(0), stop=hour(20), now=NOW)
     assert [t.date_hour for t in task.requires()] == [hour(2), hour(4), hour(5), hour(7), hour(8),
                                                        hour(9)]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_bulk_complete_on_an_object_store_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same answer from a bucket: one listing of the hours, then their manifests."""
+    from pipeline.storage import s3
+    from tests.support.s3 import BUCKET, object_store, s3_env
+
+    with object_store() as store:
+        for key, value in s3_env(store.url).items():
+            if key.startswith("AWS_"):
+                monkeypatch.setenv(key, value)
+        monkeypatch.setenv("PIPELINE_DATA_DIR", f"s3://{BUCKET}/etl")
+        s3._clients.clear()
+        for n in (0, 1, 3, 6):
+            key = f"etl/{hour(n):%Y-%m-%dT%H}/manifest.json"
+            store.client.put_object(Bucket=BUCKET, Key=key, Body=b"{}")
+        store.client.put_object(Bucket=BUCKET, Key=f"etl/{hour(4):%Y-%m-%dT%H}/.lock", Body=b"{}")
+        store.client.put_object(
+            Bucket=BUCKET, Key="etl/latest", Body=f"{hour(6):%Y-%m-%dT%H}\n".encode()
+        )
+        try:
+            assert Insights.bulk_complete([hour(n) for n in range(9)]) == [
+                hour(0), hour(1), hour(3), hour(6),
+            ]  # fmt: skip
+        finally:
+            s3._clients.clear()
