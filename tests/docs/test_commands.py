@@ -46,6 +46,16 @@ PLAIN_LUIGI = """\
 PIPELINE_API_URL=http://127.0.0.1:8000 PIPELINE_DATA_DIR=/srv/shop .venv/bin/python -m pipeline
 """  # noqa: E501
 
+REPORT = """\
+./run_pipeline.sh report                            # the summary of the newest complete hour again
+./run_pipeline.sh report --date-hour 2026-11-25T17  # of another hour
+"""
+
+RERUN = """\
+./run_pipeline.sh rerun --date-hour 2026-11-25T17                               # from scratch
+./run_pipeline.sh rerun --date-hour 2026-11-25T17 --clean-min-product-price 25  # with other options
+"""
+
 HISTORY_QUERIES = """\
 $ python -c 'import pandas as pd; print(pd.read_parquet("data/history", filters=[("level", "==", "hour")])[["date_hour", "carts", "lines", "users", "units", "revenue", "revenue_discounted"]])'
        date_hour  carts  lines  users  units  revenue  revenue_discounted
@@ -128,7 +138,9 @@ HELP = (REPO / "tests/docs/help.txt").read_text()
 RUN = {
     QUICKSTART: "test_quickstart_and_status",
     STATUS: "test_quickstart_and_status",
-    PLAIN_LUIGI: "test_plain_python_and_luigi",
+    PLAIN_LUIGI: "test_plain_python_and_luigi_then_report_and_rerun",
+    REPORT: "test_plain_python_and_luigi_then_report_and_rerun",
+    RERUN: "test_plain_python_and_luigi_then_report_and_rerun",
     HISTORY_QUERIES: "test_history_queries_print_what_the_docs_show",
     HELP: "test_help_prints_what_the_docs_show",
     SYSTEMD_INSTALL: "test_systemd_recipe_as_far_as_a_test_can_go",
@@ -162,7 +174,7 @@ NOT_RUN = {
     (SYSTEMD_WATCH, "systemctl status etl-pipeline.service"): ROOT,
     (SYSTEMD_WATCH, "journalctl -u etl-pipeline -S today"): ROOT,
     (SYSTEMD_WATCH, "ls -l /srv/etl-pipeline/data/latest"): (
-        "the service's data root; test_quickstart reads `latest` of a run's own"
+        "the service's data root; test_quickstart_and_status reads a run's own `latest`"
     ),
 }
 
@@ -245,7 +257,7 @@ def test_quickstart_and_status(api: DummyJSONServer, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_plain_python_and_luigi(api: DummyJSONServer, tmp_path: Path) -> None:
+def test_plain_python_and_luigi_then_report_and_rerun(api: DummyJSONServer, tmp_path: Path) -> None:
     by_hour, plain, elsewhere = runnable(PLAIN_LUIGI)
     data, srv = tmp_path / "data", tmp_path / "srv-shop"
     env = user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(data))
@@ -261,6 +273,22 @@ def test_plain_python_and_luigi(api: DummyJSONServer, tmp_path: Path) -> None:
     ok(run_command(substitute(elsewhere, subs), user_env()))
     manifest = orjson.loads((srv / NOW_HOUR / "manifest.json").read_bytes())
     assert manifest["source"] == api.url and os.readlink(srv / "latest") == NOW_HOUR
+
+    newest, older = (run_command(c, env) for c in runnable(REPORT))  # runs nothing
+    assert (newest.returncode, newest.stdout.splitlines()[0]) == (
+        0, f"Snapshot {NOW_HOUR}: 6 carts, 14 lines, 6 users, 8 products",
+    )  # fmt: skip
+    assert (older.returncode, older.stdout.splitlines()[0]) == (
+        0, f"Snapshot {PARTITION}: 6 carts, 14 lines, 6 users, 8 products",
+    )  # fmt: skip
+    for command, price in zip(runnable(RERUN), (50, 25), strict=True):
+        said = ok(run_command(command, env)).splitlines()
+        assert said[-1] == (
+            f"pipeline: done (exit 0): {PARTITION} rebuilt and swapped in; latest -> {NOW_HOUR}"
+        )
+        manifest = orjson.loads((data / PARTITION / "manifest.json").read_bytes())
+        assert manifest["min_product_price"] == price
+    assert not list(data.glob(".*rerun*"))  # no staging left behind
 
 
 def test_help_prints_what_the_docs_show() -> None:
