@@ -32,6 +32,22 @@ def fixture_records() -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def readme_settings() -> dict[tuple[str, str], tuple[str, str]]:
+    """(section, option) -> (default, allowed) cells of the README's settings table, luigi's own
+    ``[retcode]`` row left out: what the docs promise, read as a user reads it."""
+    text = (REPO / "README.md").read_text()
+    header = "| section | option | default | allowed | meaning |"
+    table = text.split(header, 1)[1].split("\n\n", 1)[0]
+    rows: dict[tuple[str, str], tuple[str, str]] = {}
+    section = ""
+    for line in table.strip().splitlines()[1:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        section = cells[0].strip("`[]") or section
+        if section != "retcode":
+            rows[(section, cells[1].strip("`"))] = (cells[2].strip("`"), cells[3])
+    return rows
+
+
 def next_hour_records() -> dict[str, list[dict[str, Any]]]:
     """The fixture shop an hour later: cart 6 is gone and cart 7, a copy of cart 2, is new."""
     data = fixture_records()

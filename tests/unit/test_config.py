@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 from pipeline import config
 from pipeline.api.client import ClientSettings
 from tests.support import REPO
+from tests.support import readme_settings as support_readme_settings
 
 CLASSES: dict[str, type[luigi.Config]] = {
     name: cls
@@ -117,18 +118,8 @@ def test_retcodes_are_set_in_luigi_cfg() -> None:
 
 
 def readme_settings() -> dict[tuple[str, str], tuple[str, str]]:
-    """(section, option) -> (default, allowed) cells of the README's settings table."""
-    text = (REPO / "README.md").read_text()
-    header = "| section | option | default | allowed | meaning |"
-    table = text.split(header, 1)[1].split("\n\n", 1)[0]
-    rows: dict[tuple[str, str], tuple[str, str]] = {}
-    section = ""
-    for line in table.strip().splitlines()[1:]:
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        section = cells[0].strip("`[]") or section
-        assert section in CLASSES or section in LUIGI_SECTIONS, line
-        if section in CLASSES:
-            rows[(section, cells[1].strip("`"))] = (cells[2].strip("`"), cells[3])
+    rows = support_readme_settings()
+    assert {section for section, _ in rows} <= set(CLASSES), rows
     return rows
 
 
