@@ -72,10 +72,10 @@ the old partition as it was. Options and exit codes as for `run`.
 
 BACKFILL_HELP = """\
 Run the hours of the last --days days (ending with the current UTC hour) that are not complete,
-and only those: luigi's RangeHourly --of Insights finds them in bulk from one listing of the data
-root (local or s3://). Each is an ordinary run of its hour; the API's rate limit ([api]
-rate_limit_requests) is shared by all of them. --days may not reach past [housekeeping]
-retention_hours. Any other option goes to luigi; exit codes as for `run`.
+and only those: InsightsRange (luigi's RangeHourly of Insights) finds them in bulk from one
+listing of the data root (local or s3://). Each is an ordinary run of its hour; the API's rate
+limit ([api] rate_limit_requests) is shared by all of them. --days may not reach past
+[housekeeping] retention_hours. Any other option goes to luigi; exit codes as for `run`.
 """
 
 
@@ -623,7 +623,7 @@ def backfill_pipeline(
     extra: Sequence[str],
     scheduler_url: str | None = None,
 ) -> int:
-    """The missing hours of the last ``days`` days, by luigi's ``RangeHourly --of Insights``."""
+    """The missing hours of the last ``days`` days, by ``InsightsRange`` (luigi's RangeHourly)."""
     from pipeline.config import housekeeping
     from pipeline.ops import backfill
     from pipeline.ops.status import ranges
@@ -640,7 +640,7 @@ def backfill_pipeline(
     limit = days * 24 if task_limit is None else task_limit
     if limit < 1:
         raise CliError(f"--task-limit {limit}: must be 1 or more")
-    task = backfill.range_args(start, stop, now, newest_first=newest_first, task_limit=limit)
+    task = backfill.range_args(start, stop, newest_first=newest_first, task_limit=limit)
     prepared = prepare(extra, scheduler_url, task)
     if isinstance(prepared, int):
         return prepared

@@ -6,7 +6,7 @@ and writing to an S3-compatible store (``moto_server`` on 127.0.0.1). The API is
 ``fakeapi`` server in this process with a generated shop, latency on every request and the real
 API's limit of 100 requests per 10 s enforced; each host's client-side budget is
 ``[api] rate_limit_requests`` / workers, as README "Scaling out" says to set it. Every host runs
-``luigi --module pipeline RangeHourly --of Insights`` over the hours (one for one hour). Wall
+``luigi --module pipeline InsightsRange`` over the hours (one for one hour). Wall
 time runs from starting the workers to the last one exiting; every hour is then checked to be
 published.
 """
@@ -105,7 +105,7 @@ def scenario(
             home = host_dir(work / name, f"host-{n + 1}")
             cmd = [
                 sys.executable, "-m", "luigi", "--module", "pipeline",
-                "RangeHourly", "--of", "Insights", "--start", START.strftime(PARTITION_FORMAT),
+                "InsightsRange", "--start", START.strftime(PARTITION_FORMAT),
                 "--stop", (START + timedelta(hours=hours)).strftime(PARTITION_FORMAT),
                 "--scheduler-url", scheduler, "--worker-keep-alive",
                 "--worker-wait-jitter", str(jitter), "--api-rate-limit-requests", budget,

@@ -1,7 +1,8 @@
 """``python -m pipeline backfill``: the hours a backfill covers, and how luigi is asked for them.
 
-The work itself is luigi's ``RangeHourly --of Insights`` (``pipeline/tasks/backfill.py``): the
-window's missing hours, found in bulk, each an ordinary run of its hour. This module holds the
+The work itself is ``InsightsRange`` (luigi's ``RangeHourly --of Insights``, in
+``tasks/backfill.py``): the window's missing hours, found in bulk, each an ordinary run of its
+hour. This module holds the
 arithmetic the command line needs around it: the window, luigi's arguments, and which hours are
 missing before and after, so the console can say what the backfill did.
 """
@@ -22,15 +23,12 @@ def window(now: datetime, days: int) -> tuple[datetime, datetime]:
 
 
 def range_args(
-    start: datetime, stop: datetime, now: datetime, *, newest_first: bool, task_limit: int
+    start: datetime, stop: datetime, *, newest_first: bool, task_limit: int
 ) -> list[str]:
-    """``RangeHourly``'s own options for the window; ``--now`` is the pipeline's clock, so the
-    range ends where the pipeline's current hour does (``PIPELINE_NOW`` included)."""
-    hours = int((stop - start) / timedelta(hours=1))
+    """``InsightsRange``'s options for the window (its clock is the pipeline's, ``now``)."""
     args = [
-        "RangeHourly", "--of", "Insights",
+        "InsightsRange",
         "--start", start.strftime(PARTITION_FORMAT), "--stop", stop.strftime(PARTITION_FORMAT),
-        "--now", str(int(now.timestamp())), "--hours-back", str(hours),
         "--task-limit", str(task_limit),
     ]  # fmt: skip
     return [*args, "--reverse"] if newest_first else args

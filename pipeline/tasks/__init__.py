@@ -14,11 +14,11 @@ Each task and what it requires, per hourly partition (15 edges)::
     CleanProducts   <- ExtractProducts
 
 ``Insights`` writes manifest.json from every task's stats file and then moves ``latest``.
-``RangeHourly --of Insights`` (luigi's range tool, ``tasks/backfill.py``) requires the
-missing hours of a range.
+``InsightsRange`` (luigi's ``RangeHourly --of Insights``, ``tasks/backfill.py``) requires
+the missing hours of a range.
 """
 
-from pipeline.tasks.backfill import RangeHourly
+from pipeline.tasks.backfill import InsightsRange
 from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 from pipeline.tasks.extract import EXTRACTS, ExtractTask
 from pipeline.tasks.insights import CartDetails, CategorySummary, UserSummary
@@ -36,6 +36,6 @@ __all__ = [
     "HistoryHour",
     "HourReport",
     "Insights",
-    "RangeHourly",
+    "InsightsRange",
     "UserSummary",
 ]

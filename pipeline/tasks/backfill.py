@@ -1,16 +1,40 @@
-"""Backfill with luigi's own range tool: ``RangeHourly --of Insights``.
+"""Backfill: luigi's own range tool over ``Insights``, on the pipeline's clock.
 
-``RangeHourly`` asks ``Insights.bulk_complete`` which hours of its range are complete (one
-listing of the data root, local or ``s3://``, and one read of ``latest``) and requires the missing
-ones only: oldest first, or newest first with ``--reverse``, at most ``--task-limit`` of them. They
-are scheduled together, so the workers of one luigid take different hours at once, and each hour
-is an ordinary ``Insights`` (its claim, its report, retention). The hand-written ``Backfill`` task
-this replaces required every hour of its range and did nothing the range tool cannot.
+``InsightsRange`` is ``RangeHourly --of Insights``: it asks ``Insights.bulk_complete`` which hours
+of ``[start, stop)`` are complete (one listing of the data root, local or ``s3://``, one read of
+``latest``, then the listed hours' manifests) and requires the missing ones only: oldest first,
+or newest first with ``--reverse``, at most ``--task-limit``. They are scheduled together, so the
+workers of one luigid take different hours at once; each is an ordinary ``Insights``.
 
-luigi imports its range tools only when ``[core] autoload_range`` is on (its default); importing
-``RangeHourly`` here registers it for ``--module pipeline`` whatever that setting says.
+What it adds to ``RangeHourly``, and why it is a subclass: its ``now`` is the pipeline's clock
+(``pipeline.clock``, so ``PIPELINE_NOW`` moves it too; luigi's reads ``time.time()``), and an
+explicit ``--start`` is honoured however old (luigi's clips it to ``hours_back``, 100 days by
+default, so an old range would silently do nothing).
 """
 
+from __future__ import annotations
+
+from datetime import datetime
+
+import luigi
 from luigi.tools.range import RangeHourly
 
-__all__ = ["RangeHourly"]
+from pipeline import clock
+from pipeline.tasks.publish import Insights
+
+
+class InsightsRange(RangeHourly):
+    """The complete snapshots of the hours ``[start, stop)``: only the missing ones run."""
+
+    of = luigi.TaskParameter(default=Insights, description="The hourly task: Insights.")
+
+    def moving_stop(self, now: datetime) -> datetime:
+        if self.now is None:  # the range ends at the pipeline's current hour, not the machine's
+            now = clock.now().replace(tzinfo=None)
+        return super().moving_stop(now)
+
+    def moving_start(self, now: datetime) -> datetime:
+        return self.start if self.start is not None else super().moving_start(now)
+
+
+__all__ = ["InsightsRange"]

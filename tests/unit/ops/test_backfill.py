@@ -20,14 +20,13 @@ def test_the_window_is_whole_days_ending_with_the_current_hour() -> None:
     assert (stop - start) / timedelta(hours=1) == 72 and start == datetime(2026, 11, 22, 20)
 
 
-def test_range_hourly_is_asked_for_the_window_at_the_pipelines_clock() -> None:
+def test_the_range_task_is_asked_for_the_window() -> None:
     start, stop = backfill.window(NOW, 1)
-    args = backfill.range_args(start, stop, NOW, newest_first=False, task_limit=5)
+    args = backfill.range_args(start, stop, newest_first=False, task_limit=5)
     assert args == [
-        "RangeHourly", "--of", "Insights", "--start", "2026-11-24T20", "--stop", "2026-11-25T20",
-        "--now", str(int(NOW.timestamp())), "--hours-back", "24", "--task-limit", "5",
+        "InsightsRange", "--start", "2026-11-24T20", "--stop", "2026-11-25T20", "--task-limit", "5",
     ]  # fmt: skip
-    assert backfill.range_args(start, stop, NOW, newest_first=True, task_limit=5)[-1] == "--reverse"
+    assert backfill.range_args(start, stop, newest_first=True, task_limit=5)[-1] == "--reverse"
 
 
 def complete_week(root: Path) -> None:

@@ -1,14 +1,17 @@
-"""Backfill with luigi's RangeHourly: the gaps found in bulk, oldest or newest first, limited."""
+"""Backfill with InsightsRange (luigi's RangeHourly of Insights): the gaps found in bulk, oldest
+or newest first, limited, on the pipeline's clock, however old the range."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from luigi.task_register import Register
 
-from pipeline.tasks.backfill import RangeHourly
+from pipeline.tasks.backfill import InsightsRange
 from pipeline.tasks.publish import Insights
 
 START = datetime(2026, 11, 25, 10)
@@ -17,6 +20,14 @@ NOW = int(datetime(2026, 11, 25, 19, 30, tzinfo=UTC).timestamp())  # the suite's
 
 def hour(n: int) -> datetime:
     return START + timedelta(hours=n)
+
+
+@pytest.fixture(autouse=True)
+def fresh_tasks() -> Iterator[None]:
+    """luigi keeps one instance per parameters, and a range caches what it requires."""
+    Register.clear_instance_cache()
+    yield
+    Register.clear_instance_cache()
 
 
 @pytest.fixture
@@ -41,7 +52,7 @@ def test_bulk_complete_is_the_hours_with_a_manifest_that_latest_has_reached(root
 
 
 def required(**kwargs: object) -> list[datetime]:
-    task = RangeHourly(of=Insights, start=hour(0), stop=hour(7), now=NOW, **kwargs)
+    task = InsightsRange(start=hour(0), stop=hour(7), **kwargs)
     return [t.date_hour for t in task.requires()]
 
 
@@ -53,11 +64,18 @@ def test_range_hourly_requires_only_the_missing_hours(root: Path) -> None:
     assert required(task_limit=1) == [hour(2)]
 
 
-def test_the_range_stops_at_now(root: Path) -> None:
-    """Hours after the clock's are not required: stop is clipped to ``now``."""
-    task = RangeHourly(of=Insights, start=hour(0), stop=hour(20), now=NOW)
+def test_the_range_stops_at_the_pipelines_now_and_starts_however_long_ago(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hours after the pipeline's clock are not required (stop is clipped to it, PIPELINE_NOW
+    included); a start a year before it is not clipped away (luigi's own stops at 100 days)."""
+    task = InsightsRange(start=hour(0), stop=hour(20))
     assert [t.date_hour for t in task.requires()] == [hour(2), hour(4), hour(5), hour(7), hour(8),
                                                        hour(9)]  # fmt: skip
+    monkeypatch.setenv("PIPELINE_NOW", "2027-11-25T19:30:00+00:00")  # a year on
+    Register.clear_instance_cache()  # a new process, as far as luigi is concerned
+    task = InsightsRange(start=hour(0), stop=hour(20))
+    assert [t.date_hour for t in task.requires()] == [hour(n) for n in (2, 4, 5, *range(7, 20))]
 
 
 @pytest.mark.slow
