@@ -78,9 +78,10 @@ class Insights(PartitionTask):
 
     @classmethod
     def bulk_complete(cls, parameter_tuples: Iterable[datetime]) -> list[datetime]:
-        """The complete hours among ``parameter_tuples``, from one listing of the data root and
-        one read of ``latest``: what luigi's range tools (``RangeHourly --of Insights``) ask
-        instead of ``complete()`` hour by hour, so a backfill finds its gaps in bulk."""
+        """The complete hours among ``parameter_tuples``: one listing of the data root, one read
+        of ``latest``, then the manifest of each listed hour (a HEAD request each on s3://; hours
+        not listed cost nothing). What luigi's range tools (``InsightsRange``) ask instead of
+        ``complete()`` hour by hour, so a backfill finds its gaps in bulk."""
         root = config.paths().root()
         present = set(partition_names(root))
         current, last = latest_partition(root), last_partition()
