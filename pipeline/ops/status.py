@@ -2,8 +2,10 @@
 
 One look at the data root, local or ``s3://``, answered the way monitoring systems read it (the
 Nagios / monitoring-plugins convention): a first line ``OK|WARNING|CRITICAL: ...``, details
-after it, and the exit code 0, 1 or 2 (3, UNKNOWN, when the root cannot be read). ``--json``
-prints the same facts for machines. Reads only; runs nothing.
+after it, and the exit code 0, 1 or 2. Whatever keeps it from judging (bad usage, an unreadable
+root) is one line
+``UNKNOWN: ...`` and exit 3, never argparse's 2, which a monitoring system reads as CRITICAL.
+``--json`` prints the same facts for machines. Reads only; runs nothing.
 
 An hour of the window is *complete* (its manifest is there), *running* (a run holds its lock or
 claim), *failed* (a folder without a manifest that no run holds: a run stopped or failed there)
@@ -18,6 +20,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import orjson
 
@@ -187,39 +190,70 @@ def text(health: Health) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    settings = monitoring()
-    parser = argparse.ArgumentParser(
+class UsageError(Exception):
+    """A command line ``status`` cannot use: UNKNOWN, not argparse's exit 2 (CRITICAL)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _days(text: str) -> int:
+    """``--days``: a whole number that ``[monitoring] days`` also accepts (1 to 366)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if (why := monitoring.days.allowed.problem(value)) is not None:
+        raise argparse.ArgumentTypeError(f"{value} {why}, as [monitoring] days")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    out = _Parser(
         prog="python -m pipeline status",
         description="Say whether the data is fresh and which hours are missing or failed; exit "
-        "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the monitoring-plugins convention).",
+        "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the monitoring-plugins convention; also bad "
+        "usage or settings).",
     )
-    parser.add_argument(
+    out.add_argument(
         "--data-dir", help="data root, a path or s3://bucket/prefix (default: as the pipeline's)"
     )
-    parser.add_argument(
+    out.add_argument(
         "--days",
-        type=int,
-        default=settings.days,
-        help=f"days looked at, ending with the current hour ([monitoring] days: {settings.days})",
+        type=_days,
+        help="days looked at, ending with the current hour, 1 to 366 (default: [monitoring] days)",
     )
-    parser.add_argument("--json", action="store_true", help="print the facts as one JSON object")
-    args = parser.parse_args(argv)
-    if args.days < 1:
-        parser.error(f"--days {args.days}: must be 1 or more")
+    out.add_argument("--json", action="store_true", help="print the facts as one JSON object")
+    return out
+
+
+def unknown(message: str, as_json: bool) -> int:
+    """Print why ``status`` cannot judge, as one line (or one JSON object), and say UNKNOWN."""
+    line = f"UNKNOWN: {message}"
+    print(
+        orjson.dumps({"status": "UNKNOWN", "exit_code": UNKNOWN, "reasons": [line]}).decode()
+        if as_json
+        else line
+    )
+    return UNKNOWN
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except UsageError as exc:
+        return unknown(f"usage: {exc} (see python -m pipeline status --help)", "--json" in argv)
+    settings = monitoring()
+    days = settings.days if args.days is None else args.days
     try:
         root = parse_root(args.data_dir) if args.data_dir else paths().root()
         health = check(
-            root, clock.now(), args.days, settings.warn_after_hours, settings.critical_after_hours
+            root, clock.now(), days, settings.warn_after_hours, settings.critical_after_hours
         )
     except (ValueError, StoreError, OSError) as exc:
-        message = f"UNKNOWN: cannot read the data root: {exc}"
-        print(
-            orjson.dumps({"status": "UNKNOWN", "exit_code": UNKNOWN, "reasons": [message]}).decode()
-            if args.json
-            else message
-        )
-        return UNKNOWN
+        return unknown(f"cannot read the data root: {exc}", args.json)
     if args.json:
         print(
             orjson.dumps(

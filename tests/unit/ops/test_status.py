@@ -132,9 +132,51 @@ def test_a_local_root_through_the_command_line(
 def test_an_unreadable_root_is_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--data-dir", "gs://bucket/x"]) == UNKNOWN
     assert capsys.readouterr().out.startswith("UNKNOWN: cannot read the data root: data root ")
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["status", "--days", "0"])
-    assert exc.value.code == 2  # usage: the last bad value (1 is the first good one)
+
+
+def said(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    code = cli.main(["status", *argv])
+    return code, capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["--days", "0"], "argument --days: 0 must be 1 to 366, as [monitoring] days"),
+        (["--days", "367"], "argument --days: 367 must be 1 to 366, as [monitoring] days"),
+        (["--days", "1000000"], "argument --days: 1000000 must be 1 to 366, as [monitoring] days"),
+        (["--days", "x"], "argument --days: 'x' is not a whole number"),
+        (["--nope"], "unrecognized arguments: --nope"),
+    ],
+)
+def test_a_usage_error_is_one_unknown_line_and_exit_3(
+    argv: list[str], why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not argparse's exit 2, which a monitoring system reads as CRITICAL."""
+    assert said(["--data-dir", str(tmp_path), *argv], capsys) == (
+        UNKNOWN, [f"UNKNOWN: usage: {why} (see python -m pipeline status --help)"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("days", "first"), [("1", "2026-11-24T20"), ("366", "2025-11-24T20")])
+def test_days_edges_are_accepted(
+    days: str, first: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = said(["--data-dir", str(tmp_path), "--days", days], capsys)
+    assert (code, out[2]) == (
+        CRITICAL, f"  window: {first} to 2026-11-25T19 (UTC), checked at 2026-11-25T19:30:00+00:00",
+    )  # fmt: skip
+
+
+def test_usage_error_with_json_is_one_unknown_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = said(["--data-dir", str(tmp_path), "--json", "--days", "0"], capsys)
+    assert (code, [orjson.loads(line) for line in out]) == (UNKNOWN, [{
+        "status": "UNKNOWN", "exit_code": 3, "reasons": [
+            "UNKNOWN: usage: argument --days: 0 must be 1 to 366, as [monitoring] days "
+            "(see python -m pipeline status --help)"],
+    }])  # fmt: skip
 
 
 @pytest.fixture
