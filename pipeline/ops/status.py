@@ -2,8 +2,8 @@
 
 One look at the data root, local or ``s3://``, answered the way monitoring systems read it (the
 Nagios / monitoring-plugins convention): a first line ``OK|WARNING|CRITICAL: ...``, details
-after it, and the exit code 0, 1 or 2. Whatever keeps it from judging (bad usage, an unreadable
-root) is one line
+after it, and the exit code 0, 1 or 2. Whatever keeps it from judging (bad usage, an unusable
+``[monitoring]`` or ``[paths]`` setting, an unreadable root) is one line
 ``UNKNOWN: ...`` and exit 3, never argparse's 2, which a monitoring system reads as CRITICAL.
 ``--json`` prints the same facts for machines. Reads only; runs nothing.
 
@@ -25,7 +25,7 @@ from typing import NoReturn
 import orjson
 
 from pipeline import clock
-from pipeline.config import monitoring, paths
+from pipeline.config import monitoring, paths, settings_problems
 from pipeline.storage.fs import (
     Location,
     ObjectPath,
@@ -38,6 +38,8 @@ from pipeline.storage.layout import LOCK, PARTITION_FORMAT, Partition
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+#: The sections ``status`` reads: a bad option elsewhere is the runs' problem, seen in their hours.
+SECTIONS = ("monitoring", "paths")
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,11 @@ def main(argv: list[str]) -> int:
         args = parser().parse_args(argv)
     except UsageError as exc:
         return unknown(f"usage: {exc} (see python -m pipeline status --help)", "--json" in argv)
+    sections = SECTIONS if args.data_dir is None else ("monitoring",)
+    problems = [p for p in settings_problems() if p.setting.split("]")[0][1:] in sections]
+    if problems:
+        said = "; ".join(map(str, problems))
+        return unknown(f"{len(problems)} setting(s) unusable: {said}", args.json)
     settings = monitoring()
     days = settings.days if args.days is None else args.days
     try:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import luigi.configuration
 import orjson
 import pytest
 
@@ -177,6 +178,44 @@ def test_usage_error_with_json_is_one_unknown_object(
             "UNKNOWN: usage: argument --days: 0 must be 1 to 366, as [monitoring] days "
             "(see python -m pipeline status --help)"],
     }])  # fmt: skip
+
+
+@pytest.fixture
+def cfg_file(tmp_path: Path) -> Iterator[Path]:
+    """A luigi configuration file read after the checkout's, removed again after the test."""
+    path = tmp_path / "site.cfg"
+    path.write_text("")
+    parser = luigi.configuration.LuigiConfigParser
+    instance = parser.instance()
+    saved = {name: dict(instance._sections[name]) for name in instance.sections()}
+    parser.add_config_path(str(path))
+    yield path
+    parser._config_paths.remove(str(path))
+    for name in instance.sections():
+        instance.remove_section(name)
+    instance.read_dict(saved)
+
+
+def test_unusable_monitoring_settings_are_unknown_naming_each(
+    cfg_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each bad option with its value and source, as the run's settings check words it; a bad
+    option of a section ``status`` does not read ([api]) is left to the runs."""
+    cfg_file.write_text("[monitoring]\nwarn_after_hours = 0\ndays = 9999\n[api]\npage_size = abc\n")
+    luigi.configuration.LuigiConfigParser.reload()
+    assert said(["--data-dir", str(tmp_path)], capsys) == (UNKNOWN, [
+        f"UNKNOWN: 2 setting(s) unusable: [monitoring] days = '9999' (from {cfg_file}): must be "
+        f"1 to 366; [monitoring] warn_after_hours = '0' (from {cfg_file}): must be >= 1",
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize(("option", "value"), [("days", "366"), ("warn_after_hours", "1")])
+def test_monitoring_settings_edges_are_usable(
+    option: str, value: str, cfg_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg_file.write_text(f"[monitoring]\n{option} = {value}\n")
+    luigi.configuration.LuigiConfigParser.reload()
+    assert said(["--data-dir", str(tmp_path)], capsys)[0] == CRITICAL  # an empty root: judged
 
 
 @pytest.fixture
