@@ -3,7 +3,7 @@
 One look at the data root, local or ``s3://``, answered the way monitoring systems read it (the
 Nagios / monitoring-plugins convention): a first line ``OK|WARNING|CRITICAL: ...``, details
 after it, and the exit code 0, 1 or 2. Whatever keeps it from judging (bad usage, an unusable
-``[monitoring]`` or ``[paths]`` setting, an unreadable root) is one line
+``[monitoring]`` or ``[paths]`` setting, a bad ``PIPELINE_NOW``, an unreadable root) is one line
 ``UNKNOWN: ...`` and exit 3, never argparse's 2, which a monitoring system reads as CRITICAL.
 ``--json`` prints the same facts for machines. Reads only; runs nothing.
 
@@ -255,10 +255,12 @@ def main(argv: list[str]) -> int:
     settings = monitoring()
     days = settings.days if args.days is None else args.days
     try:
+        now = clock.now()
+    except clock.ClockError as exc:
+        return unknown(f"cannot tell the time: {exc}", args.json)
+    try:
         root = parse_root(args.data_dir) if args.data_dir else paths().root()
-        health = check(
-            root, clock.now(), days, settings.warn_after_hours, settings.critical_after_hours
-        )
+        health = check(root, now, days, settings.warn_after_hours, settings.critical_after_hours)
     except (ValueError, StoreError, OSError) as exc:
         return unknown(f"cannot read the data root: {exc}", args.json)
     if args.json:

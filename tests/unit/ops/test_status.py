@@ -218,6 +218,16 @@ def test_monitoring_settings_edges_are_usable(
     assert said(["--data-dir", str(tmp_path)], capsys)[0] == CRITICAL  # an empty root: judged
 
 
+def test_a_bad_pipeline_now_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_NOW", "yesterday")
+    assert said(["--data-dir", str(tmp_path)], capsys) == (UNKNOWN, [
+        "UNKNOWN: cannot tell the time: PIPELINE_NOW='yesterday' is not a time with a UTC offset "
+        "like 2026-11-25T17:30:00Z; unset it to use this machine's clock",
+    ])  # fmt: skip
+
+
 @pytest.fixture
 def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ObjectStore, ObjectPath]]:
     with object_store() as store:
