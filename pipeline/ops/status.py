@@ -10,7 +10,9 @@ after it, and the exit code 0, 1 or 2. Whatever keeps it from judging (bad usage
 An hour of the window is *complete* (its manifest is there), *running* (a run holds its lock or
 claim), *failed* (a folder without a manifest that no run holds: a run stopped or failed there)
 or *missing* (never started). The current hour is *due*, not missing, until it is complete: the
-timer starts it a few minutes in.
+timer starts it a few minutes in. A run that fails before writing anything leaves no folder; its
+hour is failed all the same when ``failed-run.env`` (``cli.note_run``) names it with a non-zero
+exit code and it has no manifest.
 """
 
 from __future__ import annotations
@@ -34,12 +36,21 @@ from pipeline.storage.fs import (
     parse_root,
     partition_names,
 )
-from pipeline.storage.layout import LOCK, PARTITION_FORMAT, Partition
+from pipeline.storage.layout import FAILED_RUN, LOCK, PARTITION_FORMAT, Partition, logs_dir
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
 #: The sections ``status`` reads: a bad option elsewhere is the runs' problem, seen in their hours.
 SECTIONS = ("monitoring", "paths")
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """What ``failed-run.env`` says of the last run that ended badly (or the one under way)."""
+
+    hour: str
+    exit_code: str  # empty while the run is under way
+    run_log: str
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class Health:
     missing: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     running: list[str] = field(default_factory=list)
+    failed_run: FailedRun | None = None  # the run that made an hour of ``failed`` fail, if known
     exit_code: int = OK
     reasons: list[str] = field(default_factory=list)
 
@@ -77,11 +89,25 @@ def assess(
     warn_after_hours: int,
     critical_after_hours: int,
     root: str = "",
+    failed_run: FailedRun | None = None,
 ) -> Health:
     """The verdict on ``states`` (hour -> complete | running | failed, for the hours present
-    under the root) at ``now``: pure, so every threshold is tested without a data root."""
+    under the root) at ``now``: pure, so every threshold is tested without a data root.
+
+    ``failed_run`` (from ``failed-run.env``) makes its hour failed when the run ended with a
+    non-zero exit code and the hour has no manifest and no run holds it: a run that fails before
+    writing anything leaves no folder behind."""
     current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
     window = hours(current - timedelta(days=days) + timedelta(hours=1), current)
+    if (
+        failed_run is not None
+        and failed_run.exit_code not in ("", "0")
+        and failed_run.hour in window
+        and states.get(failed_run.hour) in (None, "failed")
+    ):
+        states = states | {failed_run.hour: "failed"}
+    else:
+        failed_run = None
     complete = sorted(h for h, s in states.items() if s == "complete")
     newest = complete[-1] if complete else None
     age = None
@@ -113,6 +139,7 @@ def assess(
         missing=missing,
         failed=failed,
         running=running,
+        failed_run=failed_run,
         exit_code=code,
         reasons=reasons,
     )
@@ -153,13 +180,33 @@ def newest_report(root: Location, states: dict[str, str]) -> str | None:
     return None
 
 
+def last_failed_run(root: Location) -> FailedRun | None:
+    """``failed-run.env`` as ``cli.note_run`` wrote it (on this host: ``layout.logs_dir``), or
+    None when there is none (the last run succeeded) or it names no hour."""
+    try:
+        text = (logs_dir(root) / FAILED_RUN).read_text()
+    except FileNotFoundError:
+        return None
+    values = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+    hour = values.get("PIPELINE_HOUR", "").strip()
+    if not hour:
+        return None
+    return FailedRun(
+        hour,
+        values.get("PIPELINE_EXIT_CODE", "").strip(),
+        values.get("PIPELINE_RUN_LOG", "").strip(),
+    )
+
+
 def check(root: Location, now: datetime, days: int, warn: int, critical: int) -> Health:
-    """Look at ``root`` (the hours of the window and any later one) and assess it."""
+    """Look at ``root`` (the hours of the window and any later one) and its host's
+    ``failed-run.env``, and assess them."""
     current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
     first = (current - timedelta(days=days) + timedelta(hours=1)).strftime(PARTITION_FORMAT)
     states = observe(root, [n for n in partition_names(root) if n >= first])
     return assess(states, newest_report(root, states), now, days=days, warn_after_hours=warn,
-                  critical_after_hours=critical, root=str(root))  # fmt: skip
+                  critical_after_hours=critical, root=str(root),
+                  failed_run=last_failed_run(root))  # fmt: skip
 
 
 def ranges(names: list[str]) -> str:
@@ -188,6 +235,8 @@ def text(health: Health) -> str:
     ):
         if names:
             lines.append(f"  {label}: {ranges(names)}")
+        if label == "failed" and (run := health.failed_run) is not None:
+            lines.append(f"  failed run: {run.hour} exited {run.exit_code}; run log: {run.run_log}")
     lines.append(f"  newest report: {health.newest_report or 'none'}")
     return "\n".join(lines)
 

@@ -228,6 +228,76 @@ def test_a_bad_pipeline_now_is_named(
     ])  # fmt: skip
 
 
+# -- a run that failed before writing anything (its hour folder removed) -------------------------
+
+
+def failed_run(hour: str = "2026-11-25T03", code: str = "30") -> status.FailedRun:
+    return status.FailedRun(hour, code, "/d/logs/run-20261125T030500Z-7.log")
+
+
+H = ["2026-11-25T03"]
+
+
+@pytest.mark.parametrize(
+    ("state", "code", "failed", "missing", "verdict"),
+    [
+        (None, "30", H, [], WARNING),  # no folder left: failed, not missing
+        ("failed", "30", H, [], WARNING),  # a folder without a manifest: failed, and now why
+        (None, "1", H, [], WARNING),
+        (None, "0", [], H, WARNING),  # it succeeded (note_run removes the file then)
+        (None, "", [], H, WARNING),  # under way, or killed before it could say
+        ("complete", "30", [], [], OK),  # a later run completed the hour
+        ("running", "30", [], [], OK),  # a run holds it again
+    ],
+)
+def test_failed_run_env_makes_its_hour_failed_only_with_an_exit_code_and_no_manifest(
+    state: str | None, code: str, failed: list[str], missing: list[str], verdict: int
+) -> None:
+    states = {h: s for h, s in (full_day() | {H[0]: state}).items() if s is not None}
+    health = assess(states, None, NOW, days=1, warn_after_hours=2, critical_after_hours=6,
+                    failed_run=failed_run(code=code))  # fmt: skip
+    assert (health.failed, health.missing, health.exit_code) == (failed, missing, verdict)
+    assert health.failed_run == (failed_run(code=code) if failed else None)
+
+
+@pytest.mark.parametrize(("hour", "failed"), [("2026-11-24T20", ["2026-11-24T20"]),
+                                             ("2026-11-24T19", [])])  # fmt: skip
+def test_failed_run_env_counts_only_inside_the_window(hour: str, failed: list[str]) -> None:
+    """The window's first hour is the last one it names; the hour before is outside."""
+    states = {h: s for h, s in full_day().items() if h != hour}
+    health = assess(states, None, NOW, days=1, warn_after_hours=2, critical_after_hours=6,
+                    failed_run=failed_run(hour))  # fmt: skip
+    assert (health.failed, health.missing, health.failed_run is not None) == (
+        failed, [], bool(failed),
+    )  # fmt: skip
+
+
+def test_a_run_that_failed_before_writing_is_failed_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``failed-run.env`` as ``cli.note_run`` writes it, beside the partitions of a local root:
+    the hour (no folder left) is failed, and the text says the exit code and the run log."""
+    make_hour(tmp_path, "2026-11-25T18")
+    log = tmp_path / "logs" / "run-20261125T190500Z-42.log"
+    log.parent.mkdir()
+    cli.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=30)
+    code, out = said(["--data-dir", str(tmp_path), "--days", "1"], capsys)
+    assert (code, out[0]) == (WARNING, (
+        "WARNING: newest complete hour 2026-11-25T18 (1 h old); 22 hour(s) missing and 1 failed "
+        "in the last 1 day(s)"
+    ))  # fmt: skip
+    assert out[3:6] == [
+        "  missing: 2026-11-24T20..2026-11-25T17 (22 h)",
+        "  failed: 2026-11-25T19",
+        f"  failed run: 2026-11-25T19 exited 30; run log: {log}",
+    ]
+    cli.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=None)  # run again: under way
+    code, out = said(["--data-dir", str(tmp_path), "--days", "1"], capsys)
+    assert (code, out[0].endswith("22 hour(s) missing and 0 failed in the last 1 day(s)")) == (
+        WARNING, True,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ObjectStore, ObjectPath]]:
     with object_store() as store:
@@ -241,9 +311,15 @@ def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ObjectStore, Objec
 
 
 @pytest.mark.slow
-def test_an_object_store_root(bucket: tuple[ObjectStore, ObjectPath]) -> None:
-    """The same states from objects: a live claim is a run, an expired one a failure."""
+def test_an_object_store_root(
+    bucket: tuple[ObjectStore, ObjectPath], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same states from objects: a live claim is a run, an expired one a failure; a run
+    that failed before writing is named in ``failed-run.env`` on this host ($PIPELINE_LOG_DIR)."""
     store, root = bucket
+    monkeypatch.setenv("PIPELINE_LOG_DIR", str(tmp_path / "host-logs"))
+    (tmp_path / "host-logs").mkdir()
+    cli.note_run(root, datetime(2026, 11, 25, 16), tmp_path / "host-logs" / "run.log", rc=30)
     for key in ("2026-11-25T18/manifest.json", "2026-11-25T18/report/index.html"):
         store.client.put_object(Bucket=BUCKET, Key=f"etl/{key}", Body=b"{}")
     lease.acquire(root / "2026-11-25T19" / ".lock", "test", 120, release_at_exit=False)
@@ -253,8 +329,11 @@ def test_an_object_store_root(bucket: tuple[ObjectStore, ObjectPath]) -> None:
     )
     health = status.check(root, NOW, 1, 2, 6)
     assert (health.exit_code, health.newest_complete, health.failed, health.running) == (
-        WARNING, "2026-11-25T18", ["2026-11-25T17"], ["2026-11-25T19"],
+        WARNING, "2026-11-25T18", ["2026-11-25T16", "2026-11-25T17"], ["2026-11-25T19"],
     )  # fmt: skip
     assert health.newest_report == "s3://shop-data/etl/2026-11-25T18/report/index.html"
-    missing = health.missing  # the window's hours before 17 with no object at all
-    assert (len(missing), missing[0], missing[-1]) == (21, "2026-11-24T20", "2026-11-25T16")
+    missing = health.missing  # the window's hours before 16 with no object at all
+    assert (len(missing), missing[0], missing[-1]) == (20, "2026-11-24T20", "2026-11-25T15")
+    assert health.failed_run == status.FailedRun(
+        "2026-11-25T16", "30", str(tmp_path / "host-logs" / "run.log")
+    )
