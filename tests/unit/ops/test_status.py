@@ -209,6 +209,23 @@ def test_unusable_monitoring_settings_are_unknown_naming_each(
     ])  # fmt: skip
 
 
+def test_paths_settings_count_only_when_status_uses_them(
+    cfg_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The data root from [paths] is checked as a run checks it; --data-dir replaces it."""
+    monkeypatch.delenv("PIPELINE_DATA_DIR", raising=False)
+    cfg_file.write_text("[paths]\ndata_dir =\n")
+    luigi.configuration.LuigiConfigParser.reload()
+    assert said([], capsys) == (UNKNOWN, [
+        f"UNKNOWN: 1 setting(s) unusable: [paths] data_dir = '' (from {cfg_file}): must be "
+        "not empty",
+    ])  # fmt: skip
+    assert said(["--data-dir", str(tmp_path)], capsys)[0] == CRITICAL  # an empty root: judged
+
+
 @pytest.mark.parametrize(("option", "value"), [("days", "366"), ("warn_after_hours", "1")])
 def test_monitoring_settings_edges_are_usable(
     option: str, value: str, cfg_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
