@@ -31,7 +31,7 @@ from typing import BinaryIO
 from pipeline import clock, config, interrupts, logs
 from pipeline.config import CHECKOUT, paths
 from pipeline.storage.fs import Location
-from pipeline.storage.layout import logs_dir
+from pipeline.storage.layout import FAILED_RUN, logs_dir
 from pipeline.storage.locks import remove_unused
 from pipeline.tasks.base import RUN_LOG_ENV
 
@@ -425,9 +425,8 @@ def new_log(root: Location) -> Path:
     return log.resolve()
 
 
-#: Under ``logs/``: the run under way or the last one that failed (its hour, exit code and log),
-#: for the systemd failure unit (``units --on-failure``). Removed when a run succeeds.
-FAILED_RUN = "failed-run.env"
+#: ``layout.FAILED_RUN``, under ``logs/``: for the systemd failure unit (``units --on-failure``)
+#: and ``status``. Removed when a run succeeds.
 
 
 def note_run(root: Location, hour: datetime, log: Path, rc: int | None = None) -> None:

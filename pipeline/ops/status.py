@@ -2,13 +2,17 @@
 
 One look at the data root, local or ``s3://``, answered the way monitoring systems read it (the
 Nagios / monitoring-plugins convention): a first line ``OK|WARNING|CRITICAL: ...``, details
-after it, and the exit code 0, 1 or 2 (3, UNKNOWN, when the root cannot be read). ``--json``
-prints the same facts for machines. Reads only; runs nothing.
+after it, and the exit code 0, 1 or 2. Whatever keeps it from judging (bad usage, an unusable
+``[monitoring]`` or ``[paths]`` setting, a bad ``PIPELINE_NOW``, an unreadable root) is one line
+``UNKNOWN: ...`` and exit 3, never argparse's 2, which a monitoring system reads as CRITICAL.
+``--json`` prints the same facts for machines. Reads only; runs nothing.
 
 An hour of the window is *complete* (its manifest is there), *running* (a run holds its lock or
 claim), *failed* (a folder without a manifest that no run holds: a run stopped or failed there)
 or *missing* (never started). The current hour is *due*, not missing, until it is complete: the
-timer starts it a few minutes in.
+timer starts it a few minutes in. A run that fails before writing anything leaves no folder; its
+hour is failed all the same when ``failed-run.env`` (``cli.note_run``) names it with a non-zero
+exit code and it has no manifest.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import orjson
 
 from pipeline import clock
-from pipeline.config import monitoring, paths
+from pipeline.config import monitoring, paths, settings_problems
 from pipeline.storage.fs import (
     Location,
     ObjectPath,
@@ -31,10 +36,21 @@ from pipeline.storage.fs import (
     parse_root,
     partition_names,
 )
-from pipeline.storage.layout import LOCK, PARTITION_FORMAT, Partition
+from pipeline.storage.layout import FAILED_RUN, LOCK, PARTITION_FORMAT, Partition, logs_dir
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+#: The sections ``status`` reads: a bad option elsewhere is the runs' problem, seen in their hours.
+SECTIONS = ("monitoring", "paths")
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """What ``failed-run.env`` says of the last run that ended badly (or the one under way)."""
+
+    hour: str
+    exit_code: str  # empty while the run is under way
+    run_log: str
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,7 @@ class Health:
     missing: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     running: list[str] = field(default_factory=list)
+    failed_run: FailedRun | None = None  # the run that made an hour of ``failed`` fail, if known
     exit_code: int = OK
     reasons: list[str] = field(default_factory=list)
 
@@ -72,11 +89,25 @@ def assess(
     warn_after_hours: int,
     critical_after_hours: int,
     root: str = "",
+    failed_run: FailedRun | None = None,
 ) -> Health:
     """The verdict on ``states`` (hour -> complete | running | failed, for the hours present
-    under the root) at ``now``: pure, so every threshold is tested without a data root."""
+    under the root) at ``now``: pure, so every threshold is tested without a data root.
+
+    ``failed_run`` (from ``failed-run.env``) makes its hour failed when the run ended with a
+    non-zero exit code and the hour has no manifest and no run holds it: a run that fails before
+    writing anything leaves no folder behind."""
     current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
     window = hours(current - timedelta(days=days) + timedelta(hours=1), current)
+    if (
+        failed_run is not None
+        and failed_run.exit_code not in ("", "0")
+        and failed_run.hour in window
+        and states.get(failed_run.hour) in (None, "failed")
+    ):
+        states = states | {failed_run.hour: "failed"}
+    else:
+        failed_run = None
     complete = sorted(h for h, s in states.items() if s == "complete")
     newest = complete[-1] if complete else None
     age = None
@@ -108,6 +139,7 @@ def assess(
         missing=missing,
         failed=failed,
         running=running,
+        failed_run=failed_run,
         exit_code=code,
         reasons=reasons,
     )
@@ -148,13 +180,33 @@ def newest_report(root: Location, states: dict[str, str]) -> str | None:
     return None
 
 
+def last_failed_run(root: Location) -> FailedRun | None:
+    """``failed-run.env`` as ``cli.note_run`` wrote it (on this host: ``layout.logs_dir``), or
+    None when there is none (the last run succeeded) or it names no hour."""
+    try:
+        text = (logs_dir(root) / FAILED_RUN).read_text()
+    except FileNotFoundError:
+        return None
+    values = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+    hour = values.get("PIPELINE_HOUR", "").strip()
+    if not hour:
+        return None
+    return FailedRun(
+        hour,
+        values.get("PIPELINE_EXIT_CODE", "").strip(),
+        values.get("PIPELINE_RUN_LOG", "").strip(),
+    )
+
+
 def check(root: Location, now: datetime, days: int, warn: int, critical: int) -> Health:
-    """Look at ``root`` (the hours of the window and any later one) and assess it."""
+    """Look at ``root`` (the hours of the window and any later one) and its host's
+    ``failed-run.env``, and assess them."""
     current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
     first = (current - timedelta(days=days) + timedelta(hours=1)).strftime(PARTITION_FORMAT)
     states = observe(root, [n for n in partition_names(root) if n >= first])
     return assess(states, newest_report(root, states), now, days=days, warn_after_hours=warn,
-                  critical_after_hours=critical, root=str(root))  # fmt: skip
+                  critical_after_hours=critical, root=str(root),
+                  failed_run=last_failed_run(root))  # fmt: skip
 
 
 def ranges(names: list[str]) -> str:
@@ -183,43 +235,83 @@ def text(health: Health) -> str:
     ):
         if names:
             lines.append(f"  {label}: {ranges(names)}")
+        if label == "failed" and (run := health.failed_run) is not None:
+            lines.append(f"  failed run: {run.hour} exited {run.exit_code}; run log: {run.run_log}")
     lines.append(f"  newest report: {health.newest_report or 'none'}")
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    settings = monitoring()
-    parser = argparse.ArgumentParser(
+class UsageError(Exception):
+    """A command line ``status`` cannot use: UNKNOWN, not argparse's exit 2 (CRITICAL)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _days(text: str) -> int:
+    """``--days``: a whole number that ``[monitoring] days`` also accepts (1 to 366)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if (why := monitoring.days.allowed.problem(value)) is not None:
+        raise argparse.ArgumentTypeError(f"{value} {why}, as [monitoring] days")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    out = _Parser(
         prog="python -m pipeline status",
         description="Say whether the data is fresh and which hours are missing or failed; exit "
-        "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the monitoring-plugins convention).",
+        "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (the monitoring-plugins convention; also bad "
+        "usage or settings).",
     )
-    parser.add_argument(
+    out.add_argument(
         "--data-dir", help="data root, a path or s3://bucket/prefix (default: as the pipeline's)"
     )
-    parser.add_argument(
+    out.add_argument(
         "--days",
-        type=int,
-        default=settings.days,
-        help=f"days looked at, ending with the current hour ([monitoring] days: {settings.days})",
+        type=_days,
+        help="days looked at, ending with the current hour, 1 to 366 (default: [monitoring] days)",
     )
-    parser.add_argument("--json", action="store_true", help="print the facts as one JSON object")
-    args = parser.parse_args(argv)
-    if args.days < 1:
-        parser.error(f"--days {args.days}: must be 1 or more")
+    out.add_argument("--json", action="store_true", help="print the facts as one JSON object")
+    return out
+
+
+def unknown(message: str, as_json: bool) -> int:
+    """Print why ``status`` cannot judge, as one line (or one JSON object), and say UNKNOWN."""
+    line = f"UNKNOWN: {message}"
+    print(
+        orjson.dumps({"status": "UNKNOWN", "exit_code": UNKNOWN, "reasons": [line]}).decode()
+        if as_json
+        else line
+    )
+    return UNKNOWN
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except UsageError as exc:
+        return unknown(f"usage: {exc} (see python -m pipeline status --help)", "--json" in argv)
+    sections = SECTIONS if args.data_dir is None else ("monitoring",)
+    problems = [p for p in settings_problems() if p.setting.split("]")[0][1:] in sections]
+    if problems:
+        said = "; ".join(map(str, problems))
+        return unknown(f"{len(problems)} setting(s) unusable: {said}", args.json)
+    settings = monitoring()
+    days = settings.days if args.days is None else args.days
+    try:
+        now = clock.now()
+    except clock.ClockError as exc:
+        return unknown(f"cannot tell the time: {exc}", args.json)
     try:
         root = parse_root(args.data_dir) if args.data_dir else paths().root()
-        health = check(
-            root, clock.now(), args.days, settings.warn_after_hours, settings.critical_after_hours
-        )
+        health = check(root, now, days, settings.warn_after_hours, settings.critical_after_hours)
     except (ValueError, StoreError, OSError) as exc:
-        message = f"UNKNOWN: cannot read the data root: {exc}"
-        print(
-            orjson.dumps({"status": "UNKNOWN", "exit_code": UNKNOWN, "reasons": [message]}).decode()
-            if args.json
-            else message
-        )
-        return UNKNOWN
+        return unknown(f"cannot read the data root: {exc}", args.json)
     if args.json:
         print(
             orjson.dumps(

@@ -21,6 +21,8 @@ LATEST = "latest"
 LOCK = ".lock"  # held by the run writing a partition
 LOGS = "logs"  # per-run log files of `python -m pipeline run` and failed-run.env: per host
 LOG_DIR_ENV = "PIPELINE_LOG_DIR"  # where they go on this host when the data root is a bucket
+#: Under ``logs_dir``: the run under way or the last one that failed (its hour, exit code, log).
+FAILED_RUN = "failed-run.env"
 HISTORY = "history"  # the Parquet dataset across hours, beside the partitions
 CLEANED = ("users", "products", "carts")  # the cleaned tables, in the order they are built
 

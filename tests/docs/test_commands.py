@@ -103,9 +103,9 @@ BACKFILL = """\
 """  # noqa: E501
 
 STATUS = """\
-./run_pipeline.sh status          # OK / WARNING / CRITICAL, exit 0 / 1 / 2 (3: the root cannot be read)
+./run_pipeline.sh status          # OK / WARNING / CRITICAL, exit 0 / 1 / 2 (3: UNKNOWN, see below)
 ./run_pipeline.sh status --json   # the same facts for a monitoring system
-"""  # noqa: E501
+"""
 
 LUIGID = """\
 ./run_pipeline.sh luigid                                 # http://127.0.0.1:8082; Ctrl-C stops it
@@ -245,6 +245,11 @@ def test_quickstart_and_status(api: DummyJSONServer, tmp_path: Path) -> None:
     assert (machine.returncode, facts["status"], facts["newest_report"]) == (
         1, "WARNING", str(data / NOW_HOUR / "report" / "index.html"),
     )  # fmt: skip
+    usage = run_command("./run_pipeline.sh status --days 367", env)  # through the wrapper too
+    assert (usage.returncode, usage.stdout.splitlines()) == (3, [
+        "UNKNOWN: usage: argument --days: 367 must be 1 to 366, as [monitoring] days "
+        "(see python -m pipeline status --help)",
+    ])  # fmt: skip
     demo_dir = REPO / "data-demo"  # the demo's folder: a developer's own is put aside meanwhile
     aside = tmp_path / "data-demo-aside"
     if demo_dir.exists():

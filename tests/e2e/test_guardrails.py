@@ -411,6 +411,18 @@ def test_the_failure_unit_gets_the_hour_of_the_failed_run(
     assert env_file.read_text() == (
         f"PIPELINE_HOUR={PARTITION}\nPIPELINE_EXIT_CODE=30\nPIPELINE_RUN_LOG={log}\n"
     )
+    # no folder left for the hour (nothing was written), yet `status` calls it failed, not missing
+    said = run([str(SCRIPT), "status", "--data-dir", str(data), "--days", "1"], caller,
+               PIPELINE_NOW=os.environ["PIPELINE_NOW"])  # fmt: skip
+    assert not (data / PARTITION).exists()
+    assert (said.returncode, said.stdout.splitlines()[0]) == (2, (
+        "CRITICAL: no complete hour; 22 hour(s) missing and 1 failed in the last 1 day(s)"
+    ))  # fmt: skip
+    assert said.stdout.splitlines()[3:6] == [
+        "  missing: 2026-11-24T20..2026-11-25T16 (21 h), 2026-11-25T18",
+        f"  failed: {PARTITION}",
+        f"  failed run: {PARTITION} exited 30; run log: {log}",
+    ]
 
     record = tmp_path / "told"
     script = tmp_path / "tell-ops"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import luigi.configuration
 import orjson
 import pytest
 
@@ -133,9 +133,186 @@ def test_a_local_root_through_the_command_line(
 def test_an_unreadable_root_is_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--data-dir", "gs://bucket/x"]) == UNKNOWN
     assert capsys.readouterr().out.startswith("UNKNOWN: cannot read the data root: data root ")
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["status", "--days", "0"])
-    assert exc.value.code == 2  # usage: the last bad value (1 is the first good one)
+
+
+def said(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    code = cli.main(["status", *argv])
+    return code, capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["--days", "0"], "argument --days: 0 must be 1 to 366, as [monitoring] days"),
+        (["--days", "367"], "argument --days: 367 must be 1 to 366, as [monitoring] days"),
+        (["--days", "1000000"], "argument --days: 1000000 must be 1 to 366, as [monitoring] days"),
+        (["--days", "x"], "argument --days: 'x' is not a whole number"),
+        (["--nope"], "unrecognized arguments: --nope"),
+    ],
+)
+def test_a_usage_error_is_one_unknown_line_and_exit_3(
+    argv: list[str], why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not argparse's exit 2, which a monitoring system reads as CRITICAL."""
+    assert said(["--data-dir", str(tmp_path), *argv], capsys) == (
+        UNKNOWN, [f"UNKNOWN: usage: {why} (see python -m pipeline status --help)"],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("days", "first"), [("1", "2026-11-24T20"), ("366", "2025-11-24T20")])
+def test_days_edges_are_accepted(
+    days: str, first: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = said(["--data-dir", str(tmp_path), "--days", days], capsys)
+    assert (code, out[2]) == (
+        CRITICAL, f"  window: {first} to 2026-11-25T19 (UTC), checked at 2026-11-25T19:30:00+00:00",
+    )  # fmt: skip
+
+
+def test_usage_error_with_json_is_one_unknown_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = said(["--data-dir", str(tmp_path), "--json", "--days", "0"], capsys)
+    assert (code, [orjson.loads(line) for line in out]) == (UNKNOWN, [{
+        "status": "UNKNOWN", "exit_code": 3, "reasons": [
+            "UNKNOWN: usage: argument --days: 0 must be 1 to 366, as [monitoring] days "
+            "(see python -m pipeline status --help)"],
+    }])  # fmt: skip
+
+
+@pytest.fixture
+def cfg_file(tmp_path: Path) -> Iterator[Path]:
+    """A luigi configuration file read after the checkout's, removed again after the test."""
+    path = tmp_path / "site.cfg"
+    path.write_text("")
+    parser = luigi.configuration.LuigiConfigParser
+    instance = parser.instance()
+    saved = {name: dict(instance._sections[name]) for name in instance.sections()}
+    parser.add_config_path(str(path))
+    yield path
+    parser._config_paths.remove(str(path))
+    for name in instance.sections():
+        instance.remove_section(name)
+    instance.read_dict(saved)
+
+
+def test_unusable_monitoring_settings_are_unknown_naming_each(
+    cfg_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each bad option with its value and source, as the run's settings check words it; a bad
+    option of a section ``status`` does not read ([api]) is left to the runs."""
+    cfg_file.write_text("[monitoring]\nwarn_after_hours = 0\ndays = 9999\n[api]\npage_size = abc\n")
+    luigi.configuration.LuigiConfigParser.reload()
+    assert said(["--data-dir", str(tmp_path)], capsys) == (UNKNOWN, [
+        f"UNKNOWN: 2 setting(s) unusable: [monitoring] days = '9999' (from {cfg_file}): must be "
+        f"1 to 366; [monitoring] warn_after_hours = '0' (from {cfg_file}): must be >= 1",
+    ])  # fmt: skip
+
+
+def test_paths_settings_count_only_when_status_uses_them(
+    cfg_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The data root from [paths] is checked as a run checks it; --data-dir replaces it."""
+    monkeypatch.delenv("PIPELINE_DATA_DIR", raising=False)
+    cfg_file.write_text("[paths]\ndata_dir =\n")
+    luigi.configuration.LuigiConfigParser.reload()
+    assert said([], capsys) == (UNKNOWN, [
+        f"UNKNOWN: 1 setting(s) unusable: [paths] data_dir = '' (from {cfg_file}): must be "
+        "not empty",
+    ])  # fmt: skip
+    assert said(["--data-dir", str(tmp_path)], capsys)[0] == CRITICAL  # an empty root: judged
+
+
+@pytest.mark.parametrize(("option", "value"), [("days", "366"), ("warn_after_hours", "1")])
+def test_monitoring_settings_edges_are_usable(
+    option: str, value: str, cfg_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg_file.write_text(f"[monitoring]\n{option} = {value}\n")
+    luigi.configuration.LuigiConfigParser.reload()
+    assert said(["--data-dir", str(tmp_path)], capsys)[0] == CRITICAL  # an empty root: judged
+
+
+def test_a_bad_pipeline_now_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PIPELINE_NOW", "yesterday")
+    assert said(["--data-dir", str(tmp_path)], capsys) == (UNKNOWN, [
+        "UNKNOWN: cannot tell the time: PIPELINE_NOW='yesterday' is not a time with a UTC offset "
+        "like 2026-11-25T17:30:00Z; unset it to use this machine's clock",
+    ])  # fmt: skip
+
+
+# -- a run that failed before writing anything (its hour folder removed) -------------------------
+
+
+def failed_run(hour: str = "2026-11-25T03", code: str = "30") -> status.FailedRun:
+    return status.FailedRun(hour, code, "/d/logs/run-20261125T030500Z-7.log")
+
+
+H = ["2026-11-25T03"]
+
+
+@pytest.mark.parametrize(
+    ("state", "code", "failed", "missing", "verdict"),
+    [
+        (None, "30", H, [], WARNING),  # no folder left: failed, not missing
+        ("failed", "30", H, [], WARNING),  # a folder without a manifest: failed, and now why
+        (None, "1", H, [], WARNING),
+        (None, "0", [], H, WARNING),  # it succeeded (note_run removes the file then)
+        (None, "", [], H, WARNING),  # under way, or killed before it could say
+        ("complete", "30", [], [], OK),  # a later run completed the hour
+        ("running", "30", [], [], OK),  # a run holds it again
+    ],
+)
+def test_failed_run_env_makes_its_hour_failed_only_with_an_exit_code_and_no_manifest(
+    state: str | None, code: str, failed: list[str], missing: list[str], verdict: int
+) -> None:
+    states = {h: s for h, s in (full_day() | {H[0]: state}).items() if s is not None}
+    health = assess(states, None, NOW, days=1, warn_after_hours=2, critical_after_hours=6,
+                    failed_run=failed_run(code=code))  # fmt: skip
+    assert (health.failed, health.missing, health.exit_code) == (failed, missing, verdict)
+    assert health.failed_run == (failed_run(code=code) if failed else None)
+
+
+@pytest.mark.parametrize(("hour", "failed"), [("2026-11-24T20", ["2026-11-24T20"]),
+                                             ("2026-11-24T19", [])])  # fmt: skip
+def test_failed_run_env_counts_only_inside_the_window(hour: str, failed: list[str]) -> None:
+    """The window's first hour is the last one it names; the hour before is outside."""
+    states = {h: s for h, s in full_day().items() if h != hour}
+    health = assess(states, None, NOW, days=1, warn_after_hours=2, critical_after_hours=6,
+                    failed_run=failed_run(hour))  # fmt: skip
+    assert (health.failed, health.missing, health.failed_run is not None) == (
+        failed, [], bool(failed),
+    )  # fmt: skip
+
+
+def test_a_run_that_failed_before_writing_is_failed_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``failed-run.env`` as ``cli.note_run`` writes it, beside the partitions of a local root:
+    the hour (no folder left) is failed, and the text says the exit code and the run log."""
+    make_hour(tmp_path, "2026-11-25T18")
+    log = tmp_path / "logs" / "run-20261125T190500Z-42.log"
+    log.parent.mkdir()
+    cli.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=30)
+    code, out = said(["--data-dir", str(tmp_path), "--days", "1"], capsys)
+    assert (code, out[0]) == (WARNING, (
+        "WARNING: newest complete hour 2026-11-25T18 (1 h old); 22 hour(s) missing and 1 failed "
+        "in the last 1 day(s)"
+    ))  # fmt: skip
+    assert out[3:6] == [
+        "  missing: 2026-11-24T20..2026-11-25T17 (22 h)",
+        "  failed: 2026-11-25T19",
+        f"  failed run: 2026-11-25T19 exited 30; run log: {log}",
+    ]
+    cli.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=None)  # run again: under way
+    code, out = said(["--data-dir", str(tmp_path), "--days", "1"], capsys)
+    assert (code, out[0].endswith("22 hour(s) missing and 0 failed in the last 1 day(s)")) == (
+        WARNING, True,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -151,9 +328,15 @@ def bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ObjectStore, Objec
 
 
 @pytest.mark.slow
-def test_an_object_store_root(bucket: tuple[ObjectStore, ObjectPath]) -> None:
-    """The same states from objects: a live claim is a run, an expired one a failure."""
+def test_an_object_store_root(
+    bucket: tuple[ObjectStore, ObjectPath], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same states from objects: a live claim is a run, an expired one a failure; a run
+    that failed before writing is named in ``failed-run.env`` on this host ($PIPELINE_LOG_DIR)."""
     store, root = bucket
+    monkeypatch.setenv("PIPELINE_LOG_DIR", str(tmp_path / "host-logs"))
+    (tmp_path / "host-logs").mkdir()
+    cli.note_run(root, datetime(2026, 11, 25, 16), tmp_path / "host-logs" / "run.log", rc=30)
     for key in ("2026-11-25T18/manifest.json", "2026-11-25T18/report/index.html"):
         store.client.put_object(Bucket=BUCKET, Key=f"etl/{key}", Body=b"{}")
     lease.acquire(root / "2026-11-25T19" / ".lock", "test", 120, release_at_exit=False)
@@ -163,7 +346,11 @@ def test_an_object_store_root(bucket: tuple[ObjectStore, ObjectPath]) -> None:
     )
     health = status.check(root, NOW, 1, 2, 6)
     assert (health.exit_code, health.newest_complete, health.failed, health.running) == (
-        WARNING, "2026-11-25T18", ["2026-11-25T17"], ["2026-11-25T19"],
+        WARNING, "2026-11-25T18", ["2026-11-25T16", "2026-11-25T17"], ["2026-11-25T19"],
     )  # fmt: skip
     assert health.newest_report == "s3://shop-data/etl/2026-11-25T18/report/index.html"
-    assert os.environ["AWS_ENDPOINT_URL"] == store.url
+    missing = health.missing  # the window's hours before 16 with no object at all
+    assert (len(missing), missing[0], missing[-1]) == (20, "2026-11-24T20", "2026-11-25T15")
+    assert health.failed_run == status.FailedRun(
+        "2026-11-25T16", "30", str(tmp_path / "host-logs" / "run.log")
+    )
