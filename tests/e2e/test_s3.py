@@ -334,8 +334,9 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
     """``./run_pipeline.sh`` and ``python -m pipeline`` on ``s3://``, as the README's Scaling
     out gives them, through a proxy that logs what the store answered, in order: the manifest
     is written last and ``latest`` after it; ``report`` and ``prune --dry-run`` only read; a
-    rerun changes nothing of the old hour until its rebuild is complete, then deletes the old
-    manifest first and copies the new one last; a prune deletes a manifest first. Per-host
+    rerun changes nothing of the old hour until its rebuild is complete, then marks the hour,
+    deletes the old manifest, copies the data before their stats and the new manifest last,
+    and removes the mark; a prune deletes a manifest first. Per-host
     files (run logs, failed-run.env) stay on this host, in $PIPELINE_LOG_DIR."""
     proxy = FaultyProxy(store.url)
     root, logs, caller = store.root("entry"), tmp_path / "logs", tmp_path / "caller"
@@ -411,12 +412,16 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         assert all(key != "latest" for _, key in rerun)  # it named the hour already
         swap = [(op, key) for op, key in rerun[built:] if key.startswith((part, "history/"))]
         copied = [k for k in PARTITION_KEYS if k not in (f"{part}.lock", manifest)]
-        assert swap == [("DELETE", manifest), *(("COPY", k) for k in copied),
-                        ("COPY", HISTORY_KEY), ("COPY", manifest),
+        stats = [k for k in copied if k.startswith(f"{part}_stats/")]  # a manifest's source
+        marker = f"{part}.swapping"  # a plain run of the hour is refused while it is there
+        assert stats and swap == [("PUT", marker), ("DELETE", manifest),
+                        *(("COPY", k) for k in copied if k not in stats),  # the data first,
+                        *(("COPY", k) for k in stats),  # then their stats
+                        ("COPY", HISTORY_KEY), ("COPY", manifest), ("DELETE", marker),
                         # then its report is brought up to date: it now has an earlier hour
                         *(("PUT", f"{part}{k}") for k in ("report/findings.md",
                           "report/index.html", "_stats/HourReport.json"))]  # fmt: skip
-        gone = rerun[rerun.index(("COPY", manifest)) + 1 :]  # the staging root, manifest first
+        gone = rerun[rerun.index(("DELETE", marker)) + 1 :]  # the staging root, manifest first
         assert gone[0] == ("DELETE_MANY", f"{staging[1]}/{manifest}")
         assert f".{older}.rerun-1/{older}/manifest.json" in store.keys("entry")
         assert [k for k in store.keys("entry") if older not in k] == [
