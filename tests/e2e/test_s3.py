@@ -236,7 +236,8 @@ def test_an_unreachable_store_ends_the_run_at_once_with_one_message(
         PIPELINE_LOG_DIR=str(tmp_path / "logs"),
     )
     for command, request, what in (
-        ([], "HEAD", f"{PARTITION}/manifest.json"), (["rerun"], "LIST", PARTITION),
+        ([], "HEAD", f"{PARTITION}/.swapping"),  # its first look: was a swap cut short?
+        (["rerun"], "LIST", PARTITION),
     ):  # fmt: skip
         cli = subprocess.run(
             [str(SCRIPT), *command, "--date-hour", PARTITION, "--storage-retries", "1"],
