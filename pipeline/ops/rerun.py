@@ -30,6 +30,11 @@ _STAGING = re.compile(r"^\.(?P<hour>\d{4}-\d\d-\d\dT\d\d)\.rerun-(?P<pid>\d+)$")
 MANIFEST = "manifest.json"
 
 
+class HalfSwapped(Exception):
+    """A rerun's swap of the hour was cut short (its ``.swapping`` mark is there): publishing
+    it would pair files the swap had not reached with the rebuild's stats."""
+
+
 def staging_root(root: Location, name: str, pid: int) -> Location:
     """The data root a rerun of partition ``name`` by process ``pid`` builds in."""
     return root / f".{name}.rerun-{pid}"
