@@ -493,6 +493,8 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
 
     try:
         with as_luigi_reads(luigi_args):
+            if (refused := half_swapped(root, hour, extra, scheduler_url)) is not None:
+                return refused
             was_complete = complete(root, hour)
     except StoreError as exc:
         return unusable_store(exc)
@@ -512,6 +514,30 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     note_run(root, hour, log, rc)
     say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log, shared))
     return rc
+
+
+def half_swapped(
+    root: Location, hour: datetime, extra: Sequence[str], scheduler_url: str | None
+) -> int | None:
+    """Refuse a plain run of an hour a rerun was swapping in (``.swapping``): it would publish
+    old files with the rebuild's stats. One line naming the rerun that finishes it; luigi's
+    exit code for a partition held by another run ([retcode] already_running): the hour
+    belongs to that rerun until it is finished. None when the hour is not marked."""
+    from luigi.retcodes import retcode
+
+    from pipeline.storage import fs
+    from pipeline.storage.layout import Partition
+
+    partition = Partition(root, hour)
+    if not fs.exists(partition.swapping):
+        return None
+    code = retcode().already_running
+    finish = resume_command(["rerun", *extra], partition.name, scheduler_url)
+    say(
+        f"refused (exit {code}): a rerun's swap of {partition.name} was cut short, so it is part "
+        f"old, part rebuilt ({partition.swapping} is there); to finish it: {finish}"
+    )
+    return code
 
 
 def done_with_others(
@@ -560,6 +586,8 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
                     f"with ./run_pipeline.sh --date-hour {old.name}"
                 )
             hold_hour(old.lock)  # until the swap is done (at the latest, until this exits)
+            if fs.exists(old.swapping):
+                say(f"{old.name} was left half swapped by an earlier rerun: this one redoes it")
             for path in rerun.remove_stale_stagings(root, old.name):
                 say(f"removed {path}, left by an earlier rerun")
     except PartitionBusy as exc:
@@ -570,11 +598,20 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     staging = rerun.staging_root(root, old.name, os.getpid())
     log = new_log(root)
     note_run(root, hour, log)
+    resume = resume_command(["rerun", *extra], old.name, scheduler_url)
     say(f"rebuilding {old.name} in {staging}; {old.dir} stays as it is until then")
     before = os.environ.get("PIPELINE_DATA_DIR")
     os.environ["PIPELINE_DATA_DIR"] = str(staging)
     try:
         rc = run_logged(luigi_args, log, scheduler, run_luigi)
+    except interrupts.Interrupted as exc:
+        note_run(root, hour, log, exc.exit_code)
+        say(
+            f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rebuild of {old.name} "
+            f"{exc.during}; {old.name} is unchanged (the rebuild so far stays in {staging}). "
+            f"To rebuild it: {resume}"
+        )
+        return exc.exit_code
     finally:
         if before is None:
             os.environ.pop("PIPELINE_DATA_DIR", None)
@@ -585,22 +622,39 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         say(outcome(rc or 1, old.name, root, False, log))
         say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
         return rc or 1
+    swapped = False
     try:
-        with as_luigi_reads(luigi_args):
+        # One step as far as signals go: a signal meanwhile is acted on once all of it is done.
+        with as_luigi_reads(luigi_args), interrupts.deferred():
             atomic = rerun.swap_in(root, staging, old.name)
             advance_latest(root, old.name, last_partition())
             release_hour(old.lock)
-    except fs.StoreError as exc:  # the store went away mid-swap: the hour has no manifest
+            _after_rebuild(root, old.name)
+            swapped = True
+    except fs.StoreError as exc:  # the store went away mid-swap: the hour is marked unfinished
         note_run(root, hour, log, SWAP_FAILED)
         say(f"error: {exc}")
         say(
             f"failed (exit {SWAP_FAILED}): the swap of {old.name} was cut short, so it does not "
-            f"look complete; run the same rerun again once the store answers (the rebuild in "
-            f"{staging} is then removed and made anew)"
+            f"look complete and a plain run of it is refused; to finish it: {resume} (the "
+            f"rebuild in {staging} is then removed and made anew)"
         )
         return SWAP_FAILED
-    with as_luigi_reads(luigi_args):
-        _after_rebuild(root, old.name)
+    except interrupts.Interrupted as exc:
+        note_run(root, hour, log, exc.exit_code)
+        if not swapped:  # an error (a StoreError, superseded) cut the swap short meanwhile
+            say(
+                f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rerun of "
+                f"{old.name} after an error cut its swap short ({exc.__context__}); a plain "
+                f"run of it is refused; to finish it: {resume}"
+            )
+        else:
+            say(
+                f"interrupted (exit {exc.exit_code}): {exc.name} came during the swap of "
+                f"{old.name} and was held until it was done: {old.name} is rebuilt and swapped "
+                f"in, latest -> {latest_partition(root)}; nothing to resume"
+            )
+        return exc.exit_code
     note_run(root, hour, log, 0)
     how = ""
     if not atomic:

@@ -114,6 +114,11 @@ def explain(exc: BaseException, partition: Path | None = None) -> Explanation:
             f"{rerun} (it takes a fresh snapshot); if it fails the same way the API changed: "
             "compare with pipeline/rules/contract.py",
         )
+    if _is(exc, "pipeline.ops.rerun", "HalfSwapped"):
+        return Explanation(
+            cause,
+            f"nothing was published; finish the swap: ./run_pipeline.sh rerun --date-hour {hour}",
+        )
     if _is(exc, "pipeline.rules.quality", "QualityError"):
         return Explanation(
             cause,

@@ -7,11 +7,12 @@ old partition is then deleted. A failed rebuild leaves the old partition untouch
 its staging folder for a look (the next rerun of the data root removes it).
 
 On local disk the swap is one step (``storage.atomic.exchange``). An object store has no rename:
-the rebuilt objects are copied over the old ones, server side, with the old manifest deleted
-first and the new one copied last, so the hour never looks complete while it is half swapped
-(a run of it meanwhile is refused: the rerun holds the hour's claim). A swap cut short (the
-store went away) leaves the hour without a manifest, part old and part rebuilt: the same rerun,
-run again, finishes it. Either way the hour's history rows are replaced with the rebuilt ones.
+the rebuilt objects are copied over the old ones, server side: the hour's ``.swapping`` marker
+first, then the old manifest deleted, the data files, their ``_stats/`` (from which a manifest
+could be assembled) after them, the new manifest last and the marker removed. A swap cut short
+(the store went away) leaves the hour marked, without a manifest, part old and part rebuilt: a
+plain run of it is refused (it would publish the mix), the same rerun, run again, redoes it.
+Either way the hour's history rows are replaced with the rebuilt ones, before the marker goes.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ from pathlib import Path
 
 from pipeline.storage.atomic import alive, exchange
 from pipeline.storage.fs import Location, ObjectPath
-from pipeline.storage.layout import LOCK, history_file
+from pipeline.storage.layout import LOCK, SWAPPING, history_file
 
 _STAGING = re.compile(r"^\.(?P<hour>\d{4}-\d\d-\d\dT\d\d)\.rerun-(?P<pid>\d+)$")
 MANIFEST = "manifest.json"
+
+
+class HalfSwapped(Exception):
+    """A rerun's swap of the hour was cut short (its ``.swapping`` mark is there): publishing
+    it would pair files the swap had not reached with the rebuild's stats."""
 
 
 def staging_root(root: Location, name: str, pid: int) -> Location:
@@ -76,32 +82,39 @@ def swap_in(root: Location, staging: Location, name: str) -> bool:
         _swap_objects(root, staging, name)
         return False
     assert isinstance(root, Path) and isinstance(staging, Path)
+    (staging / name / SWAPPING).touch()  # swapped in with the rebuild: marked until the rows are
     atomic = exchange(staging / name, root / name)
     rows = history_file(staging, name)
     if rows.exists():
         history_file(root, name).parent.mkdir(parents=True, exist_ok=True)
         os.replace(rows, history_file(root, name))
+    (root / name / SWAPPING).unlink()
     shutil.rmtree(staging)
     return atomic
 
 
 def _swap_objects(root: ObjectPath, staging: ObjectPath, name: str) -> None:
-    """Copy the rebuilt hour over the old one: old manifest deleted first, objects the rebuild
-    no longer has deleted, new manifest copied last; then the staging root is deleted."""
+    """Copy the rebuilt hour over the old one: the hour marked first, then its old manifest
+    deleted; the data files, then ``_stats/``, then the history rows; objects the rebuild no
+    longer has deleted; the new manifest last and the mark removed; then the staging root is
+    deleted."""
     from pipeline.storage import s3
 
     old, new = root / name, staging / name
 
     def relative(folder: ObjectPath) -> set[str]:
-        return {k.removeprefix(folder.prefix) for k in s3.keys_under(folder)} - {LOCK}
+        return {k.removeprefix(folder.prefix) for k in s3.keys_under(folder)} - {LOCK, SWAPPING}
 
     rebuilt, before = relative(new), relative(old)
-    s3.delete(old / MANIFEST)  # first: from now on the hour does not look complete
-    for rel in sorted(rebuilt - {MANIFEST}):
+    s3.put_if(old / SWAPPING, b"", None)  # first: a plain run is refused (kept if already there)
+    s3.delete(old / MANIFEST)  # then the hour does not look complete
+    # The data before the stats a manifest is assembled from: never stats of an old file.
+    for rel in sorted(rebuilt - {MANIFEST}, key=lambda rel: (rel.startswith("_stats/"), rel)):
         s3.copy(new / rel, old / rel)
     s3.delete_keys(root.bucket, [(old / rel).key for rel in sorted(before - rebuilt - {MANIFEST})])
     rows = history_file(staging, name)
     if s3.exists(rows):
         s3.copy(rows, history_file(root, name))
     s3.copy(new / MANIFEST, old / MANIFEST)  # last: the hour is complete again, rebuilt
+    s3.delete(old / SWAPPING)
     s3.delete_tree(staging, first=f"{name}/{MANIFEST}")

@@ -19,6 +19,7 @@ PARTITION_FORMAT = "%Y-%m-%dT%H"
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 LATEST = "latest"
 LOCK = ".lock"  # held by the run writing a partition
+SWAPPING = ".swapping"  # a rerun is swapping its rebuild in: the partition is part old, part new
 LOGS = "logs"  # per-run log files of `python -m pipeline run` and failed-run.env: per host
 LOG_DIR_ENV = "PIPELINE_LOG_DIR"  # where they go on this host when the data root is a bucket
 #: Under ``logs_dir``: the run under way or the last one that failed (its hour, exit code, log).
@@ -103,6 +104,12 @@ class Partition:
     @property
     def lock(self) -> Path:
         return self.dir / LOCK
+
+    @property
+    def swapping(self) -> Path:
+        """There while a rerun swaps its rebuild in (and after, if the swap was cut short): a
+        plain run of the hour must not publish it, the same rerun finishes it."""
+        return self.dir / SWAPPING
 
 
 def logs_dir(root: Path | ObjectPath) -> Path:

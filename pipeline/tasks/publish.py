@@ -143,9 +143,15 @@ class Insights(PartitionTask):
         """Manifest first, then ``latest``, then retention: a reader never sees less. Between the
         manifest and ``latest``, this hour's report and the next complete hour's are brought up
         to date (``report.hour.refresh_around``): they may have compared with an older hour."""
+        from pipeline.ops.rerun import HalfSwapped
         from pipeline.report import hour
         from pipeline.rules import manifest
 
+        if exists(self.partition.swapping):  # plain luigi too: only the rerun may finish it
+            raise HalfSwapped(
+                f"{self.partition.name}: a rerun's swap of it was cut short "
+                f"({self.partition.swapping} is there); it is part old, part rebuilt"
+            )
         retention = housekeeping.housekeeping().retention_hours
         if retention < 1:  # checked before publishing, not after
             raise config.ConfigError(

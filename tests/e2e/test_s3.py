@@ -236,7 +236,8 @@ def test_an_unreachable_store_ends_the_run_at_once_with_one_message(
         PIPELINE_LOG_DIR=str(tmp_path / "logs"),
     )
     for command, request, what in (
-        ([], "HEAD", f"{PARTITION}/manifest.json"), (["rerun"], "LIST", PARTITION),
+        ([], "HEAD", f"{PARTITION}/.swapping"),  # its first look: was a swap cut short?
+        (["rerun"], "LIST", PARTITION),
     ):  # fmt: skip
         cli = subprocess.run(
             [str(SCRIPT), *command, "--date-hour", PARTITION, "--storage-retries", "1"],
@@ -334,8 +335,9 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
     """``./run_pipeline.sh`` and ``python -m pipeline`` on ``s3://``, as the README's Scaling
     out gives them, through a proxy that logs what the store answered, in order: the manifest
     is written last and ``latest`` after it; ``report`` and ``prune --dry-run`` only read; a
-    rerun changes nothing of the old hour until its rebuild is complete, then deletes the old
-    manifest first and copies the new one last; a prune deletes a manifest first. Per-host
+    rerun changes nothing of the old hour until its rebuild is complete, then marks the hour,
+    deletes the old manifest, copies the data before their stats and the new manifest last,
+    and removes the mark; a prune deletes a manifest first. Per-host
     files (run logs, failed-run.env) stay on this host, in $PIPELINE_LOG_DIR."""
     proxy = FaultyProxy(store.url)
     root, logs, caller = store.root("entry"), tmp_path / "logs", tmp_path / "caller"
@@ -411,12 +413,16 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         assert all(key != "latest" for _, key in rerun)  # it named the hour already
         swap = [(op, key) for op, key in rerun[built:] if key.startswith((part, "history/"))]
         copied = [k for k in PARTITION_KEYS if k not in (f"{part}.lock", manifest)]
-        assert swap == [("DELETE", manifest), *(("COPY", k) for k in copied),
-                        ("COPY", HISTORY_KEY), ("COPY", manifest),
+        stats = [k for k in copied if k.startswith(f"{part}_stats/")]  # a manifest's source
+        marker = f"{part}.swapping"  # a plain run of the hour is refused while it is there
+        assert stats and swap == [("PUT", marker), ("DELETE", manifest),
+                        *(("COPY", k) for k in copied if k not in stats),  # the data first,
+                        *(("COPY", k) for k in stats),  # then their stats
+                        ("COPY", HISTORY_KEY), ("COPY", manifest), ("DELETE", marker),
                         # then its report is brought up to date: it now has an earlier hour
                         *(("PUT", f"{part}{k}") for k in ("report/findings.md",
                           "report/index.html", "_stats/HourReport.json"))]  # fmt: skip
-        gone = rerun[rerun.index(("COPY", manifest)) + 1 :]  # the staging root, manifest first
+        gone = rerun[rerun.index(("DELETE", marker)) + 1 :]  # the staging root, manifest first
         assert gone[0] == ("DELETE_MANY", f"{staging[1]}/{manifest}")
         assert f".{older}.rerun-1/{older}/manifest.json" in store.keys("entry")
         assert [k for k in store.keys("entry") if older not in k] == [
@@ -440,5 +446,79 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         assert store.keys("entry") == [  # .lock too; the other hour's staging is no partition
             f".{older}.rerun-1/{older}/manifest.json", *PARTITION_KEYS, HISTORY_KEY, "latest",
         ]  # fmt: skip
+    finally:
+        proxy.stop()
+
+
+def test_a_swap_the_store_cut_short_is_refused_by_a_plain_run_and_redone_by_the_rerun(
+    api: DummyJSONServer, store: ObjectStore, tmp_path: Path
+) -> None:
+    """The store goes away at the rerun's first copy of a data file (then comes back): the
+    hour is left marked, without a manifest and with none of the rebuild's stats, so a plain
+    run, which would assemble a manifest from the stats, is refused with the command that
+    finishes it; that rerun does."""
+    proxy = FaultyProxy(store.url)
+    root, part = store.root("halfswap"), f"{PARTITION}/"
+    env = s3_env(
+        proxy.url,
+        PIPELINE_API_URL=api.url,
+        PIPELINE_DATA_DIR=root,
+        PIPELINE_LOG_DIR=str(tmp_path / "logs"),
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(SCRIPT), *args, "--date-hour", PARTITION]
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+
+    try:
+        first = cli()
+        assert first.returncode == 0, output(first)
+        old_stats = {k: store.read(k, "halfswap") for k in store.keys("halfswap") if "_stats/" in k}
+        start = len(proxy.requests)
+        # Gone at the first cleaned/ file: botocore's two attempts (--storage-retries 1) and
+        # the one retry a reused connection gets are dropped; then the store answers again.
+        proxy.drop_at(
+            lambda req: req.op == "COPY" and req.key.startswith(f"halfswap/{part}cleaned/"), 3
+        )
+        cut = cli("rerun", "--storage-retries", "1", "--clean-min-product-price", "25")
+        assert cut.returncode == 1, output(cut)
+        finish = (
+            f"PIPELINE_DATA_DIR={root} PIPELINE_API_URL={api.url} ./run_pipeline.sh rerun "
+            f"--storage-retries 1 --clean-min-product-price 25 --date-hour {PARTITION}"
+        )
+        assert cut.stderr.splitlines()[-1].startswith(
+            f"pipeline: failed (exit 1): the swap of {PARTITION} was cut short, so it does not "
+            f"look complete and a plain run of it is refused; to finish it: {finish} "
+        )
+        swap = changes(proxy.requests[start:], f"halfswap/{part}")
+        assert swap[:2] == [("PUT", ".swapping"), ("DELETE", "manifest.json")]
+        assert swap[2:] and all(op == "COPY" and k.startswith("_exact/") for op, k in swap[2:])
+        keys = store.keys("halfswap")
+        assert f"{part}.swapping" in keys and f"{part}manifest.json" not in keys
+        assert {k: store.read(k, "halfswap") for k in old_stats} == old_stats  # no stats copied
+
+        plain = cli()
+        assert plain.returncode == ALREADY_RUNNING, output(plain)
+        assert plain.stderr.splitlines() == [
+            f"pipeline: refused (exit 10): a rerun's swap of {PARTITION} was cut short, so it is "
+            f"part old, part rebuilt ({root}/{part}.swapping is there); to finish it: "
+            f"PIPELINE_DATA_DIR={root} PIPELINE_API_URL={api.url} ./run_pipeline.sh rerun "
+            f"--date-hour {PARTITION}"
+        ]
+        assert f"{part}manifest.json" not in store.keys("halfswap")  # nothing published
+
+        redone = cli("rerun", "--clean-min-product-price", "25")
+        assert redone.returncode == 0, output(redone)
+        assert (
+            f"pipeline: {PARTITION} was left half swapped by an earlier rerun: this one redoes it"
+            in redone.stderr
+        )
+        keys = store.keys("halfswap")
+        assert f"{part}.swapping" not in keys
+        assert [k for k in keys if k.startswith(".")] == []  # both staging roots removed
+        assert (
+            orjson.loads(store.read(f"{part}manifest.json", "halfswap"))["min_product_price"] == 25
+        )
     finally:
         proxy.stop()

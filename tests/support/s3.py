@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -195,6 +195,8 @@ class FaultyProxy:
     ``slowdown(every, count)``: of the next ``count`` requests, every one whose number is not a
     multiple of ``every`` is answered 503 SlowDown (so no request needs more than ``every``
     attempts). ``drop_after(n)``: after ``n`` more requests, every connection is closed unanswered.
+    ``drop_at(match, count)``: the first request ``match`` accepts and the ``count - 1`` after it
+    are closed unanswered (a store gone at a chosen step, then back).
     """
 
     def __init__(self, upstream: str) -> None:
@@ -206,6 +208,8 @@ class FaultyProxy:
         self.slow_every = 0
         self.slow_until = 0
         self.drop_from: int | None = None
+        self.drop_match: Callable[[Request], bool] | None = None
+        self.drop_left = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -228,7 +232,9 @@ class FaultyProxy:
 
             def handle_one(self) -> None:
                 body = self.body()
-                verdict = proxy.verdict()
+                verdict = proxy.verdict(
+                    s3_operation(self.command, self.path, self.headers, body, 0)
+                )
                 if verdict == "drop":
                     self.close_connection = True
                     self.connection.close()
@@ -268,10 +274,15 @@ class FaultyProxy:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
-    def verdict(self) -> str:
+    def verdict(self, request: Request) -> str:
         with self.lock:
             self.seen += 1
             n = self.seen
+            if self.drop_match is not None and self.drop_match(request):
+                self.drop_match = None  # found: this request and the next drop_left - 1 drop
+            if self.drop_match is None and self.drop_left > 0:
+                self.drop_left -= 1
+                return "drop"
             if self.drop_from is not None and n > self.drop_from:
                 return "drop"
             if n <= self.slow_until and n % self.slow_every:
@@ -282,6 +293,10 @@ class FaultyProxy:
     def slowdown(self, every: int, count: int) -> None:
         with self.lock:
             self.slow_every, self.slow_until = every, self.seen + count
+
+    def drop_at(self, match: Callable[[Request], bool], count: int) -> None:
+        with self.lock:
+            self.drop_match, self.drop_left = match, count
 
     def drop_after(self, n: int) -> None:
         with self.lock:

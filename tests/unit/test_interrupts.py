@@ -156,3 +156,132 @@ def test_python_m_pipeline_stopped_outside_a_run_says_so_in_one_line(
         "pipeline: interrupted (exit 143) by SIGTERM; run it again to finish\n"
     )
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # given back
+
+
+# -- rerun: the rebuild may be stopped, the swap is one step ------------------------------------
+
+HOUR = "2026-11-25T17"
+
+
+@pytest.fixture
+def old_hour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data root holding a complete hour (old manifest, history rows, ``latest``), and a
+    "luigi" that rebuilds it in the rerun's staging root."""
+    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.chdir(CHECKOUT)
+    for name in ("PIPELINE_API_URL", "LUIGI_SCHEDULER_URL", RERUN_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path))
+    rows = f"history/date_hour={HOUR}/part-0.parquet"
+    for where, what in ((tmp_path, "old"), (tmp_path / ".rebuilt", "new")):
+        (where / HOUR).mkdir(parents=True)
+        (where / HOUR / "manifest.json").write_text(what)
+        (where / rows).parent.mkdir(parents=True)
+        (where / rows).write_text(f"{what} rows")
+    (tmp_path / "latest").symlink_to(HOUR)
+
+    def rebuild(args: Sequence[str]) -> int:
+        os.rename(tmp_path / ".rebuilt", os.environ["PIPELINE_DATA_DIR"])
+        return 0
+
+    monkeypatch.setattr(cli, "run_luigi", rebuild)
+    return tmp_path
+
+
+def failed_run(root: Path) -> list[str]:
+    return (root / "logs" / cli.FAILED_RUN).read_text().splitlines()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_the_swap_of_a_rerun_is_held_until_the_whole_swap_is_done(
+    signum: int,
+    code: int,
+    old_hour: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline.ops import rerun
+
+    done: list[str] = []
+    swap_in = rerun.swap_in
+
+    def swap_then_signal(root: Path, staging: Path, name: str) -> bool:
+        atomic = swap_in(root, staging, name)
+        send(signum)  # the partition is in; its history rows, latest, the report must follow
+        done.append("swapped")
+        return atomic
+
+    monkeypatch.setattr(rerun, "swap_in", swap_then_signal)
+    monkeypatch.setattr(cli, "_after_rebuild", lambda root, name: done.append("report"))
+    with interrupts.handling():
+        assert cli.rerun_pipeline(["--date-hour", HOUR]) == code
+    assert done == ["swapped", "report"]
+    assert (old_hour / "latest" / "manifest.json").read_text() == "new"
+    assert (old_hour / f"history/date_hour={HOUR}/part-0.parquet").read_text() == "new rows"
+    assert [p.name for p in (old_hour / HOUR).iterdir()] == ["manifest.json"]  # no .swapping
+    assert not list(old_hour.glob(".*.rerun-*"))  # the staging root is gone
+    name = signal.Signals(signum).name
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"pipeline: interrupted (exit {code}): {name} came during the swap of {HOUR} and was "
+        f"held until it was done: {HOUR} is rebuilt and swapped in, latest -> {HOUR}; nothing "
+        "to resume"
+    )
+    assert failed_run(old_hour)[1] == f"PIPELINE_EXIT_CODE={code}"  # not "under way" for good
+
+
+@pytest.mark.parametrize("demo", [False, True])
+def test_a_rerun_stopped_while_rebuilding_leaves_the_old_hour_and_says_how_to_resume(
+    demo: bool, old_hour: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def stopped_rebuild(args: Sequence[str]) -> int:
+        interrupts.running = "CleanCarts"
+        send(signal.SIGINT)
+        return 0
+
+    monkeypatch.setattr(cli, "run_luigi", stopped_rebuild)
+    if demo:
+        monkeypatch.setenv(RERUN_ENV, "./run_pipeline.sh demo out")
+    with interrupts.handling():
+        assert cli.rerun_pipeline(["--date-hour", HOUR, "--workers", "1"]) == 130
+    assert (old_hour / "latest" / "manifest.json").read_text() == "old"
+    assert (old_hour / f"history/date_hour={HOUR}/part-0.parquet").read_text() == "old rows"
+    staging = old_hour / f".{HOUR}.rerun-{os.getpid()}"
+    resume = (
+        "./run_pipeline.sh demo out"
+        if demo
+        else f"PIPELINE_DATA_DIR={old_hour} ./run_pipeline.sh rerun --workers 1 --date-hour {HOUR}"
+    )
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"pipeline: interrupted (exit 130): SIGINT stopped the rebuild of {HOUR} during "
+        f"CleanCarts; {HOUR} is unchanged (the rebuild so far stays in {staging}). To rebuild "
+        f"it: {resume}"
+    )
+    assert failed_run(old_hour)[1] == "PIPELINE_EXIT_CODE=130"
+
+
+def test_a_plain_run_of_an_hour_left_half_swapped_is_refused_and_the_rerun_redoes_it(
+    old_hour: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (old_hour / HOUR / ".swapping").touch()  # a swap cut short (the rows not yet replaced)
+    ran: list[Sequence[str]] = []
+    rebuild = cli.run_luigi
+    monkeypatch.setattr(cli, "run_luigi", lambda args: ran.append(args) or rebuild(args))
+    monkeypatch.setattr(cli, "_after_rebuild", lambda root, name: None)
+    with interrupts.handling():
+        assert cli.run_pipeline(["--date-hour", HOUR, "--workers", "1"]) == 10  # already_running
+    assert ran == []  # nothing ran, nothing written: no run log either
+    assert not (old_hour / "logs").exists()
+    assert capsys.readouterr().err.splitlines() == [
+        f"pipeline: refused (exit 10): a rerun's swap of {HOUR} was cut short, so it is part old,"
+        f" part rebuilt ({old_hour / HOUR / '.swapping'} is there); to finish it: "
+        f"PIPELINE_DATA_DIR={old_hour} ./run_pipeline.sh rerun --workers 1 --date-hour {HOUR}"
+    ]
+    with interrupts.handling():
+        assert cli.rerun_pipeline(["--date-hour", HOUR]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"pipeline: {HOUR} was left half swapped by an earlier rerun: this one redoes it\n" in err
+    )
+    assert (old_hour / "latest" / "manifest.json").read_text() == "new"
+    assert (old_hour / f"history/date_hour={HOUR}/part-0.parquet").read_text() == "new rows"
+    assert not (old_hour / HOUR / ".swapping").exists()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.ops.rerun import remove_stale_stagings, staging_root, stale_stagings, swap_in
+from pipeline.storage.layout import SWAPPING, history_file
 
 
 def dead_pid() -> int:
@@ -51,3 +55,32 @@ def test_the_rebuilt_partition_takes_the_old_ones_place_and_the_old_one_goes(
     assert (tmp_path / "latest" / "manifest.json").read_text() == "new"
     assert (tmp_path / rows).read_text() == "rebuilt rows"  # the hour's history: the rebuild's
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2026-11-25T17", "history", "latest"]
+
+
+def test_the_hour_stays_marked_swapping_until_its_history_rows_are_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.ops import rerun
+
+    name = "2026-11-25T17"
+    staging = staging_root(tmp_path, name, os.getpid())
+    for where in (tmp_path, staging):
+        (where / name).mkdir(parents=True)
+        (where / history_file(Path(), name)).parent.mkdir(parents=True)
+        (where / history_file(Path(), name)).write_text(str(where))
+
+    def no_room(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rerun.os, "replace", no_room)
+    with pytest.raises(OSError, match="No space left"):
+        swap_in(tmp_path, staging, name)
+    assert (tmp_path / name / SWAPPING).exists()  # the rebuild is in, its rows are not: marked
+    monkeypatch.undo()
+    shutil.rmtree(staging)  # as the next rerun does with a dead rerun's staging root
+    (staging / name).mkdir(parents=True)
+    (staging / history_file(Path(), name)).parent.mkdir(parents=True)
+    (staging / history_file(Path(), name)).write_text("rebuilt")
+    swap_in(tmp_path, staging, name)  # the rerun again: done, no mark left
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == []
+    assert history_file(tmp_path, name).read_text() == "rebuilt"

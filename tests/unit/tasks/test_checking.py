@@ -75,6 +75,27 @@ def test_a_published_hour_is_complete_only_while_latest_is_at_it_or_newer(root: 
     assert Insights(date_hour=HOUR).complete()
 
 
+def test_an_hour_a_rerun_left_half_swapped_is_not_published(root: Path) -> None:
+    from pipeline.failures import explain
+    from pipeline.ops.rerun import HalfSwapped
+
+    for name in OUTPUTS:
+        if name != "manifest.json":  # the swap deleted it first
+            (root / PARTITION / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / PARTITION / name).write_text("x")
+    (root / PARTITION / ".swapping").touch()
+    with pytest.raises(HalfSwapped) as caught:
+        Insights(date_hour=HOUR).publish()  # as plain `luigi --module pipeline Insights` would
+    assert not (root / PARTITION / "manifest.json").exists()
+    assert not (root / "latest").exists()
+    said = explain(caught.value, root / PARTITION)
+    assert (said.cause, said.todo) == (
+        f"{PARTITION}: a rerun's swap of it was cut short ({root / PARTITION / '.swapping'} is "
+        "there); it is part old, part rebuilt",
+        f"nothing was published; finish the swap: ./run_pipeline.sh rerun --date-hour {PARTITION}",
+    )
+
+
 CLAIM = """
 import os, sys
 from datetime import datetime
