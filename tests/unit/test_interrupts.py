@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,19 @@ import pytest
 from pipeline import cli, interrupts
 from pipeline.config import CHECKOUT
 from pipeline.failures import RERUN_ENV
+
+
+@pytest.fixture(autouse=True)
+def signals_as_at_a_terminal() -> Iterator[None]:
+    """SIGINT and SIGTERM as a terminal gives them, whatever this process inherited: a shell
+    that starts the suite in the background (or a CI runner) may pass SIGINT ignored, and a run
+    rightly keeps an ignored signal ignored."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
 
 
 def send(signum: int) -> None:
