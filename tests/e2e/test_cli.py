@@ -65,6 +65,37 @@ def the_log(logs: Path, pid: int) -> Path:
     return log
 
 
+def console(stderr: str) -> list[str]:
+    """The console's lines without their clock times."""
+    return [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in stderr.splitlines()]
+
+
+def outage(url: str, log: Path) -> list[str]:
+    """What the console says while a run finds nothing listening at ``url``, from naming its
+    log to the last extract's failure: the same from python -m pipeline and plain luigi."""
+    host = url.removeprefix("http://")
+    first = f"{url}/products?limit=1000&skip=0"
+    return [
+        f"pipeline: log file: {log}",
+        "ExtractProducts started",
+        f"WARNING attempt 1 failed, retrying in 0.5s: GET {first}: connection failed: {host} "
+        "refused the connection",
+        f"WARNING attempt 2 failed, retrying in 1.0s: GET {first}: connection failed: {host} "
+        "refused the connection",
+        f"ERROR ExtractProducts failed: products: GET {first}: connection failed: {host} refused "
+        "the connection (gave up after 3 attempts)",
+        "         what to do: is the API running and listening at 127.0.0.1? Check "
+        "PIPELINE_API_URL / [api] base_url; or try `./run_pipeline.sh demo` (the whole pipeline "
+        "offline, against a local demo API)",
+        "ExtractUsers started",
+        "ERROR ExtractUsers failed: users: not attempted, circuit open: the API stopped "
+        "answering earlier in this run",
+        "ExtractCarts started",
+        "ERROR ExtractCarts failed: carts: not attempted, circuit open: the API stopped "
+        "answering earlier in this run",
+    ]
+
+
 @pytest.fixture
 def caller(tmp_path: Path) -> Path:
     """A working directory outside the checkout, without any luigi configuration."""
@@ -155,28 +186,10 @@ def test_a_failed_run_says_why_and_what_to_do_in_a_few_lines_and_the_rest_in_its
     assert text.endswith("\n# exit code: 30\n")
     assert not (caller / "data" / "latest").exists()
 
-    host = url.removeprefix("http://")
-    first = f"{url}/products?limit=1000&skip=0"
     assert result.stdout == ""
-    assert [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in result.stderr.splitlines()] == [
+    assert console(result.stderr) == [
         "pipeline: scheduler: local (no central scheduler configured)",
-        f"pipeline: log file: {log}",
-        "ExtractProducts started",
-        f"WARNING attempt 1 failed, retrying in 0.5s: GET {first}: connection failed: {host} "
-        "refused the connection",
-        f"WARNING attempt 2 failed, retrying in 1.0s: GET {first}: connection failed: {host} "
-        "refused the connection",
-        f"ERROR ExtractProducts failed: products: GET {first}: connection failed: {host} refused "
-        "the connection (gave up after 3 attempts)",
-        "         what to do: is the API running and listening at 127.0.0.1? Check "
-        "PIPELINE_API_URL / [api] base_url; or try `./run_pipeline.sh demo` (the whole pipeline "
-        "offline, against a local demo API)",
-        "ExtractUsers started",
-        "ERROR ExtractUsers failed: users: not attempted, circuit open: the API stopped "
-        "answering earlier in this run",
-        "ExtractCarts started",
-        "ERROR ExtractCarts failed: carts: not attempted, circuit open: the API stopped "
-        "answering earlier in this run",
+        *outage(url, log),
         f"pipeline: failed (exit 30): the cause and what to do are above. Details and "
         f"tracebacks: {log}",
     ]
@@ -223,28 +236,8 @@ def test_plain_luigi_from_elsewhere_shows_the_console_of_python_m_pipeline(
     assert "This progress looks :( because there were failed tasks" in text
     assert log.stat().st_mode & 0o777 == 0o640
 
-    host = url.removeprefix("http://")
-    first = f"{url}/products?limit=1000&skip=0"
     assert result.stdout == ""
-    assert [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in result.stderr.splitlines()] == [
-        f"pipeline: log file: {log}",
-        "ExtractProducts started",
-        f"WARNING attempt 1 failed, retrying in 0.5s: GET {first}: connection failed: {host} "
-        "refused the connection",
-        f"WARNING attempt 2 failed, retrying in 1.0s: GET {first}: connection failed: {host} "
-        "refused the connection",
-        f"ERROR ExtractProducts failed: products: GET {first}: connection failed: {host} refused "
-        "the connection (gave up after 3 attempts)",
-        "         what to do: is the API running and listening at 127.0.0.1? Check "
-        "PIPELINE_API_URL / [api] base_url; or try `./run_pipeline.sh demo` (the whole pipeline "
-        "offline, against a local demo API)",
-        "ExtractUsers started",
-        "ERROR ExtractUsers failed: users: not attempted, circuit open: the API stopped "
-        "answering earlier in this run",
-        "ExtractCarts started",
-        "ERROR ExtractCarts failed: carts: not attempted, circuit open: the API stopped "
-        "answering earlier in this run",
-    ]
+    assert console(result.stderr) == outage(url, log)  # the same, without the closing line
 
 
 def test_demo_end_to_end(caller: Path) -> None:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -221,22 +220,6 @@ def test_the_lock_pins_every_runtime_and_test_dependency_within_setup_cfg() -> N
 
 
 # -- every setting checked before a run (issue 10) ----------------------------------------------
-
-
-@pytest.fixture
-def cfg_file(tmp_path: Path) -> Iterator[Path]:
-    """A luigi configuration file read after the checkout's, removed again after the test."""
-    path = tmp_path / "site.cfg"
-    path.write_text("")
-    parser = luigi.configuration.LuigiConfigParser
-    instance = parser.instance()
-    saved = {name: dict(instance._sections[name]) for name in instance.sections()}
-    parser.add_config_path(str(path))
-    yield path
-    parser._config_paths.remove(str(path))
-    for name in instance.sections():  # reading again would only add: restore what was there
-        instance.remove_section(name)
-    instance.read_dict(saved)
 
 
 def reload_with(path: Path, text: str) -> None:

@@ -180,22 +180,6 @@ def test_usage_error_with_json_is_one_unknown_object(
     }])  # fmt: skip
 
 
-@pytest.fixture
-def cfg_file(tmp_path: Path) -> Iterator[Path]:
-    """A luigi configuration file read after the checkout's, removed again after the test."""
-    path = tmp_path / "site.cfg"
-    path.write_text("")
-    parser = luigi.configuration.LuigiConfigParser
-    instance = parser.instance()
-    saved = {name: dict(instance._sections[name]) for name in instance.sections()}
-    parser.add_config_path(str(path))
-    yield path
-    parser._config_paths.remove(str(path))
-    for name in instance.sections():
-        instance.remove_section(name)
-    instance.read_dict(saved)
-
-
 def test_unusable_monitoring_settings_are_unknown_naming_each(
     cfg_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
