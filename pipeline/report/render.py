@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline.report.build import Report
 from pipeline.report.charts import Chart
+from pipeline.rules import checks
 from pipeline.rules.findings import (
     count,
     div_half_up,
@@ -197,6 +198,57 @@ def _change_table(report: Report) -> str:
     return _table(headers, rows, {1, 2, 3, 4, 5, 6}, caption)
 
 
+CHECK_HEADERS = ["Check", "Value", "Expected", "Status", "Since the last hour"]
+
+
+def check_rows(report: Report) -> list[list[str]]:
+    """The Checks table: every check, its value, band, status and change."""
+    found = report.checks.checks if report.checks is not None else []
+    return [
+        [checks.label(c["name"]), checks.shown(c["name"], c["value"]), checks.expected(c),
+         c["status"], c.get("change") or ""]
+        for c in found
+    ]  # fmt: skip
+
+
+def check_sentences(report: Report) -> list[str]:
+    """Above the Checks table: the anomalies' window, or why there is no verdict."""
+    if report.checks is None:
+        return []
+    out = [report.checks.summary()]
+    if report.checks.resolved:
+        names = ", ".join(checks.label(n) for n in report.checks.resolved)
+        out.append(f"Resolved since the last hour, no longer checked: {names}.")
+    return out
+
+
+def _checks_html(report: Report) -> list[str]:
+    if report.checks is None:
+        return []
+    return [
+        '<section id="checks"><h2>Checks</h2>',
+        *(f"<p>{_e(s)}</p>" for s in check_sentences(report)),
+        _table(CHECK_HEADERS, check_rows(report), {1}, "Every check of this hour"),
+        "<h3>Schema drift</h3>",
+        *(f"<p>{_e(s)}</p>" for s in checks.drift_sentences(report.drift)),
+        "</section>",
+    ]
+
+
+def _checks_markdown(report: Report) -> list[str]:
+    if report.checks is None:
+        return []
+    lines = ["## Checks", ""]
+    for sentence in check_sentences(report):
+        lines += [_md(sentence), ""]
+    lines += ["| " + " | ".join(CHECK_HEADERS) + " |", "|---|---:|---|---|---|"]
+    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in check_rows(report)]
+    lines += ["", "### Schema drift", ""]
+    for sentence in checks.drift_sentences(report.drift):
+        lines += [_md(sentence), ""]
+    return lines
+
+
 def html(report: Report) -> str:
     """The whole report as one HTML document."""
     t = report.tables
@@ -225,6 +277,7 @@ def html(report: Report) -> str:
         *(f"<p>{_e(s)}</p>" for s in change_sentences(report)),
         _change_table(report),
         "</section>",
+        *_checks_html(report),
     ]
     if report.charts:
         out += ['<section id="charts"><h2>Charts</h2>', *map(_figure, report.charts), "</section>"]
@@ -285,6 +338,7 @@ def markdown(report: Report) -> str:
     ]
     for sentence in change_sentences(report):
         lines += [_md(sentence), ""]
+    lines += _checks_markdown(report)
     lines += [f"## Trends over the last {plural(report.settings.trend_days, 'day')}", ""]
     for sentence in trend_sentences(report):
         lines += [_md(sentence), ""]
