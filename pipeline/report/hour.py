@@ -115,17 +115,25 @@ def hour_checks(part: Partition, previous: str | None) -> HourChecks:
     from pipeline.rules.manifest import schema_drift
     from pipeline.schema import ENDPOINTS
 
-    rows = read_json(part.stats("history_hour"))
+
+    def stats(key: str) -> dict[str, Any]:  # an hour built by an older version lacks some
+        try:
+            return read_json(part.stats(key))
+        except (OSError, ValueError):
+            return {}
+
+    rows = stats("history_hour")
     found = checks.anomaly_checks(rows.get("anomalies", []))
     for key in ("clean_users", "clean_products", "clean_carts"):
-        found += checks.gate_checks(read_json(part.stats(key)).get("gates", {}))
+        found += checks.gate_checks(stats(key).get("gates", {}))
     before = None
     if previous is not None:
         try:
             before = read_json(partition(part.root, previous).manifest).get("checks")
         except (OSError, ValueError) as exc:  # pruned meanwhile: every anomaly counts as new
             log.warning("report: checks of %s unreadable: %s", previous, exc)
-    drift = schema_drift([read_json(part.stats(f"extract_{e}")) for e in ENDPOINTS])
+    extracts = [stats(f"extract_{e}") for e in ENDPOINTS]
+    drift = schema_drift([s for s in extracts if "endpoint" in s])
     return checks.HourChecks(
         checks.with_changes(found, before),
         rows.get("anomaly_window", {}),
