@@ -15,7 +15,7 @@ deviation of normally distributed values, so ``k`` reads like a number of standa
 series (MAD 0) from flagging a one-cent change: the band is never narrower than 5 % of the median
 either side, nor than one cart, line or unit, one dollar or one percentage point of share.
 Both edges are rounded to hundredths and belong to the band (the value's own precision: cents,
-hundredths of a percentage point). With fewer than ``min_hours`` hours in the window a figure
+hundredths of a percentage point); the low edge is never below 0. With fewer than ``min_hours`` hours in the window a figure
 gets no verdict.
 """
 
@@ -54,12 +54,13 @@ class Settings:
 
 
 def band(values: Sequence[float] | np.ndarray, k: float) -> tuple[float, float, float]:
-    """(low, high, median) of the band of ``values`` (at least one), edges to hundredths."""
+    """(low, high, median) of the band of ``values`` (at least one), edges to hundredths; never
+    below 0, as no figure checked can be (counts, dollars, shares)."""
     series = np.asarray(values, dtype="float64")
     median = float(np.median(series))
     mad = float(np.median(np.abs(series - median)))
     half = max(k * MAD_SCALE * mad, RELATIVE_FLOOR * abs(median), UNIT_FLOOR)
-    return round(median - half, 2), round(median + half, 2), median
+    return max(round(median - half, 2), 0.0), round(median + half, 2), median
 
 
 def verdict(value: float, low: float | None, high: float | None) -> str:

@@ -58,7 +58,8 @@ def test_a_flat_series_gets_the_floor_five_percent_of_its_median() -> None:
 
 def test_a_small_flat_series_gets_one_unit_either_side() -> None:
     assert band([10] * 12, 3.5) == (9.0, 11.0, 10.0)
-    assert band([0] * 12, 3.5) == (-1.0, 1.0, 0.0)
+    assert band([0] * 12, 3.5) == (0.0, 1.0, 0.0)  # never below 0: no figure can be
+    assert band([0.5] * 12, 3.5) == (0.0, 1.5, 0.5)
 
 
 def test_the_band_is_k_scaled_mads_either_side_of_the_median_to_hundredths() -> None:
@@ -139,7 +140,7 @@ def test_a_new_category_and_one_that_stopped_selling_are_both_checked() -> None:
     )  # fmt: skip
     got = by_name(found)
     assert got["share:b"] == (0.0, 0.0, 2.0, "ok")  # 1 %: within one point
-    assert got["share:n"] == (1.0, -1.0, 1.0, "ok")
+    assert got["share:n"] == (1.0, 0.0, 1.0, "ok")  # the last value inside
     assert list(got) == ["carts", "lines", "units", "revenue", "share:a", "share:b", "share:n"]
 
 
