@@ -115,7 +115,6 @@ def hour_checks(part: Partition, previous: str | None) -> HourChecks:
     from pipeline.rules.manifest import schema_drift
     from pipeline.schema import ENDPOINTS
 
-
     def stats(key: str) -> dict[str, Any]:  # an hour built by an older version lacks some
         try:
             return read_json(part.stats(key))

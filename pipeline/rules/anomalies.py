@@ -15,8 +15,8 @@ deviation of normally distributed values, so ``k`` reads like a number of standa
 series (MAD 0) from flagging a one-cent change: the band is never narrower than 5 % of the median
 either side, nor than one cart, line or unit, one dollar or one percentage point of share.
 Both edges are rounded to hundredths and belong to the band (the value's own precision: cents,
-hundredths of a percentage point); the low edge is never below 0. With fewer than ``min_hours`` hours in the window a figure
-gets no verdict.
+hundredths of a percentage point); the low edge is never below 0. With fewer than
+``min_hours`` hours in the window a figure gets no verdict.
 """
 
 from __future__ import annotations
