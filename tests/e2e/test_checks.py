@@ -18,6 +18,7 @@ from pathlib import Path
 
 import luigi
 import orjson
+import pandas as pd
 import pytest
 from luigi.task_register import Register
 
@@ -171,6 +172,12 @@ def test_carts_dropping_by_sixty_percent_is_named_in_the_report_the_manifest_and
     assert "<td>carts</td><td class=\"num\">76</td><td>182.40 to 201.60</td><td>anomaly</td>" \
         "<td>new</td>" in html  # fmt: skip
     assert "anomaly against past hours" not in result.output  # warn: nothing failed
+    code, out = status(root)
+    assert code == 1, out
+    assert out.splitlines()[0] == (
+        "WARNING: newest complete hour 2026-11-25T19 (0 h old); 0 hour(s) missing and 0 failed "
+        "in the last 1 day(s); 4 anomaly(ies) in 2026-11-25T19: carts, lines, units, revenue"
+    )
 
 
 def test_with_anomalies_fail_the_drop_exits_non_zero_and_publishes_nothing(
@@ -209,3 +216,111 @@ def test_with_anomalies_fail_the_drop_exits_non_zero_and_publishes_nothing(
         "in the last 1 day(s)"
     )
     assert "  failed: 2026-11-25T19" in out.splitlines()
+
+
+def test_one_categorys_share_tripling_is_named(root: Path, api: DummyJSONServer) -> None:
+    result = run_hour(api, root, shops.sell_more(SHOP.hour(24), BOOSTED, 3))
+    assert result.returncode == 0, result.output
+    # its share goes from about 1.6 % to 4.76 %; three times its units lift the hour's units too
+    assert anomalous(root) == {
+        "units": (2038.0, 1659.17, 1833.83, "new"),
+        "share:fragrances": (4.76, 0.57, 2.57, "new"),
+    }
+    table = rows(checks_section(root))
+    assert table["share of fragrances"] == ["4.76%", "0.57% to 2.57%", "anomaly", "new"]
+    assert table["share of laptops"] == ["35.12%", "32.85% to 39.38%", "ok", ""]
+    assert table["revenue"][2:] == ["ok", ""]
+    findings = (root / HOUR / "report" / "findings.md").read_text()
+    assert (
+        "1. Anomalies against the 24 complete hours before this one: units 2,038 (expected "
+        "1,659.17 to 1,833.83); share of fragrances 4.76% (expected 0.57% to 2.57%).\n"
+    ) in findings
+    code, out = status(root)
+    assert (code, out.splitlines()[0]) == (
+        1, "WARNING: newest complete hour 2026-11-25T19 (0 h old); 0 hour(s) missing and 0 "
+        "failed in the last 1 day(s); 2 anomaly(ies) in 2026-11-25T19: units, share:fragrances",
+    )  # fmt: skip
+
+
+def test_an_added_and_a_removed_field_are_shown_with_the_hour_first_seen(
+    root: Path, api: DummyJSONServer
+) -> None:
+    def drifted(i: int) -> shops.Records:
+        records = shops.add_field(SHOP.hour(i), "products", "color", "red")
+        return shops.remove_field(records, "products", ["brand"])
+
+    api.dataset = Dataset.from_records(drifted(23))
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "pipeline", "rerun", "--date-hour", "2026-11-25T18"],
+        cwd=REPO, env=pipeline_env(api.url, root), capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    result = run_hour(api, root, drifted(24))
+    assert result.returncode == 0, result.output
+    drift = {
+        "carts": {"added": [], "missing": []},
+        "products": {"added": ["color"], "missing": ["brand"]},
+        "users": {"added": [], "missing": []},
+    }
+    assert manifest(root)["schema_drift"] == drift
+    assert orjson.loads((root / "2026-11-25T18" / "manifest.json").read_bytes())[
+        "schema_drift"
+    ] == drift  # fmt: skip
+    assert anomalous(root) == {}  # the figures did not change: only the fields did
+    section = checks_section(root)
+    assert section.split("### Schema drift\n\n", 1)[1] == (
+        "products: color added (sent, not declared in pipeline/schema.py: dropped, not "
+        "stored); first seen 2026-11-25T18.\n\n"
+        "products: brand missing (declared, not sent in any record); first seen "
+        "2026-11-25T18.\n"
+    )
+    html = (root / HOUR / "report" / "index.html").read_text()
+    assert "<p>products: color added (sent, not declared" in html
+    history = pd.read_parquet(root / "history" / f"date_hour={HOUR}")
+    recorded = history[history["level"] == "drift"][["endpoint", "field", "drift"]]
+    assert recorded.values.tolist() == [["products", "color", "added"],
+                                        ["products", "brand", "missing"]]  # fmt: skip
+    code, out = status(root)
+    assert code == 0, out
+    assert "  schema drift in 2026-11-25T19: products: color added; products: brand missing" in (
+        out.splitlines()
+    )
+    stored = (root / HOUR / "jsons" / "products.jsonl").read_text()
+    assert "color" not in stored  # dropped: the allowlist keeps declared fields only
+
+
+def test_a_removed_field_that_a_rule_needs_fails_the_run_naming_it(
+    root: Path, api: DummyJSONServer
+) -> None:
+    result = run_hour(api, root, shops.remove_field(SHOP.hour(24), "carts", ["discountedTotal"]))
+    assert result.returncode == 30, result.output
+    console = [line.strip() for line in result.output.split(result.log, 1)[0].splitlines()]
+    assert [line.split(" ", 1)[1] for line in console if " ERROR " in f" {line}"] == [
+        "ERROR ExtractCarts failed: carts record id=2: field 'discountedTotal' is missing "
+        f"(expected number >= 0) (page at skip=0) (GET {api.url}/carts; failed on 2 read(s))"
+    ]
+    assert not (root / HOUR / "manifest.json").exists()
+
+
+def test_a_missing_hour_in_the_middle_leaves_23_hours_in_the_window(
+    root: Path, api: DummyJSONServer
+) -> None:
+    shutil.rmtree(root / MIDDLE)
+    shutil.rmtree(root / "history" / f"date_hour={MIDDLE}")
+    result = run_hour(api, root, SHOP.hour(24))
+    assert result.returncode == 0, result.output
+    assert anomalous(root) == {}
+    section = checks_section(root)
+    assert section.startswith(
+        "Each figure against its 23 complete hours on record of the 24 before this one "
+        f"({BAND}, at least 5 % of the median): no anomaly.\n"
+    )
+    assert rows(section)["carts"] == ["192", "182.40 to 201.60", "ok", ""]
+    code, out = status(root)
+    assert code == 1, out
+    lines = out.splitlines()
+    assert lines[0] == (
+        "WARNING: newest complete hour 2026-11-25T19 (0 h old); 1 hour(s) missing and 0 failed "
+        "in the last 1 day(s)"
+    )
+    assert "  missing: 2026-11-25T07" in lines
