@@ -26,7 +26,7 @@ from pipeline.devtools import shops
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from pipeline.report import build, charts
 from pipeline.tasks.publish import Insights
-from tests.support import REPO, fingerprint, pipeline_env, run_luigi
+from tests.support import NOW, REPO, fingerprint, pipeline_env, run_luigi
 
 pytestmark = pytest.mark.slow
 
@@ -216,6 +216,15 @@ def test_with_anomalies_fail_the_drop_exits_non_zero_and_publishes_nothing(
         "in the last 1 day(s)"
     )
     assert "  failed: 2026-11-25T19" in out.splitlines()
+    # what the message says to do publishes the hour from the same snapshot, anomalies reported
+    published = subprocess.run(
+        [str(REPO / "run_pipeline.sh"), "--date-hour", HOUR, "--quality-anomalies", "warn"],
+        cwd=REPO, env={**pipeline_env(api.url, root), "PIPELINE_NOW": NOW}, capture_output=True,
+        text=True, timeout=180,
+    )  # fmt: skip
+    assert published.returncode == 0, published.stdout + published.stderr
+    assert list(anomalous(root)) == ["carts", "lines", "units", "revenue"]
+    assert (root / "latest").readlink() == Path(HOUR)
 
 
 def test_one_categorys_share_tripling_is_named(root: Path, api: DummyJSONServer) -> None:
