@@ -64,6 +64,7 @@ tr { break-inside: avoid; page-break-inside: avoid; }
 th, td { border-bottom: 1px solid #dde3e8; padding: 0.25em 0.5em; text-align: left; }
 th { background: #eef2f5; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.anomaly td { background: #fbe3e0; font-weight: bold; }
 footer { margin-top: 2em; font-size: 8.5pt; color: #4a5561; }
 @media print { body { margin: 0; padding: 0; max-width: none; } h2 { margin-top: 1.2em; } }
 """
@@ -102,14 +103,24 @@ def _figure(chart: Chart) -> str:
     )
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int], caption: str) -> str:
+def _table(
+    headers: list[str],
+    rows: list[list[str]],
+    numeric: set[int],
+    caption: str,
+    marked: set[int] | None = None,  # rows of class "anomaly"
+) -> str:
     def cell(tag: str, i: int, text: str) -> str:
         cls = ' class="num"' if i in numeric else ""
         return f"<{tag}{cls}>{_e(text)}</{tag}>"
 
+    def tr(n: int) -> str:
+        return '<tr class="anomaly">' if marked and n in marked else "<tr>"
+
     head = "".join(cell("th", i, h) for i, h in enumerate(headers))
     body = "".join(
-        "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows
+        tr(n) + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>"
+        for n, row in enumerate(rows)
     )
     return (
         f"<table><caption>{_e(caption)}</caption><thead><tr>{head}</tr></thead>"
@@ -222,13 +233,20 @@ def check_sentences(report: Report) -> list[str]:
     return out
 
 
+def _checks_table(report: Report) -> str:
+    """The Checks table; an anomaly's row is marked (``tr.anomaly``) so that it stands out."""
+    rows = check_rows(report)
+    marked = {i for i, row in enumerate(rows) if row[3] == "anomaly"}
+    return _table(CHECK_HEADERS, rows, {1}, "Every check of this hour", marked)
+
+
 def _checks_html(report: Report) -> list[str]:
     if report.checks is None:
         return []
     return [
         '<section id="checks"><h2>Checks</h2>',
         *(f"<p>{_e(s)}</p>" for s in check_sentences(report)),
-        _table(CHECK_HEADERS, check_rows(report), {1}, "Every check of this hour"),
+        _checks_table(report),
         "<h3>Schema drift</h3>",
         *(f"<p>{_e(s)}</p>" for s in checks.drift_sentences(report.drift)),
         "</section>",

@@ -169,8 +169,10 @@ def test_carts_dropping_by_sixty_percent_is_named_in_the_report_the_manifest_and
         "1,833.83); revenue $268,441.16 (expected $692,812.34 to $765,739.96).\n"
     ) in findings
     html = (root / HOUR / "report" / "index.html").read_text()
-    assert "<td>carts</td><td class=\"num\">76</td><td>182.40 to 201.60</td><td>anomaly</td>" \
-        "<td>new</td>" in html  # fmt: skip
+    assert (
+        '<tr class="anomaly"><td>carts</td><td class="num">76</td><td>182.40 to 201.60</td>'
+        "<td>anomaly</td><td>new</td></tr>"
+    ) in html
     assert "anomaly against past hours" not in result.output  # warn: nothing failed
     code, out = status(root)
     assert code == 1, out

@@ -76,10 +76,15 @@ def test_the_html_section_is_a_table_and_escapes_the_data() -> None:
     ET.fromstring(html.replace("<!DOCTYPE html>", ""))  # still well-formed XML
     section = html.split('<section id="checks">', 1)[1].split("</section>", 1)[0]
     assert "<td>share of &lt;b&gt;x&lt;/b&gt;</td>" in section and "<b>x" not in section
-    assert (
-        '<tr><td>carts</td><td class="num">76</td><td>182.40 to 201.60</td><td>anomaly</td>'
-        "<td>new</td></tr>"
+    assert (  # an anomaly's row is marked
+        '<tr class="anomaly"><td>carts</td><td class="num">76</td><td>182.40 to 201.60</td>'
+        "<td>anomaly</td><td>new</td></tr>"
     ) in section
+    assert (
+        '<tr><td>revenue</td><td class="num">$1,903.66</td><td>$1,800.00 to $2,000.50</td>'
+        "<td>ok</td><td>resolved</td></tr>"
+    ) in section
+    assert section.count('<tr class="anomaly">') == 2
     assert "<h3>Schema drift</h3><p>products: color added" in section.replace("\n", "")
 
 
