@@ -73,3 +73,16 @@ def test_the_settings_shape_the_window(root: Path, cfg_file: Path) -> None:
     found = hour_anomalies(root, HOUR, rows(40))
     assert found["anomaly_window"] == {"hours": 12, "window": 30, "needed": 13, "k": 2.0}
     assert {c["status"] for c in found["anomalies"]} == {"no verdict"}
+
+
+def test_the_console_says_what_to_do_about_an_anomaly() -> None:
+    from pipeline.failures import explain
+
+    told = explain(AnomalyError("2026-11-25T17: anomaly against past hours: carts = 40 ..."),
+                   Path("/data/2026-11-25T17"))  # fmt: skip
+    assert told.cause == "2026-11-25T17: anomaly against past hours: carts = 40 ..."
+    assert told.todo == (
+        "nothing of the hour was published ([quality] anomalies = fail); if the figures are "
+        "right (a sale, an outage of the shop), publish it: ./run_pipeline.sh --date-hour "
+        "2026-11-25T17 --quality-anomalies warn"
+    )
