@@ -504,8 +504,8 @@ def table(results: Sequence[Result]) -> str:
         "| load | target | old system | speed-up |",
         "|---|---|---|---:|---|---:|---:|---:|---:|---|---|---|---:|",
     ]
-    number = {"startup": "-", "real": "-", "extract": "1", "clean": "2", "hour": "2b", "duckdb-sql": "2c",
-              "rerun": "3", "extract-rss": "4"}  # fmt: skip
+    number = {"startup": "-", "real": "-", "extract": "1", "clean": "2", "hour": "2b",
+              "duckdb-sql": "2c", "rerun": "3", "extract-rss": "4"}  # fmt: skip
     for r in results:
         runs = ", ".join(f"{x.seconds:.2f}" for x in r.runs)
         loads = "-".join(f"{x.load:.1f}" for x in (min(r.runs, key=_load), max(r.runs, key=_load)))
