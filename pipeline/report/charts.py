@@ -84,7 +84,7 @@ def _hbars(
     row = ROW * (1.5 if double else 1.0)
     top = plot.TOP + (LEGEND_ROW + 4 if double else 0.0)
     axes = Axes(
-        chart.key, chart.title, chart.alt, top + plot.BOTTOM + row * len(labels),
+        chart.key, chart.title, chart.alt, top + plot.BOTTOM + row * max(len(labels), 1),
         x=money_axis(max(first, default=0.0), what, limit),
         y=plot.band_axis([[label] for label in shown][::-1], ""),
         top=top,

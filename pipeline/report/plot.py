@@ -84,8 +84,10 @@ def count_axis(high: float, what: str) -> Axis:
 
 
 def band_axis(labels: list[list[str]], what: str) -> Axis:
-    """Categories at 0, 1, ...: one band each, its label under it."""
-    return Axis(-0.5, len(labels) - 0.5, [float(i) for i in range(len(labels))], labels, what)
+    """Categories at 0, 1, ...: one band each, its label under it (no category: one empty band,
+    so the axes are still drawn)."""
+    high = max(len(labels), 1) - 0.5
+    return Axis(-0.5, high, [float(i) for i in range(len(labels))], labels, what)
 
 
 def time_axis(start: datetime, end: datetime, what: str) -> Axis:

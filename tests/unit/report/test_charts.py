@@ -204,6 +204,14 @@ def test_vertical_bars_one_per_band_with_heights_in_proportion() -> None:
     assert "12.3%" in shown and "87.7%" in shown  # shares over the bars that have customers
 
 
+def test_a_chart_without_rows_still_draws_its_axes() -> None:
+    chart = charts.top_customers(tables(), 0)
+    assert chart.title == "Top 0 customers by spend"
+    assert bars(chart) == []
+    assert "Spend at list price (US$)" in texts(chart)
+    assert parsed(chart).get("height") == "114"  # room for one row
+
+
 def test_names_from_the_data_are_escaped_text_never_markup() -> None:
     t = tables()
     name = """<b onload="x()">A & B's</b>"""
