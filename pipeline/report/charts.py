@@ -1,4 +1,5 @@
-"""The report's charts: which figures each one shows, its title, alt text and caption.
+"""The charts of the hour: which figures each one shows, its title, alt text and caption
+(the trends over the past days are in ``trend_charts``).
 
 No chart draws one mark per cart line: each takes a table of at most a few dozen rows (categories,
 top customers, cities, age bands, hours), so drawing costs the same at a million carts as at six.
@@ -12,9 +13,8 @@ chart, no drawing library, and the same figures always give the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import pandas as pd
 
@@ -30,7 +30,6 @@ from pipeline.rules.findings import (
     plural,
     tenths_percent,
 )
-from pipeline.rules.history import HOUR_FORMAT, Trends
 
 COLOUR = "#2f6f9f"
 SECOND = "#e0a040"
@@ -38,8 +37,6 @@ MUTED = "#9aa9b5"
 PALETTE = ("#2f6f9f", "#e0a040", "#4e9a5b", "#b5475b", "#7a5fa8")
 BARS = plot.TOP + plot.BOTTOM  # px of a horizontal bar chart besides its rows
 LEGEND_ROW = 16.0  # px
-HOUR = pd.Timedelta(hours=1)
-MIN_SPAN_HOURS = 12  # a trend axis spans at least this, so a few hours are not squeezed
 
 
 @dataclass(frozen=True)
@@ -55,11 +52,13 @@ class Chart:
     caption: str = ""  # what the marks are and where the figures come from
 
 
-def _dollars(value: float) -> str:
+def dollars(value: float) -> str:
+    """Dollars to the cent, as tooltips show them."""
     return f"${value:,.2f}"
 
 
-def _listed(pairs: list[tuple[str, str]], limit: int = 5) -> str:
+def listed(pairs: list[tuple[str, str]], limit: int = 5) -> str:
+    """The first ``limit`` pairs for an alt text, and how many more there are."""
     shown = "; ".join(f"{a} {b}" for a, b in pairs[:limit])
     rest = len(pairs) - limit
     return shown + (f"; and {rest} more" if rest > 0 else "")
@@ -95,7 +94,7 @@ def _hbars(
         position = len(labels) - 1 - i
         for k, (name, values, colours) in enumerate(series):
             offset = (0.5 - k) * thickness if double else 0.0
-            tip = f"{label}: {name.lower()} {_dollars(values[i])}"
+            tip = f"{label}: {name.lower()} {dollars(values[i])}"
             centre = axes.hbar(position + offset, values[i], thickness, colours[i], tip)
             if k == 0:
                 axes.label(axes.px(values[i]) + 4, centre + SMALL * 0.35, texts[i])
@@ -121,7 +120,7 @@ def _vbars(
     )  # fmt: skip
     axes.frame(grid="y")
     for i, (value, text) in enumerate(zip(values, texts, strict=True)):
-        axes.vbar(i, value, COLOUR, f"{ticks[i][0]}: {_dollars(value)}")
+        axes.vbar(i, value, COLOUR, f"{ticks[i][0]}: {dollars(value)}")
         if text:
             axes.label(axes.px(i), axes.py(value) - 4, text, anchor="middle")
     return Chart(chart.key, chart.title, chart.alt, axes.svg(), caption=chart.caption)
@@ -136,7 +135,7 @@ def category_revenue(t: Tables) -> Chart:
     alt = (
         "Horizontal bar chart of revenue at list price for "
         f"{plural(len(cats), 'category', 'categories')}, largest first: "
-        + _listed([(r.category, money(r.revenue)) for r in cats.itertuples()])
+        + listed([(r.category, money(r.revenue)) for r in cats.itertuples()])
         + "."
     )
     texts = [
@@ -165,7 +164,7 @@ def top_customers(t: Tables, n: int) -> Chart:
     alt = (
         f"Horizontal bar chart of the {plural(len(top), 'customer')} who spent most, "
         "with city and age: "
-        + _listed(
+        + listed(
             [(label, money(r.spend)) for label, r in zip(labels, top.itertuples(), strict=True)]
         )
         + "."
@@ -193,7 +192,7 @@ def city_revenue(t: Tables, n: int) -> Chart:
     alt = (
         "Horizontal bar chart of revenue by the customers' city, "
         f"{plural(len(cities), 'city', 'cities')}, largest first: "
-        + _listed([(c, money(v)) for c, v in zip(labels, values, strict=True)])
+        + listed([(c, money(v)) for c, v in zip(labels, values, strict=True)])
         + "."
     )
     colours = [COLOUR] * len(shown) + [MUTED] * (len(labels) - len(shown))
@@ -240,7 +239,7 @@ def units_vs_revenue(t: Tables) -> Chart:
     title = "Units against revenue by category"
     alt = (
         "Scatter chart, one point per category, units sold across and revenue up: "
-        + _listed(
+        + listed(
             [
                 (r.category, f"{plural(r.units, 'unit')}, {money(r.revenue)}")
                 for r in cats.itertuples()
@@ -258,17 +257,17 @@ def units_vs_revenue(t: Tables) -> Chart:
     axes = Axes("units", title, alt, 346.0, x=plot.count_axis(x_top, "Units sold"),
                 y=money_axis(y_top, "Revenue at list price"))  # fmt: skip
     axes.frame(grid="xy")
-    units, dollars = cats["units"].tolist(), (cats["revenue"] / 100).tolist()
+    units, revenue = cats["units"].tolist(), (cats["revenue"] / 100).tolist()
     names = cats["category"].tolist()
     tips = [
-        f"{c}: {plural(u, 'unit')}, {_dollars(d)}"
-        for c, u, d in zip(names, units, dollars, strict=True)
+        f"{c}: {plural(u, 'unit')}, {dollars(d)}"
+        for c, u, d in zip(names, units, revenue, strict=True)
     ]
-    axes.points(units, dollars, COLOUR, tips)
+    axes.points(units, revenue, COLOUR, tips)
     # Name the points from the largest revenue down, skipping one whose name would overlap a
     # name already placed (every category is in the table anyway).
     placed: list[tuple[float, float, float, float]] = []
-    for name, u, d in zip(names, units, dollars, strict=True):
+    for name, u, d in zip(names, units, revenue, strict=True):
         x, y = axes.px(u) + 5, axes.py(d) - 5
         box = (x, y - SMALL, x + text_width(name, SMALL), y + 2)
         if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
@@ -312,7 +311,7 @@ def discounts(t: Tables) -> Chart:
     title = "List against discounted revenue by category"
     alt = (
         "Horizontal bar chart of revenue at list price and after discounts for each category: "
-        + _listed(
+        + listed(
             [
                 (r.category, f"{money(r.revenue)} list, {money(r.discounted)} paid")
                 for r in cats.itertuples()
@@ -335,121 +334,3 @@ def discounts(t: Tables) -> Chart:
     ]
     return _hbars(Chart("discounts", title, alt, caption=caption), cats["category"].tolist(),
                   series, texts, "Revenue")  # fmt: skip
-
-
-# --- trends --------------------------------------------------------------------------------------
-
-
-def _hours(values: pd.Series | pd.Index) -> list[float]:
-    """Datetimes as hours since the epoch, the unit of a time axis."""
-    return ((pd.Series(values) - pd.Timestamp(0)) / HOUR).tolist()
-
-
-def _time_span(trends: Trends) -> tuple[datetime, datetime]:
-    """Hours from the first on record (within the window) to the report's hour: a pipeline
-    that started yesterday shows a day, not six empty days and a sliver."""
-    end = pd.to_datetime(trends.last, format=HOUR_FORMAT) + HOUR
-    start = pd.to_datetime(trends.first, format=HOUR_FORMAT)
-    if len(trends.hours):
-        start = max(start, pd.Timestamp(trends.hours["hour"].min()))
-    start = min(start - HOUR, end - pd.Timedelta(hours=MIN_SPAN_HOURS))
-    return start.to_pydatetime(), end.to_pydatetime()
-
-
-def _lines(
-    chart: Chart,
-    hours: pd.Series | pd.Index,
-    series: list[tuple[str, list[float], str]],
-    y: plot.Axis,
-    trends: Trends,
-    height: float,
-    shown: Callable[[float], str],
-    legend: bool = False,
-) -> Chart:
-    """One line with a point per hour on record for each of ``series`` (name, values, colour);
-    ``shown`` writes a value in a point's tooltip."""
-    columns = max(1, min(3, len(series)))
-    rows = -(-len(series) // columns) if legend and series else 0
-    top = plot.TOP + (LEGEND_ROW * rows + 4 if rows else 0.0)
-    start, end = _time_span(trends)
-    axes = Axes(chart.key, chart.title, chart.alt, height + top - plot.TOP,
-                x=plot.time_axis(start, end, "Hour (UTC)"), y=y, top=top)  # fmt: skip
-    axes.frame(grid="y")
-    x = _hours(hours)
-    stamps = [f"{h:%Y-%m-%d %H}:00" for h in pd.Series(hours)]
-    for name, values, colour in series:
-        axes.polyline(x, values, colour)
-        tips = [f"{name} {stamp}: {shown(v)}" for stamp, v in zip(stamps, values, strict=True)]
-        axes.points(x, values, colour, tips, radius=3.0)
-    if rows:
-        axes.legend([(name, colour) for name, _, colour in series], axes.left, plot.TOP + 6,
-                    columns=columns, column_width=(axes.right - axes.left) / 3)  # fmt: skip
-    axes.label(axes.left, axes.height - 10, f"from {start:%Y-%m-%d %H}:00")
-    return Chart(chart.key, chart.title, chart.alt, axes.svg(), caption=chart.caption)
-
-
-def trend_revenue(trends: Trends) -> Chart:
-    hours = trends.hours
-    title = f"Revenue per hour, last {plural(trends.days, 'day')}"
-    alt = (
-        f"Line chart of revenue per hour from {trends.first} to {trends.last} UTC, "
-        f"{plural(len(hours), 'hour')} on record"
-        + (
-            f": lowest {money(int(hours['revenue'].min()))}, highest "
-            f"{money(int(hours['revenue'].max()))}, last {money(int(hours['revenue'].iloc[-1]))}."
-            if len(hours)
-            else "."
-        )
-    )
-    caption = (
-        "Revenue at list price of each hour on record (history/); an hour without a run has no "
-        "point."
-    )
-    top = max(hours["revenue"].max() / 100 if len(hours) else 0, 1) * 1.15
-    values = (hours["revenue"] / 100).tolist()
-    return _lines(Chart("trend_revenue", title, alt, caption=caption), hours["hour"],
-                  [("Revenue", values, COLOUR)], money_axis(top, "Revenue at list price"),
-                  trends, 269.0, _dollars)  # fmt: skip
-
-
-def trend_carts(trends: Trends) -> Chart:
-    hours = trends.hours
-    title = f"Carts per hour, last {plural(trends.days, 'day')}"
-    alt = (
-        f"Line chart of carts per hour from {trends.first} to {trends.last} UTC, "
-        f"{plural(len(hours), 'hour')} on record"
-        + (
-            f": fewest {int(hours['carts'].min()):,}, most {int(hours['carts'].max()):,}, "
-            f"last {int(hours['carts'].iloc[-1]):,}."
-            if len(hours)
-            else "."
-        )
-    )
-    caption = "Carts of each hour on record (history/); an hour without a run has no point."
-    top = max(hours["carts"].max() if len(hours) else 0, 1) * 1.15
-    return _lines(Chart("trend_carts", title, alt, caption=caption), hours["hour"],
-                  [("Carts", hours["carts"].astype(float).tolist(), COLOUR)],
-                  plot.count_axis(top, "Carts"), trends, 269.0, "{:,.0f}".format)  # fmt: skip
-
-
-def trend_categories(trends: Trends) -> Chart:
-    per_hour = trends.categories
-    title = f"Revenue per hour of the top {len(per_hour.columns)} categories"
-    alt = (
-        f"Line chart of revenue per hour from {trends.first} to {trends.last} UTC for the "
-        f"categories with the most revenue over the period: "
-        + _listed([(str(c), f"{money(int(per_hour[c].sum()))} in all") for c in per_hour.columns])
-        + "."
-    )
-    caption = (
-        "Revenue at list price per hour of the categories with the most revenue over the period "
-        "(history/)."
-    )
-    top = max(per_hour.to_numpy().max() / 100 if per_hour.size else 0, 1) * 1.15
-    series = [
-        (str(column), (per_hour[column] / 100).tolist(), colour)
-        for colour, column in zip(PALETTE, per_hour.columns, strict=False)
-    ]
-    return _lines(Chart("trend_categories", title, alt, caption=caption), per_hour.index,
-                  series, money_axis(top, "Revenue at list price"), trends, 288.0, _dollars,
-                  legend=True)  # fmt: skip

@@ -41,7 +41,10 @@ else:
 #: integrations, the old drawing library, the dev tools and the tests.
 NEVER = ("matplotlib", "luigi.contrib", "pipeline.devtools", "tests", "pytest", "moto")
 CLOUD = ("boto3", "botocore", "s3transfer", "pipeline.storage.s3")
-CHARTS = ("pipeline.report.charts", "pipeline.report.plot", "pipeline.report.svg")
+CHARTS = (
+    "pipeline.report.charts", "pipeline.report.trend_charts", "pipeline.report.plot",
+    "pipeline.report.svg",
+)  # fmt: skip
 
 
 def loaded(tmp_path: Path, env: dict[str, str], *args: str) -> set[str]:

@@ -11,7 +11,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from pipeline.report import charts, plot, svg
+from pipeline.report import charts, plot, svg, trend_charts
 from pipeline.rules import findings, history
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -95,14 +95,14 @@ def test_trend_charts_draw_the_hours_on_record() -> None:
         ]
     )
     trends = history.trends(frame, "2026-11-25T17", 7)
-    revenue = charts.trend_revenue(trends)
+    revenue = trend_charts.trend_revenue(trends)
     assert "Revenue per hour, last 7 days" in texts(revenue)
     assert "Hour (UTC)" in texts(revenue)
     assert "$20,000" in texts(revenue)
     assert revenue.alt.endswith("lowest $12,345.67, highest $23,456.78, last $23,456.78.")
-    carts = charts.trend_carts(trends)
+    carts = trend_charts.trend_carts(trends)
     assert "Carts" in texts(carts) and "1,250" in texts(carts)
-    assert re.search(r"x \$5\.00 in all", charts.trend_categories(trends).alt)
+    assert re.search(r"x \$5\.00 in all", trend_charts.trend_categories(trends).alt)
 
 
 def test_dollar_signs_in_names_are_text_not_math() -> None:

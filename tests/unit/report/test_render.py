@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 
-from pipeline.report import build, charts, render
+from pipeline.report import build, charts, render, trend_charts
 from pipeline.rules import findings
 
 HOUR = "2026-11-25T17"
@@ -86,7 +86,7 @@ def sketches(monkeypatch: pytest.MonkeyPatch) -> None:
             svg = '<svg xmlns="http://www.w3.org/2000/svg" width="9pt" height="6pt"></svg>'
             return charts.Chart(_name, f"Title of {_name}", f"Alt text of {_name}", svg)
 
-        monkeypatch.setattr(charts, name, sketch)
+        monkeypatch.setattr(trend_charts if name.startswith("trend_") else charts, name, sketch)
 
 
 @pytest.fixture(scope="module")
