@@ -37,18 +37,20 @@ def ticks(top: float, integer: bool = False) -> list[float]:
     if top <= 0:
         return [0.0]
     power = 10.0 ** math.floor(math.log10(top / MAX_TICKS))
-    step = next(
+    candidates = (
         s * p
         for p in (power, power * 10, power * 100)
         for s in STEPS
         if top / (s * p) <= MAX_TICKS + 1e-9
         and (not integer or (s * p >= 1 and abs(s * p - round(s * p)) < 1e-9))
     )
+    step = next(candidates, 1.0)  # none: counts below one, ticked 0 alone
     count = math.floor(top / step + 1e-9)
     return [i * step for i in range(count + 1)]
 
 
 def usd(value: float) -> str:
+    """Whole dollars with thousands separators, as tick labels show them."""
     return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
 
 
@@ -234,10 +236,6 @@ class Axes:
             cx, cy = x + column_width * (i % columns), y + 16 * (i // columns)
             self.body.append(svg.rect(cx, cy - 9, 10, 10, colour))
             self.label(cx + 14, cy, name)
-
-
-def widest(texts: Sequence[str], size: float = SMALL) -> float:
-    return max((text_width(t, size) for t in texts), default=0.0)
 
 
 def room(values: Sequence[float], texts: Sequence[str], plot_width: float) -> float:

@@ -34,13 +34,12 @@ _WIDTHS = (
     1300, 842, 1067, 803, 1298, 1212, 1675, 1212, 1212, 1075, 1303, 690, 1303, 1716,
 )  # fmt: skip
 _OTHER = 2048  # any other character: a full em, more than any letter of the font but a few
-BOLD = 1.1  # the bold face is about a tenth wider
 
 
-def text_width(text: str, size: float = SIZE, bold: bool = False) -> float:
+def text_width(text: str, size: float = SIZE) -> float:
     """Width in px of ``text`` set in DejaVu Sans at ``size`` px (an upper bound elsewhere)."""
     units = sum(_WIDTHS[o - 32] if 32 <= (o := ord(c)) < 127 else _OTHER for c in text)
-    return units * size / 2048 * (BOLD if bold else 1.0)
+    return units * size / 2048
 
 
 def esc(value: object) -> str:

@@ -246,6 +246,7 @@ def test_the_same_figures_give_the_same_bytes() -> None:
         (1_495, True, [0, 250, 500, 750, 1_000, 1_250]),
         (2.5, False, [0, 0.5, 1, 1.5, 2, 2.5]),
         (2.5, True, [0, 1, 2]),  # counts: no half steps
+        (0.001, True, [0]),
         (0, False, [0]),
     ],
 )
