@@ -82,12 +82,6 @@ class CleanAndInsights(luigi.WrapperTask):
         return [task(date_hour=self.date_hour) for task in INSIGHT_TASKS.values()]
 
 
-class Nothing(luigi.WrapperTask):
-    """Complete at once: timing it measures luigi's and the pipeline's start-up alone."""
-
-    date_hour = luigi.DateHourParameter()
-
-
 class Lines(Sequence[bytes]):
     """The lines of a memory-mapped JSON Lines file, found by an index of their offsets."""
 
@@ -282,7 +276,7 @@ class Bench:
 
     # -- scenarios -------------------------------------------------------------------------
     def startup(self) -> Result:
-        cmd = self.command("pipeline.devtools.bench", "Nothing")
+        cmd = self.command("pipeline.devtools.startup", "Nothing")
         result = Result("startup", 0, "none (luigi + imports only)", _show(cmd))
         with DummyJSONServer(Dataset({})) as server:
             data = self.data_dir("startup")
