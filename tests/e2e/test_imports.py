@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
-from tests.support import PARTITION, REPO, fixture_records, pipeline_env
+from pipeline.devtools.fakeapi import DummyJSONServer
+from tests.support import PARTITION, REPO, pipeline_env
 from tests.support.s3 import s3_env
 
 pytestmark = pytest.mark.slow
@@ -62,13 +62,9 @@ def under(modules: set[str], packages: Sequence[str]) -> list[str]:
     return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in packages))
 
 
-@pytest.fixture(scope="module")
-def api() -> DummyJSONServer:
-    with DummyJSONServer(Dataset.from_records(fixture_records())) as server:
-        yield server
-
-
-def test_an_hour_on_a_local_data_root_loads_no_cloud_client(api, tmp_path: Path) -> None:
+def test_an_hour_on_a_local_data_root_loads_no_cloud_client(
+    api: DummyJSONServer, tmp_path: Path
+) -> None:
     env = pipeline_env(api.url, tmp_path / "data")
     modules = loaded(tmp_path, env, "--date-hour", PARTITION)
     assert (tmp_path / "data" / PARTITION / "manifest.json").exists()  # the whole hour ran
@@ -77,7 +73,9 @@ def test_an_hour_on_a_local_data_root_loads_no_cloud_client(api, tmp_path: Path)
     assert under(modules, NEVER) == []
 
 
-def test_a_run_that_writes_no_report_loads_no_chart_code(api, tmp_path: Path) -> None:
+def test_a_run_that_writes_no_report_loads_no_chart_code(
+    api: DummyJSONServer, tmp_path: Path
+) -> None:
     """Clean and insights only (plain luigi), then the console summary of a complete hour and a
     run that finds its hour complete: none draws a chart."""
     data = tmp_path / "data"
