@@ -64,20 +64,26 @@ def listed(pairs: list[tuple[str, str]], limit: int = 5) -> str:
     return shown + (f"; and {rest} more" if rest > 0 else "")
 
 
-def _hbars(
-    chart: Chart,
-    labels: Sequence[str],
-    series: Sequence[tuple[str, list[float], list[str]]],
-    texts: Sequence[str],
-    what: str,
-) -> Chart:
-    """Horizontal bars, the first label on top, the first series' value written after its bar.
+@dataclass(frozen=True)
+class Bars:
+    """One series of horizontal bars: its name, dollars per row and colour."""
 
-    ``series``: (name, dollars per row, colour per row); with two series each row holds two
-    thinner bars and a legend names them above the plot area.
-    """
+    name: str
+    values: list[float]
+    colour: str = COLOUR
+    colours: list[str] | None = None  # per row, where some bars differ from ``colour``
+
+    def colour_of(self, row: int) -> str:
+        return self.colours[row] if self.colours is not None else self.colour
+
+
+def _hbars(
+    chart: Chart, labels: Sequence[str], series: Sequence[Bars], texts: Sequence[str], what: str
+) -> Chart:
+    """Horizontal bars, the first label on top, the first series' value written after its bar;
+    with two series each row holds two thinner bars and a legend names them above the plot."""
     shown = [shorten(label) for label in labels]
-    first = series[0][1]
+    first = series[0].values
     limit = plot.room(first, texts, plot.plot_width(shown))
     double = len(series) > 1
     row = ROW * (1.5 if double else 1.0)
@@ -92,15 +98,16 @@ def _hbars(
     thickness = 0.72 / len(series)
     for i, label in enumerate(labels):
         position = len(labels) - 1 - i
-        for k, (name, values, colours) in enumerate(series):
+        for k, bars in enumerate(series):
             offset = (0.5 - k) * thickness if double else 0.0
-            tip = f"{label}: {name.lower()} {dollars(values[i])}"
-            centre = axes.hbar(position + offset, values[i], thickness, colours[i], tip)
+            value = bars.values[i]
+            tip = f"{label}: {bars.name.lower()} {dollars(value)}"
+            centre = axes.hbar(position + offset, value, thickness, bars.colour_of(i), tip)
             if k == 0:
-                axes.label(axes.px(values[i]) + 4, centre + SMALL * 0.35, texts[i])
+                axes.label(axes.px(value) + 4, centre + SMALL * 0.35, texts[i])
     if double:
-        axes.legend([(name, colours[0]) for name, _, colours in series], axes.left,
-                    plot.TOP + 6, columns=len(series), column_width=130)  # fmt: skip
+        axes.legend([(bars.name, bars.colour) for bars in series], axes.left, plot.TOP + 6,
+                    columns=len(series), column_width=130)  # fmt: skip
     return Chart(chart.key, chart.title, chart.alt, axes.svg(), caption=chart.caption)
 
 
@@ -146,8 +153,7 @@ def category_revenue(t: Tables) -> Chart:
         "One bar per category: revenue at list price and its share of the hour's revenue "
         "(insights/category_summary.csv)."
     )
-    values = (cats["revenue"] / 100).tolist()
-    series = [("Revenue", values, [COLOUR] * len(values))]
+    series = [Bars("Revenue", (cats["revenue"] / 100).tolist())]
     return _hbars(Chart("categories", title, alt, caption=caption), cats["category"].tolist(),
                   series, texts, "Revenue at list price")  # fmt: skip
 
@@ -174,8 +180,7 @@ def top_customers(t: Tables, n: int) -> Chart:
         "One bar per customer: first name, user id, city and age; spend at list price and carts "
         "(insights/user_summary.csv)."
     )
-    values = (top["spend"] / 100).tolist()
-    series = [("Spend", values, [COLOUR] * len(values))]
+    series = [Bars("Spend", (top["spend"] / 100).tolist())]
     return _hbars(Chart("customers", title, alt, caption=caption), labels, series, texts,
                   "Spend at list price")  # fmt: skip
 
@@ -201,7 +206,7 @@ def city_revenue(t: Tables, n: int) -> Chart:
         "One bar per city of the customers, the smallest summed as one grey bar; shares are of "
         "the hour's revenue (insights/user_summary.csv)."
     )
-    series = [("Revenue", [v / 100 for v in values], colours)]
+    series = [Bars("Revenue", [v / 100 for v in values], colours=colours)]
     return _hbars(Chart("cities", title, alt, caption=caption), labels, series, texts,
                   "Revenue at list price")  # fmt: skip
 
@@ -327,10 +332,9 @@ def discounts(t: Tables) -> Chart:
         "For each category, revenue at list price and after discounts; labels give the discount "
         "and its rate (insights/category_summary.csv)."
     )
-    n = len(cats)
     series = [
-        ("List price", (cats["revenue"] / 100).tolist(), [COLOUR] * n),
-        ("After discounts", (cats["discounted"] / 100).tolist(), [SECOND] * n),
+        Bars("List price", (cats["revenue"] / 100).tolist(), COLOUR),
+        Bars("After discounts", (cats["discounted"] / 100).tolist(), SECOND),
     ]
     return _hbars(Chart("discounts", title, alt, caption=caption), cats["category"].tolist(),
                   series, texts, "Revenue")  # fmt: skip

@@ -189,6 +189,13 @@ def test_two_series_draw_two_bars_a_row_and_a_legend() -> None:
     assert [b["fill"] for b in drawn] == [charts.COLOUR, charts.SECOND] * 3
 
 
+def test_the_cities_left_out_are_one_grey_bar() -> None:
+    drawn = bars(charts.city_revenue(tables(), 1))
+    tips = ["Rome: revenue $8,765.49", "1 other city: revenue $1,234.50"]
+    assert [b["tip"] for b in drawn] == tips
+    assert [b["fill"] for b in drawn] == [charts.COLOUR, charts.MUTED]
+
+
 def test_vertical_bars_one_per_band_with_heights_in_proportion() -> None:
     chart = charts.age_bands(tables())
     drawn = bars(chart)
