@@ -27,7 +27,7 @@ PAD = 6.0  # between a tick label and the axis
 AXIS_LABEL = 16.0  # room for a line of a vertical axis label
 STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
 MAX_TICKS = 6  # intervals at most
-TIME_STEPS = (1, 2, 3, 6, 12, 24, 48, 72, 168)  # hours
+TIME_STEPS = (1, 2, 3, 6, 12, 24, 48, 72, 168, 336, 672, 1344, 2688)  # hours: up to 16 weeks
 MAX_TIME_TICKS = 8
 LABEL_CHARS = 40  # longer bar labels are shortened in the charts (not in the tables)
 
@@ -94,7 +94,8 @@ def band_axis(labels: list[list[str]], what: str) -> Axis:
 
 def time_axis(start: datetime, end: datetime, what: str) -> Axis:
     """Hours from ``start`` to ``end`` (as hours since the epoch), ticked on round hours of the
-    day (every 1, 2, 3, 6 or 12 hours) or on midnights; a midnight's label is its date."""
+    day (every 1, 2, 3, 6 or 12 hours) or on midnights (every 1, 2 or 3 days, or 1 to 16
+    weeks: the most a year of history needs); a midnight's label is its date."""
     epoch = datetime(1970, 1, 1)
     low, high = (start - epoch) / timedelta(hours=1), (end - epoch) / timedelta(hours=1)
     step = next((s for s in TIME_STEPS if (high - low) / s <= MAX_TIME_TICKS), TIME_STEPS[-1])

@@ -266,6 +266,12 @@ def test_hours_are_ticked_on_round_hours_and_midnight_shows_the_date() -> None:
     assert axis.labels == [["18:00"], ["20:00"], ["22:00"], ["Nov 25"], ["02:00"], ["04:00"]]
 
 
+def test_a_year_of_hours_gets_at_most_eight_ticks() -> None:
+    axis = plot.time_axis(datetime(2025, 11, 25, 17), datetime(2026, 11, 25, 18), "Hour (UTC)")
+    assert len(axis.ticks) <= plot.MAX_TIME_TICKS + 1
+    assert all(len(label) == 1 and " " in label[0] for label in axis.labels)  # dates only
+
+
 def test_text_widths_come_from_the_fonts_advance_widths() -> None:
     assert svg.text_width("0", 12) == pytest.approx(1303 * 12 / 2048)
     assert svg.text_width("il", 20) == pytest.approx((569 + 569) * 20 / 2048)
