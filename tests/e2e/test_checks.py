@@ -1,10 +1,10 @@
 """Anomalies against past hours and schema drift, end to end, against the local API serving a shop
 that changes between hours (``pipeline.devtools.shops``).
 
-The 24 hours before the hour under test are built once, in this process, by the real tasks (the
-charts left out: they cost seconds an hour and are not what is checked here), then copied for
-each scenario; the hour under test is a real run of the command line. Each scenario is named by
-the report's Checks section, the manifest and ``status`` exactly as expected.
+The 24 hours before the hour under test are built once, in this process, by the real tasks,
+then copied for each scenario; the hour under test is a real run of the command line. Each
+scenario is named by the report's Checks section, the manifest and ``status`` exactly as
+expected.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from luigi.task_register import Register
 
 from pipeline.devtools import shops
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
-from pipeline.report import build, charts
 from pipeline.tasks.publish import Insights
 from tests.support import NOW, REPO, fingerprint, pipeline_env, run_luigi
 
@@ -53,8 +52,6 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ):
         mp.setenv("PIPELINE_DATA_DIR", str(root))
         mp.setenv("PIPELINE_API_URL", api.url)
-        mp.setattr(charts, "warm_up", lambda: None)
-        mp.setattr(build, "_chart", lambda key, title, draw: charts.Chart(key, title, title))
         for i in range(24):
             api.dataset = Dataset.from_records(SHOP.hour(i))
             Register.clear_instance_cache()

@@ -6,9 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pandas as pd
-import pytest
 
-from pipeline.report import build, charts, render
+from pipeline.report import build, render
 from pipeline.rules.checks import HourChecks
 from pipeline.rules.history import COLUMNS
 from tests.support.expected import CATEGORY_SUMMARY, USER_SUMMARY
@@ -26,12 +25,6 @@ CHECKS = [
      "change": None},
 ]  # fmt: skip
 DRIFT = {"products": {"added": ["color"], "missing": []}, "users": {"added": [], "missing": []}}
-
-
-@pytest.fixture(autouse=True)
-def without_charts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(charts, "warm_up", lambda: None)
-    monkeypatch.setattr(build, "_chart", lambda key, title, draw: charts.Chart(key, title, title))
 
 
 def report(checks: HourChecks | None) -> build.Report:
