@@ -109,6 +109,7 @@ HTTP_URL = Allowed("an http(s) URL", _http_url)
 NOT_EMPTY = Allowed("not empty", lambda v: bool(str(v).strip()))
 ANY_TEXT = Allowed("any text", lambda v: True)
 COUNTS = Allowed("check names mapped to counts >= 0", _counts)
+ONE_OF_WARN_FAIL = Allowed("warn or fail", lambda v: v in ("warn", "fail"))
 
 
 class _Checked:
@@ -306,6 +307,32 @@ class quality(luigi.Config):
         default={},
         allowed=COUNTS,
         description='Per-check tolerance, e.g. {"line_product_exists": 5}; unnamed checks: 0.',
+    )
+    # Anomalies against past hours (pipeline/rules/anomalies.py, docs/checks.md).
+    anomalies = Text(
+        default="warn",
+        allowed=ONE_OF_WARN_FAIL,
+        description="What an anomaly against past hours does: warn (reported in the Checks "
+        "section and the manifest, the hour is published) or fail (the run exits non-zero "
+        "and publishes nothing for the hour).",
+    )
+    anomaly_window_hours = Int(
+        default=24,
+        allowed=between(3, 720),
+        description="The hours before each hour whose figures form its expected band (only "
+        "complete hours on record in the history count).",
+    )
+    anomaly_k = Float(
+        default=3.5,
+        allowed=between(0.5, 100),
+        description="Width of the band in scaled MADs: median +/- k x 1.4826 x MAD, never "
+        "narrower than 5 % of the median or one unit of the figure.",
+    )
+    anomaly_min_hours = Int(
+        default=12,
+        allowed=between(3, 720),
+        description="Complete hours the window must hold before a figure gets a verdict; with "
+        "fewer, its check says no verdict. More than anomaly_window_hours: never a verdict.",
     )
 
 

@@ -43,6 +43,10 @@ class ExtractStats:
     bytes: int = 0
     #: Every field dropped because the schema does not declare it, as dotted paths.
     dropped_fields: list[str] = field(default_factory=list)
+    #: Of those, the ones the schema does not know as ignored either: added by the API.
+    new_fields: list[str] = field(default_factory=list)
+    #: Declared (optional) fields that no record carried.
+    missing_fields: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[int, int, int, int], None]  # records done, total, page, pages
@@ -122,7 +126,8 @@ def extract_to(
     if stats.records != stats.total:
         raise ExtractError(f"{endpoint}: read {stats.records} records but total is {stats.total}")
     stats.dropped_fields = sorted(keep.dropped)
-    new = keep.unknown()
+    new = stats.new_fields = keep.unknown()
+    stats.missing_fields = keep.missing()
     if new:  # once per extract: only the read that succeeds gets here
         log.warning(
             "%s: the API sent field(s) that pipeline/schema.py does not declare: %s; "

@@ -125,6 +125,13 @@ def explain(exc: BaseException, partition: Path | None = None) -> Explanation:
             f"the offending rows are in {partition or hour}/rejected/<check>.csv; to accept N of "
             "them: --quality-max-bad-rows '{\"<check>\": N}' or [quality] max_bad_rows",
         )
+    if _is(exc, "pipeline.rules.anomalies", "AnomalyError"):
+        return Explanation(
+            cause,
+            f"nothing of the hour was published ([quality] anomalies = fail); if the figures "
+            f"are right (a sale, an outage of the shop), publish it: {again} "
+            "--quality-anomalies warn",
+        )
     if _is(exc, "pipeline.rules.insights", "ReconciliationError"):
         return Explanation(
             cause, "the figures do not add up: a bug or inconsistent API data; " + REPORT

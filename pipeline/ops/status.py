@@ -7,6 +7,9 @@ after it, and the exit code 0, 1 or 2. Whatever keeps it from judging (bad usage
 ``UNKNOWN: ...`` and exit 3, never argparse's 2, which a monitoring system reads as CRITICAL.
 ``--json`` prints the same facts for machines. Reads only; runs nothing.
 
+The newest complete hour's manifest is read too: its anomalies against past hours make a
+WARNING, named in the first line; its schema drift is a line of detail (docs/checks.md).
+
 An hour of the window is *complete* (its manifest is there), *running* (a run holds its lock or
 claim), *failed* (a folder without a manifest that no run holds: a run stopped or failed there)
 or *missing* (never started). The current hour is *due*, not missing, until it is complete: the
@@ -67,6 +70,9 @@ class Health:
     failed: list[str] = field(default_factory=list)
     running: list[str] = field(default_factory=list)
     failed_run: FailedRun | None = None  # the run that made an hour of ``failed`` fail, if known
+    #: Of the newest complete hour's manifest: its anomalous checks, its schema drift
+    anomalies: list[str] = field(default_factory=list)
+    schema_drift: list[str] = field(default_factory=list)
     exit_code: int = OK
     reasons: list[str] = field(default_factory=list)
 
@@ -90,6 +96,8 @@ def assess(
     critical_after_hours: int,
     root: str = "",
     failed_run: FailedRun | None = None,
+    anomalies: list[str] | None = None,
+    schema_drift: list[str] | None = None,
 ) -> Health:
     """The verdict on ``states`` (hour -> complete | running | failed, for the hours present
     under the root) at ``now``: pure, so every threshold is tested without a data root.
@@ -129,6 +137,9 @@ def assess(
         code = max(code, WARNING)
     gaps = f"{len(missing)} hour(s) missing and {len(failed)} failed in the last {days} day(s)"
     reasons = [fresh, gaps]
+    if anomalies and newest is not None:  # the newest hour's figures are out of their bands
+        code = max(code, WARNING)
+        reasons.append(f"{len(anomalies)} anomaly(ies) in {newest}: {', '.join(anomalies)}")
     return Health(
         checked_at=now.isoformat(timespec="seconds"),
         root=root,
@@ -140,6 +151,8 @@ def assess(
         failed=failed,
         running=running,
         failed_run=failed_run,
+        anomalies=list(anomalies or []) if newest is not None else [],
+        schema_drift=list(schema_drift or []) if newest is not None else [],
         exit_code=code,
         reasons=reasons,
     )
@@ -198,15 +211,39 @@ def last_failed_run(root: Location) -> FailedRun | None:
     )
 
 
+def checked(root: Location, states: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The anomalous checks and the schema drift the newest complete hour's manifest records
+    (none for a manifest written before they were recorded)."""
+    from pipeline.storage.atomic import read_json
+
+    complete = sorted(n for n, s in states.items() if s == "complete")
+    if not complete:
+        return [], []
+    try:
+        facts = read_json(_partition(root, complete[-1]).manifest)
+    except ValueError:  # not JSON: the hour's own problem, not a reason to stop judging
+        return [], []
+    anomalies = [c["name"] for c in facts.get("checks", []) if c.get("status") == "anomaly"]
+    drift = [
+        f"{endpoint}: {name} {kind}"
+        for endpoint, found in sorted(facts.get("schema_drift", {}).items())
+        for kind in ("added", "missing")
+        for name in found.get(kind, [])
+    ]
+    return anomalies, drift
+
+
 def check(root: Location, now: datetime, days: int, warn: int, critical: int) -> Health:
     """Look at ``root`` (the hours of the window and any later one) and its host's
     ``failed-run.env``, and assess them."""
     current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
     first = (current - timedelta(days=days) + timedelta(hours=1)).strftime(PARTITION_FORMAT)
     states = observe(root, [n for n in partition_names(root) if n >= first])
+    anomalies, drift = checked(root, states)
     return assess(states, newest_report(root, states), now, days=days, warn_after_hours=warn,
                   critical_after_hours=critical, root=str(root),
-                  failed_run=last_failed_run(root))  # fmt: skip
+                  failed_run=last_failed_run(root), anomalies=anomalies,
+                  schema_drift=drift)  # fmt: skip
 
 
 def ranges(names: list[str]) -> str:
@@ -237,6 +274,11 @@ def text(health: Health) -> str:
             lines.append(f"  {label}: {ranges(names)}")
         if label == "failed" and (run := health.failed_run) is not None:
             lines.append(f"  failed run: {run.hour} exited {run.exit_code}; run log: {run.run_log}")
+    if health.anomalies:
+        lines.append(f"  anomalies in {health.newest_complete}: {', '.join(health.anomalies)}")
+    if health.schema_drift:
+        drift = "; ".join(health.schema_drift)
+        lines.append(f"  schema drift in {health.newest_complete}: {drift}")
     lines.append(f"  newest report: {health.newest_report or 'none'}")
     return "\n".join(lines)
 

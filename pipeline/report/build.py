@@ -15,7 +15,8 @@ import pandas as pd
 
 from pipeline.report import charts, trend_charts
 from pipeline.report.charts import Chart
-from pipeline.rules import findings, history
+from pipeline.rules import checks, findings, history
+from pipeline.rules.checks import HourChecks
 from pipeline.rules.findings import Changes, Finding, Snapshot, Tables
 from pipeline.rules.history import Trends
 
@@ -41,6 +42,7 @@ class Inputs:
     history: pd.DataFrame | None = None  # history rows of levels hour and category
     notes: dict[str, str] = field(default_factory=dict)  # "previous"/"history": why missing
     settings: Settings = Settings()
+    checks: HourChecks | None = None  # the Checks section (None: leave it out)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class Report:
     trend_charts: list[Chart]
     notes: dict[str, str]
     settings: Settings
+    checks: HourChecks | None = None
+    #: (endpoint, "added" | "missing", field, hour first seen) of the hour's schema drift
+    drift: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -106,15 +111,24 @@ def build(inputs: Inputs) -> Report:
             _chart("trend_categories", "Revenue per hour of the top categories",
                    lambda: trend_charts.trend_categories(trends)),
         ]  # fmt: skip
+    found = findings.findings(tables)
+    drift: list[tuple[str, str, str, str]] = []
+    if inputs.checks is not None:
+        drift = checks.first_seen(inputs.checks.drift, inputs.history, inputs.partition)
+        if (anomalous := inputs.checks.finding()) is not None:  # most important: first
+            names = ", ".join(c["name"] for c in inputs.checks.anomalies)
+            found.insert(0, Finding("anomalies", anomalous, {"checks": names}))
     report = Report(
         partition=inputs.partition,
         tables=tables,
-        findings=findings.findings(tables),
+        findings=found,
         changes=findings.changes(current, inputs.previous),
         trends=trends,
         charts=drawn,
         trend_charts=over_time,
         notes=notes,
         settings=cfg,
+        checks=inputs.checks,
+        drift=drift,
     )
     return report

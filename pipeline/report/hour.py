@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from pipeline.report.build import Report, Settings
+    from pipeline.rules.checks import HourChecks
     from pipeline.rules.findings import Snapshot
 
 log = logging.getLogger("luigi-interface.pipeline")
@@ -100,11 +101,44 @@ def history(root: Location, name: str, days: int, notes: dict[str, str]) -> pd.D
 
     first, last = history_rules.window(name, days)
     try:
-        return read_history(root, first, last, ("hour", "category"))
+        return read_history(root, first, last, ("hour", "category", "drift"))
     except Exception as exc:  # cosmetic: the trends are left out
         log.warning("report: history unreadable: %s", exc)
         notes["history"] = f"The history could not be read ({exc}), so trends are left out."
         return None
+
+
+def hour_checks(part: Partition, previous: str | None) -> HourChecks:
+    """Hour ``part``'s checks from its tasks' stats (gates, anomalies, schema drift), each with
+    its change since the checks complete hour ``previous`` recorded in its manifest."""
+    from pipeline.rules import checks
+    from pipeline.rules.manifest import schema_drift
+    from pipeline.schema import ENDPOINTS
+
+    def stats(key: str) -> dict[str, Any]:  # an hour built by an older version lacks some
+        try:
+            return read_json(part.stats(key))
+        except (OSError, ValueError):
+            return {}
+
+    rows = stats("history_hour")
+    found = checks.anomaly_checks(rows.get("anomalies", []))
+    for key in ("clean_users", "clean_products", "clean_carts"):
+        found += checks.gate_checks(stats(key).get("gates", {}))
+    before = None
+    if previous is not None:
+        try:
+            before = read_json(partition(part.root, previous).manifest).get("checks")
+        except (OSError, ValueError) as exc:  # pruned meanwhile: every anomaly counts as new
+            log.warning("report: checks of %s unreadable: %s", previous, exc)
+    extracts = [stats(f"extract_{e}") for e in ENDPOINTS]
+    drift = schema_drift([s for s in extracts if "endpoint" in s])
+    return checks.HourChecks(
+        checks.with_changes(found, before),
+        rows.get("anomaly_window", {}),
+        drift,
+        checks.resolved_since(found, before),
+    )
 
 
 def settings() -> Settings:
@@ -131,6 +165,7 @@ def write(part: Partition, previous: str | None, cfg: Settings) -> Report:
         user_summary = read_csv(part.insight("user_summary"))
         category_summary = read_csv(part.insight("category_summary"))
         trend = history(part.root, part.name, cfg.trend_days, notes)
+        checked = hour_checks(part, previous)
         report = build.build(
             build.Inputs(
                 partition=part.name,
@@ -141,6 +176,7 @@ def write(part: Partition, previous: str | None, cfg: Settings) -> Report:
                 history=trend,
                 notes=notes,
                 settings=cfg,
+                checks=checked,
             )
         )
     for name, text in ((MARKDOWN, render.markdown(report)), (HTML, render.html(report))):
@@ -151,8 +187,9 @@ def write(part: Partition, previous: str | None, cfg: Settings) -> Report:
 
 def facts(report: Report, previous: str | None) -> dict[str, Any]:
     """What the report's stats file records of it: findings, warnings, the hour compared with."""
+    checks = report.checks.checks if report.checks is not None else []
     return {"rows": {MARKDOWN: len(report.findings)}, "warnings": report.warnings,
-            PREVIOUS: previous}  # fmt: skip
+            PREVIOUS: previous, "checks": checks}  # fmt: skip
 
 
 _UNRECORDED = object()

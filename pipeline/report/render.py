@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline.report.build import Report
 from pipeline.report.charts import Chart
+from pipeline.rules import checks
 from pipeline.rules.findings import (
     count,
     div_half_up,
@@ -63,6 +64,7 @@ tr { break-inside: avoid; page-break-inside: avoid; }
 th, td { border-bottom: 1px solid #dde3e8; padding: 0.25em 0.5em; text-align: left; }
 th { background: #eef2f5; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.anomaly td { background: #fbe3e0; font-weight: bold; }
 footer { margin-top: 2em; font-size: 8.5pt; color: #4a5561; }
 @media print { body { margin: 0; padding: 0; max-width: none; } h2 { margin-top: 1.2em; } }
 """
@@ -89,14 +91,24 @@ def _figure(chart: Chart) -> str:
     )
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int], caption: str) -> str:
+def _table(
+    headers: list[str],
+    rows: list[list[str]],
+    numeric: set[int],
+    caption: str,
+    marked: set[int] | None = None,  # rows of class "anomaly"
+) -> str:
     def cell(tag: str, i: int, text: str) -> str:
         cls = ' class="num"' if i in numeric else ""
         return f"<{tag}{cls}>{_e(text)}</{tag}>"
 
+    def tr(n: int) -> str:
+        return '<tr class="anomaly">' if marked and n in marked else "<tr>"
+
     head = "".join(cell("th", i, h) for i, h in enumerate(headers))
     body = "".join(
-        "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows
+        tr(n) + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>"
+        for n, row in enumerate(rows)
     )
     return (
         f"<table><caption>{_e(caption)}</caption><thead><tr>{head}</tr></thead>"
@@ -185,6 +197,64 @@ def _change_table(report: Report) -> str:
     return _table(headers, rows, {1, 2, 3, 4, 5, 6}, caption)
 
 
+CHECK_HEADERS = ["Check", "Value", "Expected", "Status", "Since the last hour"]
+
+
+def check_rows(report: Report) -> list[list[str]]:
+    """The Checks table: every check, its value, band, status and change."""
+    found = report.checks.checks if report.checks is not None else []
+    return [
+        [checks.label(c["name"]), checks.shown(c["name"], c["value"]), checks.expected(c),
+         c["status"], c.get("change") or ""]
+        for c in found
+    ]  # fmt: skip
+
+
+def check_sentences(report: Report) -> list[str]:
+    """Above the Checks table: the anomalies' window, or why there is no verdict."""
+    if report.checks is None:
+        return []
+    out = [report.checks.summary()]
+    if report.checks.resolved:
+        names = ", ".join(checks.label(n) for n in report.checks.resolved)
+        out.append(f"Resolved since the last hour, no longer checked: {names}.")
+    return out
+
+
+def _checks_table(report: Report) -> str:
+    """The Checks table; an anomaly's row is marked (``tr.anomaly``) so that it stands out."""
+    rows = check_rows(report)
+    marked = {i for i, row in enumerate(rows) if row[3] == "anomaly"}
+    return _table(CHECK_HEADERS, rows, {1}, "Every check of this hour", marked)
+
+
+def _checks_html(report: Report) -> list[str]:
+    if report.checks is None:
+        return []
+    return [
+        '<section id="checks"><h2>Checks</h2>',
+        *(f"<p>{_e(s)}</p>" for s in check_sentences(report)),
+        _checks_table(report),
+        "<h3>Schema drift</h3>",
+        *(f"<p>{_e(s)}</p>" for s in checks.drift_sentences(report.drift)),
+        "</section>",
+    ]
+
+
+def _checks_markdown(report: Report) -> list[str]:
+    if report.checks is None:
+        return []
+    lines = ["## Checks", ""]
+    for sentence in check_sentences(report):
+        lines += [_md(sentence), ""]
+    lines += ["| " + " | ".join(CHECK_HEADERS) + " |", "|---|---:|---|---|---|"]
+    lines += ["| " + " | ".join(_md(v) for v in row) + " |" for row in check_rows(report)]
+    lines += ["", "### Schema drift", ""]
+    for sentence in checks.drift_sentences(report.drift):
+        lines += [_md(sentence), ""]
+    return lines
+
+
 def html(report: Report) -> str:
     """The whole report as one HTML document."""
     t = report.tables
@@ -213,6 +283,7 @@ def html(report: Report) -> str:
         *(f"<p>{_e(s)}</p>" for s in change_sentences(report)),
         _change_table(report),
         "</section>",
+        *_checks_html(report),
     ]
     if report.charts:
         out += ['<section id="charts"><h2>Charts</h2>', *map(_figure, report.charts), "</section>"]
@@ -273,6 +344,7 @@ def markdown(report: Report) -> str:
     ]
     for sentence in change_sentences(report):
         lines += [_md(sentence), ""]
+    lines += _checks_markdown(report)
     lines += [f"## Trends over the last {plural(report.settings.trend_days, 'day')}", ""]
     for sentence in trend_sentences(report):
         lines += [_md(sentence), ""]

@@ -28,9 +28,14 @@ COLUMNS: dict[str, str] = {
     "units": "Int64",
     "revenue": "float64",  # dollars at list price, to the cent
     "revenue_discounted": "float64",  # dollars after discounts, to the cent
+    # level "drift" only: a field the API added (sent, not declared) or a declared one it did
+    # not send (absent from history written before: read as null)
+    "endpoint": "string",
+    "field": "string",  # dotted path, e.g. products.thumbnail
+    "drift": "string",  # "added" | "missing"
 }
 PARTITION_KEY = "date_hour"
-LEVELS = ("hour", "category", "user")
+LEVELS = ("hour", "category", "user", "drift")
 HOUR_FORMAT = "%Y-%m-%dT%H"
 TOP_CATEGORIES = 5  # categories drawn in the trend of the top categories
 
@@ -81,6 +86,20 @@ def hour_rows(
         }
     ).sort_values("user_id")
     rows = pd.concat([total, categories, users], ignore_index=True)
+    return rows.reindex(columns=list(COLUMNS)).astype(COLUMNS)
+
+
+def drift_rows(drift: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
+    """One history row per field of the hour's schema drift (the manifest's ``schema_drift``)."""
+    rows = pd.DataFrame(
+        [
+            {"level": "drift", "endpoint": endpoint, "field": name, "drift": kind}
+            for endpoint in sorted(drift)
+            for kind in ("added", "missing")
+            for name in sorted(drift[endpoint].get(kind, ()))
+        ],
+        columns=["level", "endpoint", "field", "drift"],
+    )
     return rows.reindex(columns=list(COLUMNS)).astype(COLUMNS)
 
 

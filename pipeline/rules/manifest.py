@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline import clock
+from pipeline.rules.allowlist import new_fields
 from pipeline.rules.insights import reconcile
 from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import read_json
@@ -49,7 +50,21 @@ def assemble(partition: str, stats: dict[str, dict[str, Any]]) -> dict[str, Any]
         "rows": dict(sorted(rows.items())),
         "reconciliation": reconciliation,
         "quality_warnings": carts.get("quality_warnings", []),
+        "checks": stats["hour_report"].get("checks", []),
+        "schema_drift": schema_drift(extracts),
         "min_product_price": stats["clean_products"]["min_product_price"],
         "tasks": {key: {k: s[k] for k in TIMING} for key, s in stats.items()},
         "written": clock.now().isoformat(timespec="milliseconds"),
+    }
+
+
+def schema_drift(extracts: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """Per endpoint, the fields the API added (sent, not declared: dropped) and the declared
+    fields it did not send, from the extracts' stats (older ones: added from what they dropped)."""
+    return {
+        s["endpoint"]: {
+            "added": s.get("new_fields", new_fields(s["endpoint"], s.get("dropped_fields", []))),
+            "missing": s.get("missing_fields", []),
+        }
+        for s in extracts
     }

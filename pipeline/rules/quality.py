@@ -157,6 +157,15 @@ def enforce(findings: Sequence[Finding | Tally], thresholds: Mapping[str, int]) 
     return warnings
 
 
+def gate_counts(
+    findings: Sequence[Finding | Tally], thresholds: Mapping[str, int]
+) -> dict[str, dict[str, int]]:
+    """Each check's offending rows and the rows it tolerates, for the Checks section."""
+    return {
+        f.check: {"rows": f.count, "allowed": int(thresholds.get(f.check, 0))} for f in findings
+    }
+
+
 @dataclass(frozen=True)
 class CheckedCarts:
     """Cleaned cart lines, the API's cart totals and what the quality gates found in them."""

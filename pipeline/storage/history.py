@@ -97,7 +97,8 @@ def read_history(
             condition = term if condition is None else condition & term
     table = dataset.to_table(filter=condition)
     frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-    return frame.astype({PARTITION_KEY: "string", "level": "string", "category": "string"})
+    texts = [c for c, kind in COLUMNS.items() if kind == "string"]
+    return frame.astype(dict.fromkeys([PARTITION_KEY, *texts], "string"))
 
 
 def _with_key() -> pa.Schema:
@@ -211,6 +212,24 @@ def partition_names(root: Location) -> list[str]:
     return sorted(
         p.name for p in Path(root).iterdir() if PARTITION_RE.match(p.name) and not p.is_symlink()
     )
+
+
+def trailing(root: Location, name: str, hours: int) -> pd.DataFrame:
+    """History rows (levels hour and category) of the ``hours`` clock hours before hour
+    ``name``, less those of hours that are not complete: a partition folder without a manifest
+    (a run failed or is under way there). Hours whose partition was pruned count: their rows
+    were written just before their manifest."""
+    from pipeline.rules.anomalies import window_hours
+
+    first, last = window_hours(name, hours)
+    rows = read_history(root, first, last, ("hour", "category"))
+    listed = [n for n in partition_names(root) if first <= n <= last]
+    incomplete = [
+        n
+        for n in listed
+        if not exists(Partition(root, datetime.strptime(n, PARTITION_FORMAT)).manifest)
+    ]
+    return rows[~rows[PARTITION_KEY].isin(incomplete)]
 
 
 def previous_complete(root: Location, name: str) -> str | None:

@@ -43,12 +43,13 @@ class CleanUsers(PartitionTask):
 
         with local_copy(self.input()["raw"]) as raw:
             users = cleaning.clean_users(formats.read_users(raw))
-        gate(self.partition, quality.id_findings(users, "user", "user_id"))
+        findings = quality.id_findings(users, "user", "user_id")
+        gate(self.partition, findings)
         rows = self.write_frame(users, self.partition.cleaned("users"))
         with atomic_path(self.partition.exact("users")) as tmp:
             formats.write_copy(users, tmp, insights.USER_COLUMNS_READ)
         self.report(f"cleaned_users.csv: {rows} rows", 100)
-        return {"rows": {"cleaned_users.csv": rows}}
+        return {"rows": {"cleaned_users.csv": rows}, "gates": gate_counts(findings)}
 
 
 class CleanProducts(PartitionTask):
@@ -71,7 +72,8 @@ class CleanProducts(PartitionTask):
         min_price = config.clean().min_product_price
         with local_copy(self.input()["raw"]) as raw:
             catalogue = cleaning.product_catalogue(formats.read_products(raw))
-        gate(self.partition, quality.id_findings(catalogue, "product", "product_id"))
+        findings = quality.id_findings(catalogue, "product", "product_id")
+        gate(self.partition, findings)
         products = cleaning.clean_products(catalogue, min_price)
         rows = {
             "product_catalogue.csv": self.write_frame(
@@ -82,7 +84,7 @@ class CleanProducts(PartitionTask):
             ),
         }
         self.report(f"cleaned_products.csv: {rows['cleaned_products.csv']} rows", 100)
-        return {"rows": rows, "min_product_price": min_price}
+        return {"rows": rows, "min_product_price": min_price, "gates": gate_counts(findings)}
 
 
 class CleanCarts(PartitionTask):
@@ -173,6 +175,7 @@ class CleanCarts(PartitionTask):
             "rows": {"cleaned_carts.csv": out.rows},
             **quality.add_figures(figures),
             "quality_warnings": warnings,
+            "gates": gate_counts(list(tallies.values())),
         }
 
 
@@ -186,6 +189,13 @@ def gate(partition: Partition, findings: list[quality.Finding]) -> list[str]:
             rejected.write(finding)
         rejected.close()
     return quality.enforce(findings, config.quality().max_bad_rows)
+
+
+def gate_counts(findings: list[Any]) -> dict[str, dict[str, int]]:
+    """Rows found and tolerated per check, for the report's Checks section."""
+    from pipeline.rules import quality
+
+    return quality.gate_counts(findings, config.quality().max_bad_rows)
 
 
 class Rejected:

@@ -64,6 +64,8 @@ class ExtractTask(PartitionTask):
                 "requests": client.request_count,
                 "bytes": stats.bytes,
                 "dropped_fields": stats.dropped_fields,
+                "new_fields": stats.new_fields,
+                "missing_fields": stats.missing_fields,
             }
 
 

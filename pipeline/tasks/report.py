@@ -9,18 +9,22 @@ from the three insight files, the previous complete hour (recorded in its stats)
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import luigi
 
 from pipeline import clock, config
 from pipeline.report import hour
+from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import read_json, target
 from pipeline.storage.fs import location_of
 from pipeline.storage.layout import history_file
 from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.clean import CleanCarts
 from pipeline.tasks.insights import INSIGHT_TASKS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPORT_HTML = hour.HTML
 REPORT_MARKDOWN = hour.MARKDOWN
@@ -45,7 +49,10 @@ class HistoryHour(PartitionTask):
         return {"history": target(path), "stats": self.stats_target()}
 
     def produce(self) -> dict[str, Any]:
+        import pandas as pd
+
         from pipeline.rules import history as history_rules
+        from pipeline.rules.manifest import schema_drift
         from pipeline.storage.history import prune_history, write_hour
 
         days = config.history().retention_days
@@ -59,10 +66,37 @@ class HistoryHour(PartitionTask):
             details["rows"]["cart_details.csv"],
         )
         root, name = self.partition.root, self.partition.name
+        drift = schema_drift([read_json(self.partition.stats(f"extract_{e}")) for e in ENDPOINTS])
+        rows = pd.concat([rows, history_rules.drift_rows(drift)], ignore_index=True)
+        checked = hour_anomalies(root, name, rows)  # raises AnomalyError with anomalies = fail
         write_hour(root, name, rows)
         prune_history(root, days, clock.now(), keep=name)
         self.report(f"history: {len(rows)} rows", 100)
-        return {"rows": {"history.parquet": len(rows)}}
+        return {"rows": {"history.parquet": len(rows)}, **checked}
+
+
+def hour_anomalies(root: Any, name: str, rows: pd.DataFrame) -> dict[str, Any]:
+    """Hour ``name``'s figures (its history ``rows``) against its trailing window of complete
+    hours: the checks and the window, for the stats. With ``[quality] anomalies = fail`` an
+    anomaly raises AnomalyError before anything of the hour is written."""
+    import pandas as pd
+
+    from pipeline.ops.rerun import is_staging
+    from pipeline.rules import anomalies, checks
+    from pipeline.storage.history import trailing
+
+    cfg = config.quality()
+    settings = anomalies.Settings(cfg.anomaly_window_hours, cfg.anomaly_k, cfg.anomaly_min_hours)
+    past_root = root.parent if is_staging(root) else root  # a rerun: the data root's history
+    past = trailing(past_root, name, settings.window)
+    found = anomalies.check(pd.concat([past, rows.assign(date_hour=name)]), name, settings)
+    records = checks.anomaly_checks(found)
+    hours = int(found["hours"].iloc[0]) if len(found) else 0
+    if cfg.anomalies == "fail" and any(c["status"] == anomalies.ANOMALY for c in records):
+        raise anomalies.AnomalyError(checks.failure_message(records, name))
+    window = {"hours": hours, "window": settings.window, "needed": settings.min_hours,
+              "k": settings.k}  # fmt: skip
+    return {"anomalies": records, "anomaly_window": window}
 
 
 class HourReport(PartitionTask):

@@ -95,6 +95,41 @@ TREND = (
 )
 
 
+#: The first hour's Checks section (docs/checks.md): no hour before it, so no verdict; each
+#: category's share of the $2,163.64 (e.g. furniture 799.99 / 2163.64 = 36.97%), then the gates.
+GATES = (
+    "user\\_ids\\_not\\_null", "user\\_ids\\_unique", "product\\_ids\\_not\\_null",
+    "product\\_ids\\_unique", "cart\\_ids\\_unique", "cart\\_keys\\_not\\_null",
+    "cart\\_total\\_matches", "cart\\_user\\_exists", "line\\_keys\\_not\\_null",
+    "line\\_product\\_exists", "line\\_total\\_matches",
+)  # fmt: skip
+FIRST_CHECKS = [
+    "## Checks",
+    "",
+    "No verdict on anomalies yet: 0 complete hours on record of the 24 before this one, 12 "
+    "needed.",
+    "",
+    "| Check | Value | Expected | Status | Since the last hour |",
+    "|---|---:|---|---|---|",
+    *(
+        f"| {name} | {value} | no verdict | no verdict |  |"
+        for name, value in (
+            ("carts", "6"), ("lines", "14"), ("units", "38"), ("revenue", "$2,163.64"),
+            ("share of beauty", "5.54%"), ("share of furniture", "36.97%"),
+            ("share of groceries", "4.34%"), ("share of mobile-accessories", "18.02%"),
+            ("share of smartphones", "13.87%"), ("share of sports-accessories", "16.63%"),
+            ("share of tops", "4.62%"),
+        )
+    ),
+    *(f"| {gate} | 0 | at most 0 | ok |  |" for gate in GATES),
+    "",
+    "### Schema drift",
+    "",
+    "No schema drift: the API sent every declared field and no field the schema does not know.",
+    "",
+]  # fmt: skip
+
+
 def summary_of(data: Path, hour: str, output: str) -> list[str]:
     """The summary block the run printed: six lines starting with ``Snapshot <hour>:``."""
     lines = output.splitlines()
@@ -141,6 +176,7 @@ def test_the_first_hour_has_the_fixture_findings_and_says_there_is_nothing_befor
             "",
             "There is no earlier complete snapshot, so there is nothing to compare this hour with.",
             "",
+            *FIRST_CHECKS,
             "## Trends over the last 7 days",
             "",
             "This is the only hour on record in the last 7 days: no trend yet.",
@@ -300,8 +336,9 @@ def test_the_history_reads_as_one_table_with_both_hours(two_hours: TwoHours) -> 
     ]  # fmt: skip
     assert set(history.columns) == {
         "level", "category", "user_id", "carts", "lines", "users", "units", "revenue",
-        "revenue_discounted", "date_hour",
+        "revenue_discounted", "endpoint", "field", "drift", "date_hour",
     }  # fmt: skip
+    assert not (history["level"] == "drift").any()  # the fixture shop sends what is declared
 
 
 def test_rerunning_an_hour_replaces_its_history_rows(tmp_path: Path) -> None:

@@ -62,3 +62,14 @@ def test_nested_objects_and_lists_are_cut_down_and_new_fields_reported_by_path()
     ]
     assert carts.unknown() == ["products.giftNote"]
     assert sorted(carts.dropped) == ["products.giftNote", "products.title", "totalQuantity"]
+
+
+def test_an_optional_field_no_record_carried_is_missing_until_one_does() -> None:
+    keep = Projection(schema.PRODUCT)
+    assert keep.missing() == ["brand"]  # before any record
+    keep.project(PRODUCT)  # groceries: no brand
+    assert keep.missing() == ["brand"]
+    keep.project({**PRODUCT, "id": 17, "brand": "B"})
+    keep.project(PRODUCT)
+    assert keep.missing() == []  # one record carried it: not missing
+    assert Projection(schema.USER).missing() == []  # users declare no optional field

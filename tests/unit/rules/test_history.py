@@ -42,6 +42,9 @@ def test_hour_rows_hold_the_hour_its_categories_and_its_customers() -> None:
             "units": [6, 5, 1, 1, 5],
             "revenue": [100.39, 100.10, 0.29, 0.29, 100.10],
             "revenue_discounted": [90.07, 90.00, 0.07, 0.07, 90.00],
+            "endpoint": [na] * 5,  # level "drift" only
+            "field": [na] * 5,
+            "drift": [na] * 5,
         }
     ).astype(history.COLUMNS)
     pdt.assert_frame_equal(got, want)

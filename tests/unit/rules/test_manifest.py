@@ -64,10 +64,31 @@ def test_manifest_lists_sources_totals_rows_and_reconciliation() -> None:
                            "user_total_spent": 30.0, "category_total_sales": 30.0,
                            "difference_lines_vs_api": 0.0},
         "quality_warnings": ["w"],
+        "checks": [],  # stats of a report written before checks were recorded
+        "schema_drift": {e: {"added": [], "missing": []} for e in ("carts", "products", "users")},
         "min_product_price": 50.0,
         "tasks": {key: {"task": "T", "started": "s", "finished": "f", "seconds": 0.1}
                   for key in stats()},
     }  # fmt: skip
+
+
+def test_manifest_records_the_reports_checks_and_the_extracts_schema_drift() -> None:
+    facts = stats()
+    check = {"name": "carts", "value": 40.0, "low": 95.0, "high": 105.0, "status": "anomaly",
+             "change": "new"}  # fmt: skip
+    facts["hour_report"]["checks"] = [check]
+    facts["extract_products"].update(
+        dropped_fields=["color", "rating"], new_fields=["color"], missing_fields=["brand"]
+    )
+    # an extract's stats from before new_fields: the added fields are the dropped unknown ones
+    facts["extract_carts"]["dropped_fields"] = ["products.thumbnail", "products.size", "weight"]
+    got = manifest.assemble("2026-11-25T17", facts)
+    assert got["checks"] == [check]
+    assert got["schema_drift"] == {
+        "carts": {"added": ["products.size", "weight"], "missing": []},
+        "products": {"added": ["color"], "missing": ["brand"]},
+        "users": {"added": [], "missing": []},
+    }
 
 
 def test_a_partition_extracted_from_two_sources_says_so() -> None:
