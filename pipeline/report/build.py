@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipeline.lineage import Lineage
 from pipeline.report import charts
 from pipeline.report.charts import Chart
 from pipeline.rules import findings, history
@@ -41,6 +42,7 @@ class Inputs:
     history: pd.DataFrame | None = None  # history rows of levels hour and category
     notes: dict[str, str] = field(default_factory=dict)  # "previous"/"history": why missing
     settings: Settings = Settings()
+    lineage: Lineage | None = None  # the run, code and source that made the hour
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Report:
     trend_charts: list[Chart]
     notes: dict[str, str]
     settings: Settings
+    lineage: Lineage | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -116,5 +119,6 @@ def build(inputs: Inputs) -> Report:
         trend_charts=trend_charts,
         notes=notes,
         settings=cfg,
+        lineage=inputs.lineage,
     )
     return report

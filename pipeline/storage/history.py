@@ -97,7 +97,8 @@ def read_history(
             condition = term if condition is None else condition & term
     table = dataset.to_table(filter=condition)
     frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-    return frame.astype({PARTITION_KEY: "string", "level": "string", "category": "string"})
+    text = {name: "string" for name, kind in COLUMNS.items() if kind == "string"}
+    return frame.astype({PARTITION_KEY: "string", **text})
 
 
 def _with_key() -> pa.Schema:

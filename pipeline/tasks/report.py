@@ -14,6 +14,7 @@ from typing import Any
 import luigi
 
 from pipeline import clock, config
+from pipeline.lineage import run_id
 from pipeline.report import hour
 from pipeline.storage.atomic import read_json, target
 from pipeline.storage.fs import location_of
@@ -57,6 +58,7 @@ class HistoryHour(PartitionTask):
             _read_csv(inputs["user_summary"]["insight"]),
             _read_csv(inputs["category_summary"]["insight"]),
             details["rows"]["cart_details.csv"],
+            run_id(),
         )
         root, name = self.partition.root, self.partition.name
         write_hour(root, name, rows)

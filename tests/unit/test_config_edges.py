@@ -24,6 +24,8 @@ OTHER_EDGES: dict[str, tuple[list[str], list[str]]] = {
     config.HTTP_URL.text: (["http://h", "https://h:1/x"], ["ftp://h", "http://", "h"]),
     config.NOT_EMPTY.text: (["x"], ["", " "]),
     config.COUNTS.text: (['{"a": 0}', "{}"], ['{"a": -1}', '{"a": 0.5}', '{"": 1}']),
+    config.NO_URL_OR_HTTP_URL.text: (["", "http://h:9091"], ["h:9091", "ftp://h", "http://"]),
+    config.ANY_TEXT.text: (["", "x"], []),
 }
 
 
