@@ -664,6 +664,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             swapped = True
     except fs.StoreError as exc:  # the store went away mid-swap: the hour is marked unfinished
         note_run(root, hour, log, SWAP_FAILED)
+        write_metrics(luigi_args, root, hour, SWAP_FAILED, began)
         say(f"error: {exc}")
         say(
             f"failed (exit {SWAP_FAILED}): the swap of {old.name} was cut short, so it does not "
@@ -673,6 +674,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         return SWAP_FAILED
     except interrupts.Interrupted as exc:
         note_run(root, hour, log, exc.exit_code)
+        write_metrics(luigi_args, root, hour, exc.exit_code, began, interrupted=True)
         if not swapped:  # an error (a StoreError, superseded) cut the swap short meanwhile
             say(
                 f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rerun of "

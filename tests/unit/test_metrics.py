@@ -4,12 +4,14 @@ file is read back with prometheus_client's parser, as Prometheus would read it."
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline import cli, config, metrics
@@ -176,3 +178,55 @@ def test_a_folder_that_cannot_be_written_is_one_warning(
         f"pipeline: warning: metrics not written to {tmp_path / 'file' / 'etl_pipeline.prom'}: "
         f"[Errno 17] File exists: '{tmp_path / 'file'}'"
     ]
+
+
+# -- docs/metrics.md agrees with what is written -------------------------------------------------
+
+DOCS = config.CHECKOUT / "docs" / "metrics.md"
+
+
+def every_metric(root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Name -> type of every metric a run can write, from an hour that has everything: stats,
+    rejected rows, checks, drift, ``latest``; and a part that cannot be read."""
+    part = Partition(root, HOUR)
+    stats = {"started": "2026-11-25T19:30:00+00:00", "seconds": 0.5}
+    part.stats("extract_carts").parent.mkdir(parents=True)
+    part.stats("extract_carts").write_bytes(orjson.dumps({**stats, "records": 6, "requests": 1}))
+    part.stats("clean_carts").write_bytes(orjson.dumps({**stats, "carts": 6, "line_total": 9.5}))
+    part.rejected("line_product_exists").parent.mkdir()
+    part.rejected("line_product_exists").write_text("cart_id\n1\n")
+    checks = [{"name": "carts", "status": "anomaly"}]
+    drift = {"users": {"added": ["x"], "missing": []}}
+    part.manifest.write_bytes(orjson.dumps({"checks": checks, "schema_drift": drift}))
+    (root / "latest").symlink_to(part.name)
+    found = metrics.families(a_run(root), {})
+
+    def unreadable(run: metrics.Run) -> list[metrics.Family]:
+        raise OSError("gone")
+
+    monkeypatch.setattr(metrics, "hour_families", unreadable)
+    found += metrics.families(a_run(root), {})
+    families = text_string_to_metric_families(metrics.render(found))
+    return {f.name + ("_total" if f.type == "counter" else ""): f.type for f in families}
+
+
+def test_the_docs_list_every_metric_with_its_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = re.findall(r"^\| `(etl_pipeline_\w+)` \| (\w+) \|", DOCS.read_text(), re.M)
+    assert dict(rows) == every_metric(tmp_path, monkeypatch)
+    assert len(rows) == len(dict(rows))
+
+
+def test_the_docs_alert_rules_are_rules_on_metrics_that_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = DOCS.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    (group,) = yaml.safe_load(text)["groups"]
+    rules = {rule["alert"]: rule for rule in group["rules"]}
+    assert set(rules) == {"EtlPipelineStale", "EtlPipelineFailing"}
+    names = every_metric(tmp_path, monkeypatch)
+    for rule in rules.values():
+        assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}
+        used = set(re.findall(r"etl_pipeline_\w+", rule["expr"]))
+        assert used and used <= set(names), used
