@@ -209,14 +209,15 @@ def hour_families(run: Run) -> list[Family]:
         return families
     part = Partition(run.built_in or run.root, run.hour)
     stats = {key: _read_json(part.stats(key)) for key in STATS}
+    began = run.started.replace(microsecond=run.started.microsecond // 1000 * 1000)  # as stats
     for key, facts in stats.items():
-        if isinstance(facts, dict) and (when := _started(facts)) and when >= run.started:
+        if isinstance(facts, dict) and (when := _started(facts)) and when >= began:
             tasks.add(facts.get("seconds", 0.0), task=key)
     for endpoint in sorted(set(ENDPOINTS) | set(counted)):
         facts = stats.get(f"extract_{endpoint}") or {}
         if "records" in facts:
             records.add(facts["records"], endpoint=endpoint)
-        ran = (when := _started(facts)) is not None and when >= run.started
+        ran = (when := _started(facts)) is not None and when >= began
         for kind, family in api.items():
             own = counted.get(endpoint, {}).get(kind, 0)
             family.add(max(own, facts.get(kind, 0) if ran else 0), endpoint=endpoint)

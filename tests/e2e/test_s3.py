@@ -369,6 +369,14 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         assert sorted(files) == [*(k for k in PARTITION_KEYS if k != f"{part}.lock"),
                                  HISTORY_KEY, "latest"]  # each object written once  # fmt: skip
         (log,) = logs.glob("run-*.log")  # on this host; no failed-run.env: the run succeeded
+        metrics = (logs / "etl_pipeline.prom").read_text().splitlines()  # on this host too
+        stored = store.client.get_object(Bucket=BUCKET, Key=f"entry/{manifest}")["Body"].read()
+        assert {
+            "etl_pipeline_last_run_success 1",
+            'etl_pipeline_records{endpoint="carts"} 6',
+            f'etl_pipeline_hour_bytes{{folder="manifest.json"}} {len(stored)}',
+        } <= set(metrics)
+        assert not [line for line in metrics if "metrics_errors" in line]
         assert err.splitlines()[1] == f"pipeline: log file: {log}"
         assert log.read_text().endswith("\n# exit code: 0\n")
 
