@@ -5,6 +5,7 @@ file is read back with prometheus_client's parser, as Prometheus would read it."
 from __future__ import annotations
 
 import re
+import signal
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline import cli, config, metrics
+from pipeline import cli, config, interrupts, metrics
 from pipeline.storage.fs import ObjectPath
 from pipeline.storage.layout import Partition
 
@@ -230,3 +231,27 @@ def test_the_docs_alert_rules_are_rules_on_metrics_that_exist(
         assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}
         used = set(re.findall(r"etl_pipeline_\w+", rule["expr"]))
         assert used and used <= set(names), used
+
+
+def test_an_interrupted_run_is_counted_as_one_and_keeps_the_last_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def stopped(args: object) -> int:
+        raise interrupts.Interrupted(signal.SIGTERM, "ExtractCarts")
+
+    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(cli, "run_luigi", lambda args: 0)
+    assert cli.run_pipeline(["--date-hour", "2026-11-25T17"]) == 0
+    monkeypatch.setattr(cli, "run_luigi", stopped)
+    monkeypatch.setenv("PIPELINE_NOW", T1.isoformat())
+    assert cli.run_pipeline(["--date-hour", "2026-11-25T17"]) == 143
+    assert "warning" not in capsys.readouterr().err
+    found = parsed((tmp_path / "data" / "logs" / "etl_pipeline.prom").read_text())
+    assert found[("etl_pipeline_last_run_success", frozenset())] == 0
+    assert found[("etl_pipeline_last_run_exit_code", frozenset())] == 143
+    assert found[("etl_pipeline_last_success_timestamp_seconds", frozenset())] == T0.timestamp()
+    assert found[("etl_pipeline_last_run_timestamp_seconds", frozenset())] == T1.timestamp()
+    assert {dict(k)["result"]: v for k, v in of(found, "etl_pipeline_runs_total").items()} == {
+        "success": 1, "failed": 0, "interrupted": 1,
+    }  # fmt: skip
