@@ -500,7 +500,7 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
         return unusable_store(exc)
     log = new_log(root)
     note_run(root, hour, log)
-    began = (clock.now(), time.monotonic())
+    began = run_began()
     try:
         rc = run_logged(luigi_args, log, scheduler, run_luigi)
     except interrupts.Interrupted as exc:
@@ -517,6 +517,14 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     write_metrics(luigi_args, root, hour, rc, began)
     say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log, shared))
     return rc
+
+
+def run_began() -> tuple[datetime, float]:
+    """When a run begins (calendar, monotonic), for its metrics; its API counts start at 0."""
+    from pipeline.api import tally
+
+    tally.reset()
+    return clock.now(), time.monotonic()
 
 
 def write_metrics(
@@ -630,7 +638,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     say(f"rebuilding {old.name} in {staging}; {old.dir} stays as it is until then")
     before = os.environ.get("PIPELINE_DATA_DIR")
     os.environ["PIPELINE_DATA_DIR"] = str(staging)
-    began = (clock.now(), time.monotonic())
+    began = run_began()
     try:
         rc = run_logged(luigi_args, log, scheduler, run_luigi)
     except interrupts.Interrupted as exc:
@@ -752,7 +760,7 @@ def backfill_pipeline(
     say(f"backfill {span}: {len(todo)} hour(s) missing ({ranges(todo)}); {min(limit, len(todo))} "
         f"in this run, {order}")  # fmt: skip
     log = new_log(root)
-    began = (clock.now(), time.monotonic())
+    began = run_began()
     try:
         rc = run_logged(luigi_args, log, scheduler, run_luigi)
     except interrupts.Interrupted as exc:

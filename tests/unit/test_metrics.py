@@ -16,6 +16,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline import cli, config, interrupts, metrics
+from pipeline.api import tally
 from pipeline.storage.fs import ObjectPath
 from pipeline.storage.layout import Partition
 
@@ -255,3 +256,25 @@ def test_an_interrupted_run_is_counted_as_one_and_keeps_the_last_success(
     assert {dict(k)["result"]: v for k, v in of(found, "etl_pipeline_runs_total").items()} == {
         "success": 1, "failed": 0, "interrupted": 1,
     }  # fmt: skip
+
+
+def test_each_run_counts_its_own_requests_and_a_backfill_has_no_hour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def two_requests(args: object) -> int:
+        tally.add("carts", "requests")
+        tally.add("carts", "requests")
+        tally.add("carts", "retries")
+        return 0
+
+    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(cli, "run_luigi", two_requests)
+    tally.add("users", "requests")  # an earlier run in this process
+    assert cli.backfill_pipeline(1, False, None, []) == 0
+    found = parsed((tmp_path / "data" / "logs" / "etl_pipeline.prom").read_text())
+    requests = {dict(k)["endpoint"]: v for k, v in of(found, "etl_pipeline_api_requests").items()}
+    assert requests == {"carts": 2, "products": 0, "users": 0}
+    assert of(found, "etl_pipeline_api_retries")[frozenset({("endpoint", "carts")})] == 1
+    names = {name for name, _ in found}
+    assert not {"etl_pipeline_run_hour_timestamp_seconds", "etl_pipeline_records"} & names
