@@ -500,11 +500,13 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
         return unusable_store(exc)
     log = new_log(root)
     note_run(root, hour, log)
+    began = run_began()
     try:
         rc = run_logged(luigi_args, log, scheduler, run_luigi)
     except interrupts.Interrupted as exc:
         note_run(root, hour, log, exc.exit_code)
         name = f"{hour:%Y-%m-%dT%H}"
+        write_metrics(luigi_args, root, hour, exc.exit_code, began, interrupted=True)
         say(stopped(exc, name, root, resume_command(extra, name, scheduler_url)))
         return exc.exit_code
     remove_unused()  # a run that wrote nothing leaves no hour folder holding only its lock
@@ -512,8 +514,42 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     if shared:
         rc = 0
     note_run(root, hour, log, rc)
+    write_metrics(luigi_args, root, hour, rc, began)
     say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log, shared))
     return rc
+
+
+def run_began() -> tuple[datetime, float]:
+    """When a run begins (calendar, monotonic), for its metrics; its API counts start at 0."""
+    from pipeline.api import tally
+
+    tally.reset()
+    return clock.now(), time.monotonic()
+
+
+def write_metrics(
+    luigi_args: Sequence[str],
+    root: Location,
+    hour: datetime | None,
+    rc: int,
+    began: tuple[datetime, float],
+    interrupted: bool = False,
+    built_in: Location | None = None,
+) -> None:
+    """The run's Prometheus metrics (``pipeline.metrics``); a problem is a warning line only."""
+    from pipeline import metrics
+
+    result = "interrupted" if interrupted else "success" if rc == 0 else "failed"
+    run = metrics.Run(root, hour, rc, result, began[0], clock.now(),
+                      time.monotonic() - began[1], built_in)  # fmt: skip
+    try:
+        with as_luigi_reads(luigi_args):
+            cfg = config.metrics()
+            problems = metrics.record(run, str(cfg.directory), str(cfg.pushgateway_url))
+    except Exception as exc:  # the data run's outcome stands
+        problems = [f"metrics not written: {type(exc).__name__}: {exc}"]
+    for problem in problems:
+        say(f"warning: {problem}")
 
 
 def half_swapped(
@@ -602,10 +638,12 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     say(f"rebuilding {old.name} in {staging}; {old.dir} stays as it is until then")
     before = os.environ.get("PIPELINE_DATA_DIR")
     os.environ["PIPELINE_DATA_DIR"] = str(staging)
+    began = run_began()
     try:
         rc = run_logged(luigi_args, log, scheduler, run_luigi)
     except interrupts.Interrupted as exc:
         note_run(root, hour, log, exc.exit_code)
+        write_metrics(luigi_args, root, hour, exc.exit_code, began, True, staging)
         say(
             f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rebuild of {old.name} "
             f"{exc.during}; {old.name} is unchanged (the rebuild so far stays in {staging}). "
@@ -619,6 +657,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             os.environ["PIPELINE_DATA_DIR"] = before
     if rc != 0 or not fs.exists(Partition(staging, hour).manifest):
         note_run(root, hour, log, rc or 1)
+        write_metrics(luigi_args, root, hour, rc or 1, began, built_in=staging)
         say(outcome(rc or 1, old.name, root, False, log))
         say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
         return rc or 1
@@ -633,6 +672,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             swapped = True
     except fs.StoreError as exc:  # the store went away mid-swap: the hour is marked unfinished
         note_run(root, hour, log, SWAP_FAILED)
+        write_metrics(luigi_args, root, hour, SWAP_FAILED, began)
         say(f"error: {exc}")
         say(
             f"failed (exit {SWAP_FAILED}): the swap of {old.name} was cut short, so it does not "
@@ -642,6 +682,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         return SWAP_FAILED
     except interrupts.Interrupted as exc:
         note_run(root, hour, log, exc.exit_code)
+        write_metrics(luigi_args, root, hour, exc.exit_code, began, interrupted=True)
         if not swapped:  # an error (a StoreError, superseded) cut the swap short meanwhile
             say(
                 f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rerun of "
@@ -656,6 +697,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             )
         return exc.exit_code
     note_run(root, hour, log, 0)
+    write_metrics(luigi_args, root, hour, 0, began)
     how = ""
     if not atomic:
         how = (
@@ -718,9 +760,11 @@ def backfill_pipeline(
     say(f"backfill {span}: {len(todo)} hour(s) missing ({ranges(todo)}); {min(limit, len(todo))} "
         f"in this run, {order}")  # fmt: skip
     log = new_log(root)
+    began = run_began()
     try:
         rc = run_logged(luigi_args, log, scheduler, run_luigi)
     except interrupts.Interrupted as exc:
+        write_metrics(luigi_args, root, None, exc.exit_code, began, interrupted=True)
         resume = resume_backfill(days, newest_first, task_limit, extra, scheduler_url)
         say(f"interrupted (exit {exc.exit_code}): {exc.name} stopped the backfill {exc.during}; "
             f"the hours it completed stay. To go on: {resume}")  # fmt: skip
@@ -728,6 +772,7 @@ def backfill_pipeline(
     remove_unused()
     left = backfill.missing(root, start, stop)
     built = len([h for h in todo if h not in left])
+    write_metrics(luigi_args, root, None, rc, began)
     still = f"{len(left)} still missing ({ranges(left)})" if left else "none missing"
     if rc == 0:
         say(f"done (exit 0): {built} hour(s) built; {still}")

@@ -106,6 +106,7 @@ def _counts(value: Any) -> bool:
 
 
 HTTP_URL = Allowed("an http(s) URL", _http_url)
+NO_URL_OR_HTTP_URL = Allowed("empty, or an http(s) URL", lambda v: not str(v) or _http_url(v))
 NOT_EMPTY = Allowed("not empty", lambda v: bool(str(v).strip()))
 ANY_TEXT = Allowed("any text", lambda v: True)
 COUNTS = Allowed("check names mapped to counts >= 0", _counts)
@@ -479,9 +480,28 @@ class monitoring(luigi.Config):
     )
 
 
+class metrics(luigi.Config):
+    """Where each run's Prometheus metrics go (docs/metrics.md; written by ``pipeline.metrics``)."""
+
+    directory = Text(
+        default="",
+        allowed=ANY_TEXT,
+        description="Folder of etl_pipeline.prom, replaced after every run (node_exporter's "
+        "textfile collector reads it). Empty: the host's run-log folder (the data root's logs/, "
+        "or $PIPELINE_LOG_DIR with an s3:// data root).",
+    )
+    pushgateway_url = Text(
+        default="",
+        allowed=NO_URL_OR_HTTP_URL,
+        description="Also push the metrics to this Prometheus Pushgateway (job etl_pipeline, "
+        "instance = this host's name) after every run; a failed push is a warning. Empty: none.",
+    )
+
+
 #: Every section of the pipeline's own settings, in the order the README lists them.
 SECTIONS: tuple[type[luigi.Config], ...] = (
     api, extract, clean, paths, quality, housekeeping, run, storage, report, history, monitoring,
+    metrics,
 )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
+from pipeline.api import tally
 from pipeline.api.errors import ApiError
 from pipeline.api.limits import shared_limiter
 
@@ -156,6 +157,8 @@ class ApiClient:
         self.session.headers["User-Agent"] = "etl-pipeline/0.1 (+luigi)"
         self.limiter = shared_limiter(s.rate_limit_requests, s.rate_limit_window)
         self.request_count = 0
+        self.retry_count = 0
+        self.throttled_count = 0  # answers with HTTP 429
         self._count_lock = threading.Lock()
         self.clock: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
@@ -202,7 +205,23 @@ class ApiClient:
             exc.attempts = retrying.statistics.get("attempt_number", 1)
             raise
 
+    def endpoint(self, url: str) -> str:
+        """The endpoint a URL of this API asks for (``.../carts?limit=1`` -> ``carts``)."""
+        path = urlsplit(url).path.removeprefix(urlsplit(self.base_url).path)
+        return path.strip("/").split("/", 1)[0] or "/"
+
+    def _count(self, url: str, kind: str) -> None:
+        with self._count_lock:
+            if kind == "requests":
+                self.request_count += 1
+            elif kind == "retries":
+                self.retry_count += 1
+            else:
+                self.throttled_count += 1
+        tally.add(self.endpoint(url), kind)
+
     def _log_retry(self, state: RetryCallState) -> None:
+        self._count(state.args[0] if state.args else self.base_url, "retries")
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         self._next_reason.text = wait_reason(exc)
@@ -211,8 +230,7 @@ class ApiClient:
     def _get_once(self, url: str, params: dict[str, Any]) -> Any:
         while wait := self.limiter.try_acquire():
             self._wait(wait, RATE_LIMIT)
-        with self._count_lock:
-            self.request_count += 1
+        self._count(url, "requests")
         full = requests.Request("GET", url, params=params).prepare().url
         try:
             response = self.session.get(
@@ -252,6 +270,8 @@ class ApiClient:
         except requests.RequestException as exc:  # invalid URL, redirect loop: a setup problem
             name = exc.__class__.__name__
             raise ApiError(f"GET {full}: request failed ({name}: {exc})", cause="request") from None
+        if response.status_code == 429:
+            self._count(url, "throttled")
         if response.status_code != 200:
             retryable = response.status_code in RETRY_STATUSES
             raise ApiError(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipeline.lineage import Lineage
 from pipeline.report import charts, trend_charts
 from pipeline.report.charts import Chart
 from pipeline.rules import checks, findings, history
@@ -43,6 +44,7 @@ class Inputs:
     notes: dict[str, str] = field(default_factory=dict)  # "previous"/"history": why missing
     settings: Settings = Settings()
     checks: HourChecks | None = None  # the Checks section (None: leave it out)
+    lineage: Lineage | None = None  # the run, code and source that made the hour
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Report:
     checks: HourChecks | None = None
     #: (endpoint, "added" | "missing", field, hour first seen) of the hour's schema drift
     drift: list[tuple[str, str, str, str]] = field(default_factory=list)
+    lineage: Lineage | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -130,5 +133,6 @@ def build(inputs: Inputs) -> Report:
         settings=cfg,
         checks=inputs.checks,
         drift=drift,
+        lineage=inputs.lineage,
     )
     return report

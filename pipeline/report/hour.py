@@ -32,6 +32,7 @@ from pipeline.storage.layout import PARTITION_FORMAT, Partition
 if TYPE_CHECKING:
     import pandas as pd
 
+    from pipeline.lineage import Lineage
     from pipeline.report.build import Report, Settings
     from pipeline.rules.checks import HourChecks
     from pipeline.rules.findings import Snapshot
@@ -42,6 +43,8 @@ HTML = "index.html"
 MARKDOWN = "findings.md"
 #: The key of the report's stats file naming the hour it compared with (None: none).
 PREVIOUS = "previous"
+#: The key of the report's stats file naming the run, code and source the report names.
+LINEAGE = "lineage"
 
 
 def read_csv(source: Any, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
@@ -149,12 +152,19 @@ def settings() -> Settings:
     return build.Settings(cfg.top_customers, cfg.top_cities, cfg.trend_days)
 
 
-def write(part: Partition, previous: str | None, cfg: Settings) -> Report:
+def write(
+    part: Partition, previous: str | None, cfg: Settings, made: Lineage | None = None
+) -> Report:
     """Build hour ``part``'s report, compared with complete hour ``previous``, from its insight
-    files and the history, and write its HTML and Markdown (each atomically)."""
+    files and the history, and write its HTML and Markdown (each atomically). It names the run
+    that ``made`` the hour (default: this one, from the source its extracts recorded)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from pipeline import lineage
     from pipeline.report import build, render
+
+    if made is None:
+        made = lineage.current(lineage.hour_source(part))
 
     notes: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -177,6 +187,7 @@ def write(part: Partition, previous: str | None, cfg: Settings) -> Report:
                 notes=notes,
                 settings=cfg,
                 checks=checked,
+                lineage=made,
             )
         )
     for name, text in ((MARKDOWN, render.markdown(report)), (HTML, render.html(report))):
@@ -185,11 +196,20 @@ def write(part: Partition, previous: str | None, cfg: Settings) -> Report:
     return report
 
 
+def unrecorded(part: Partition) -> Lineage:
+    """The lineage of an hour whose report recorded none: its source only."""
+    from pipeline import lineage
+
+    source = lineage.hour_source(part)
+    return lineage.Lineage(lineage.UNKNOWN, lineage.UNKNOWN, ", ".join(source) or lineage.UNKNOWN)
+
+
 def facts(report: Report, previous: str | None) -> dict[str, Any]:
     """What the report's stats file records of it: findings, warnings, the hour compared with."""
     checks = report.checks.checks if report.checks is not None else []
+    made = report.lineage.as_dict() if report.lineage is not None else None
     return {"rows": {MARKDOWN: len(report.findings)}, "warnings": report.warnings,
-            PREVIOUS: previous, "checks": checks}  # fmt: skip
+            PREVIOUS: previous, "checks": checks, LINEAGE: made}  # fmt: skip
 
 
 _UNRECORDED = object()
@@ -244,8 +264,13 @@ def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None
         newer = was is None or (was is not _UNRECORDED and now is not None and was < now)
         if now is None or was is _UNRECORDED or not (newer or now == rebuilt):
             return None  # up to date, or the newer hour it compared with was pruned since
-        stats = read_json(part.stats("hour_report"))
-        report = write(part, now, settings())
+        from pipeline.lineage import Lineage
+
+        stats = read_json(part.stats("hour_report"))  # the run that made the hour, not this one
+        made = Lineage.from_dict(stats.get(LINEAGE))
+        if made is None:  # written before runs were recorded: say so, not this run's id
+            made = unrecorded(part)
+        report = write(part, now, settings(), made)
         stats.update(facts(report, now), refreshed=clock.now().isoformat(timespec="seconds"))
         write_json(part.stats("hour_report"), stats)  # last: the record names what is written
     return now

@@ -255,6 +255,11 @@ def _checks_markdown(report: Report) -> list[str]:
     return lines
 
 
+def _lineage(report: Report) -> str:
+    """The run, code version and source that made the hour, in one sentence ('' if unknown)."""
+    return report.lineage.sentence() if report.lineage is not None else ""
+
+
 def html(report: Report) -> str:
     """The whole report as one HTML document."""
     t = report.tables
@@ -272,6 +277,7 @@ def html(report: Report) -> str:
         f"<h1>{_e(heading(report.partition))}</h1>",
         f'<p class="meta">Partition {_e(report.partition)}. Money in US dollars, at list price '
         "unless said otherwise; shares are of the hour's revenue at list price.</p>",
+        *([f'<p class="lineage">{_e(made)}</p>'] if (made := _lineage(report)) else []),
         "</header>",
         '<section id="key-figures"><h2>Key figures</h2><dl class="figures">',
         *(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in _key_figures(report)),
@@ -335,6 +341,7 @@ def markdown(report: Report) -> str:
         f"Partition {report.partition}. Money in US dollars, at list price unless said otherwise;"
         " shares are of the hour's revenue at list price.",
         "",
+        *([_md(made), ""] if (made := _lineage(report)) else []),
         "## Findings",
         "",
         *(f"{i}. {_md(f.text)}" for i, f in enumerate(report.findings, 1)),

@@ -33,6 +33,7 @@ COLUMNS: dict[str, str] = {
     "endpoint": "string",
     "field": "string",  # dotted path, e.g. products.thumbnail
     "drift": "string",  # "added" | "missing"
+    "run_id": "string",  # the run that wrote the hour (``lineage.run_id``); null in older files
 }
 PARTITION_KEY = "date_hour"
 LEVELS = ("hour", "category", "user", "drift")
@@ -45,13 +46,17 @@ def _dollars(c: pd.Series) -> pd.Series:
 
 
 def hour_rows(
-    user_summary: pd.DataFrame, category_summary: pd.DataFrame, lines: int
+    user_summary: pd.DataFrame,
+    category_summary: pd.DataFrame,
+    lines: int,
+    run_id: str | None = None,
 ) -> pd.DataFrame:
     """One hour's history rows: the hour's totals, then one row per category and per customer.
 
     Every figure is taken from the insight tables, so the history agrees with them to the cent.
     ``lines`` is the number of cart lines (rows of cart_details.csv); the carts are counted from
-    user_summary.csv, where each cart counts once, for its one customer.
+    user_summary.csv, where each cart counts once, for its one customer. Every row names the
+    run that wrote it (``run_id``).
     """
     cat_revenue = cents(category_summary["total_sales"])
     cat_discounted = cents(category_summary["total_sales_discounted"])
@@ -86,10 +91,12 @@ def hour_rows(
         }
     ).sort_values("user_id")
     rows = pd.concat([total, categories, users], ignore_index=True)
-    return rows.reindex(columns=list(COLUMNS)).astype(COLUMNS)
+    rows = rows.reindex(columns=list(COLUMNS))
+    rows["run_id"] = run_id
+    return rows.astype(COLUMNS)
 
 
-def drift_rows(drift: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
+def drift_rows(drift: dict[str, dict[str, list[str]]], run_id: str | None = None) -> pd.DataFrame:
     """One history row per field of the hour's schema drift (the manifest's ``schema_drift``)."""
     rows = pd.DataFrame(
         [
@@ -100,7 +107,9 @@ def drift_rows(drift: dict[str, dict[str, list[str]]]) -> pd.DataFrame:
         ],
         columns=["level", "endpoint", "field", "drift"],
     )
-    return rows.reindex(columns=list(COLUMNS)).astype(COLUMNS)
+    rows = rows.reindex(columns=list(COLUMNS))
+    rows["run_id"] = run_id
+    return rows.astype(COLUMNS)
 
 
 @dataclass(frozen=True)

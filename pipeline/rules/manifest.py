@@ -22,9 +22,14 @@ TIMING = ("task", "started", "finished", "seconds")
 def build(partition: Partition) -> dict[str, Any]:
     """Manifest of ``partition`` from the stats files of its tasks (all must exist).
 
-    Raises ReconciliationError when the summaries and the API's cart totals disagree.
+    Raises ReconciliationError when the summaries and the API's cart totals disagree. It names
+    the run that publishes the hour and its code version (``lineage``).
     """
-    return assemble(partition.name, {key: read_json(partition.stats(key)) for key in STATS})
+    from pipeline import lineage
+
+    facts = assemble(partition.name, {key: read_json(partition.stats(key)) for key in STATS})
+    made = lineage.current(facts["source"])  # the run publishing the hour, and its code
+    return {**facts, "run_id": made.run_id, "code_version": made.code_version}
 
 
 def assemble(partition: str, stats: dict[str, dict[str, Any]]) -> dict[str, Any]:

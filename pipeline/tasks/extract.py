@@ -62,6 +62,8 @@ class ExtractTask(PartitionTask):
                 "pages": stats.pages,
                 "page_length": stats.page_length,
                 "requests": client.request_count,
+                "retries": client.retry_count,
+                "throttled": client.throttled_count,
                 "bytes": stats.bytes,
                 "dropped_fields": stats.dropped_fields,
                 "new_fields": stats.new_fields,

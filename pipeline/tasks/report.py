@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import luigi
 
 from pipeline import clock, config
+from pipeline.lineage import run_id
 from pipeline.report import hour
 from pipeline.schema import ENDPOINTS
 from pipeline.storage.atomic import read_json, target
@@ -64,10 +65,11 @@ class HistoryHour(PartitionTask):
             _read_csv(inputs["user_summary"]["insight"]),
             _read_csv(inputs["category_summary"]["insight"]),
             details["rows"]["cart_details.csv"],
+            run_id(),
         )
         root, name = self.partition.root, self.partition.name
         drift = schema_drift([read_json(self.partition.stats(f"extract_{e}")) for e in ENDPOINTS])
-        rows = pd.concat([rows, history_rules.drift_rows(drift)], ignore_index=True)
+        rows = pd.concat([rows, history_rules.drift_rows(drift, run_id())], ignore_index=True)
         checked = hour_anomalies(root, name, rows)  # raises AnomalyError with anomalies = fail
         write_hour(root, name, rows)
         prune_history(root, days, clock.now(), keep=name)

@@ -132,6 +132,18 @@ export AWS_REGION=eu-west-1                        # credentials: instance role,
     --scheduler-url http://luigid.internal:8082 --worker-keep-alive --api-rate-limit-requests 30
 """
 
+METRICS_RUN = """\
+./run_pipeline.sh --metrics-directory /var/lib/node_exporter/textfile_collector
+"""
+
+METRICS_FILE = """\
+$ grep -E '^etl_pipeline_(last_run_success|records)' /var/lib/node_exporter/textfile_collector/etl_pipeline.prom
+etl_pipeline_last_run_success 1
+etl_pipeline_records{endpoint="carts"} 6
+etl_pipeline_records{endpoint="products"} 8
+etl_pipeline_records{endpoint="users"} 6
+"""  # noqa: E501
+
 HELP = (REPO / "tests/docs/help.txt").read_text()
 
 #: Blocks run by a test of this module: block -> the test.
@@ -147,6 +159,8 @@ RUN = {
     SCALE_OUT: "test_scale_out_three_hosts_on_one_luigid_and_a_backfill",
     LUIGID: "test_watch_a_run_in_a_local_luigid",
     BACKFILL: "test_backfill_fills_the_gaps_only",
+    METRICS_RUN: "test_a_runs_metrics_file_where_node_exporter_reads_it",
+    METRICS_FILE: "test_a_runs_metrics_file_where_node_exporter_reads_it",
 }
 #: Commands no test here can run: (block, command) -> why. A block not in ``RUN`` has every
 #: command here.
@@ -370,6 +384,22 @@ def test_backfill_fills_the_gaps_only(api: DummyJSONServer, tmp_path: Path) -> N
         f"pipeline: nothing to do (exit 0): every hour of 2026-11-22T20..{NOW_HOUR} is complete"
     )
     assert api.request_count == 6
+
+
+@pytest.mark.slow
+def test_a_runs_metrics_file_where_node_exporter_reads_it(
+    api: DummyJSONServer, tmp_path: Path
+) -> None:
+    """docs/metrics.md: a run with --metrics-directory, then its file grepped, printing what
+    the page shows (the folder is a stand-in for node_exporter's)."""
+    here = {"/var/lib/node_exporter/textfile_collector": str(tmp_path / "textfiles")}
+    env = user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(tmp_path / "data"))
+    (run,) = runnable(METRICS_RUN)
+    ok(run_command(substitute(run, here), env))
+    ((grep, shown),) = transcript(METRICS_FILE)
+    result = run_command(substitute(grep, here), env)
+    assert (result.returncode, result.stdout) == (0, shown)
+    assert not (tmp_path / "data" / "logs" / "etl_pipeline.prom").exists()
 
 
 @pytest.mark.slow

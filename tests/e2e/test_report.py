@@ -161,12 +161,16 @@ def test_the_first_hour_has_the_fixture_findings_and_says_there_is_nothing_befor
     two_hours: TwoHours,
 ) -> None:
     report = two_hours.data / PARTITION / "report"
+    made = orjson.loads((two_hours.data / PARTITION / "manifest.json").read_bytes())
     assert (report / "findings.md").read_text() == "\n".join(
         [
             "# Shop report for 2026-11-25 17:00 UTC",
             "",
             "Partition 2026-11-25T17. Money in US dollars, at list price unless said otherwise; "
             "shares are of the hour's revenue at list price.",
+            "",
+            f"Run {made['run_id']}, code {made['code_version']}, source {made['source']} (a local "
+            "server on this machine, e.g. the demo: not production data).",
             "",
             "## Findings",
             "",
@@ -336,9 +340,13 @@ def test_the_history_reads_as_one_table_with_both_hours(two_hours: TwoHours) -> 
     ]  # fmt: skip
     assert set(history.columns) == {
         "level", "category", "user_id", "carts", "lines", "users", "units", "revenue",
-        "revenue_discounted", "endpoint", "field", "drift", "date_hour",
+        "revenue_discounted", "endpoint", "field", "drift", "run_id", "date_hour",
     }  # fmt: skip
     assert not (history["level"] == "drift").any()  # the fixture shop sends what is declared
+    for hour in (PARTITION, NEXT):  # each row names the run that wrote its hour (lineage)
+        manifest = orjson.loads((two_hours.data / hour / "manifest.json").read_bytes())
+        assert set(history.loc[history["date_hour"] == hour, "run_id"]) == {manifest["run_id"]}
+        assert (two_hours.data / "logs" / f"{manifest['run_id']}.log").is_file()
 
 
 def test_rerunning_an_hour_replaces_its_history_rows(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pytest
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
@@ -145,7 +146,14 @@ def test_an_s3_root_holds_what_local_disk_holds_and_a_rerun_asks_nothing(
     assert store.read("latest", "byte-identical") == f"{PARTITION}\n".encode()
     copy = store.download(tmp_path / "copy", "byte-identical")
     assert comparable(copy / PARTITION) == comparable(reference)  # every CSV/JSONL/report byte
-    assert (copy / HISTORY_KEY).read_bytes() == (reference.parent / HISTORY_KEY).read_bytes()
+    # The same rows, each naming the run that wrote it (lineage): the one of its manifest.
+    stored, local = (
+        pd.read_parquet(copy / HISTORY_KEY),
+        pd.read_parquet(reference.parent / HISTORY_KEY),
+    )
+    run_id = orjson.loads((copy / PARTITION / "manifest.json").read_bytes())["run_id"]
+    assert set(stored.pop("run_id")) == {run_id} != set(local.pop("run_id"))
+    pd.testing.assert_frame_equal(stored, local)
     assert (copy / PARTITION / "insights/user_summary.csv").read_text() == USER_SUMMARY
     summary = output(result)
     assert f"Report: {root}/{PARTITION}/report/index.html\n" in summary
@@ -369,6 +377,14 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         assert sorted(files) == [*(k for k in PARTITION_KEYS if k != f"{part}.lock"),
                                  HISTORY_KEY, "latest"]  # each object written once  # fmt: skip
         (log,) = logs.glob("run-*.log")  # on this host; no failed-run.env: the run succeeded
+        metrics = (logs / "etl_pipeline.prom").read_text().splitlines()  # on this host too
+        stored = store.client.get_object(Bucket=BUCKET, Key=f"entry/{manifest}")["Body"].read()
+        assert {
+            "etl_pipeline_last_run_success 1",
+            'etl_pipeline_records{endpoint="carts"} 6',
+            f'etl_pipeline_hour_bytes{{folder="manifest.json"}} {len(stored)}',
+        } <= set(metrics)
+        assert not [line for line in metrics if "metrics_errors" in line]
         assert err.splitlines()[1] == f"pipeline: log file: {log}"
         assert log.read_text().endswith("\n# exit code: 0\n")
 
@@ -430,8 +446,12 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         ]  # fmt: skip
         assert orjson.loads(store.read(manifest, "entry"))["min_product_price"] == 25
         assert sorted(p.name for p in logs.iterdir()) == sorted(
-            [*re.findall(r"^pipeline: log file: \S+/(\S+)$", err, re.M), log.name]
-        )  # two run logs, nothing else; and nothing where the commands ran:
+            [
+                *re.findall(r"^pipeline: log file: \S+/(\S+)$", err, re.M),
+                log.name,
+                "etl_pipeline.prom",
+            ]
+        )  # two run logs and the metrics, nothing else; and nothing where the commands ran:
         assert list(caller.iterdir()) == []
 
         # The older hour, not `latest`: pruned, its manifest deleted first.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -128,7 +129,8 @@ def partition_files(root: Path) -> list[str]:
 
 
 #: Keys of stats and manifest files that differ between runs of the same data.
-VOLATILE = {"started", "finished", "seconds", "written", "tasks", "requests", "url", "source"}
+VOLATILE = {"started", "finished", "seconds", "written", "tasks", "requests", "url", "source",
+            "retries", "throttled", "run_id", "lineage"}  # fmt: skip
 
 
 def comparable(part: Path, ignore: frozenset[str] | set[str] = VOLATILE) -> dict[str, Any]:
@@ -141,9 +143,19 @@ def comparable(part: Path, ignore: frozenset[str] | set[str] = VOLATILE) -> dict
         if path.suffix == ".json":
             facts = orjson.loads(path.read_bytes())
             out[rel] = {k: v for k, v in facts.items() if k not in ignore}
+        elif rel.startswith("report/"):
+            out[rel] = unnamed(path.read_bytes())
         else:
             out[rel] = path.read_bytes()
     return out
+
+
+def unnamed(report: bytes) -> bytes:
+    """A report without the run and the local sources it names (``lineage``), which differ
+    between runs of the same data (a resumed hour's extracts may have read two test servers)."""
+    report = re.sub(rb"run-\d{8}T\d{6}Z-\d+", b"run-ID", report)
+    local = rb"http://127\.0\.0\.1:\d+"
+    return re.sub(local + rb"(, " + local + rb")*", b"http://127.0.0.1:PORT", report)
 
 
 def temporaries(root: Path) -> list[Path]:

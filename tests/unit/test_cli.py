@@ -417,7 +417,8 @@ def test_run_pipeline_chooses_scheduler_and_log_under_the_data_root(
     assert calls == [
         ["--module", "pipeline", "Insights", "--local-scheduler", "--date-hour", "2026-11-25T17"]
     ]
-    (log,) = (tmp_path / "rel" / "logs").iterdir()
+    log, metrics = sorted((tmp_path / "rel" / "logs").iterdir(), key=lambda p: p.suffix)
+    assert metrics.name == "etl_pipeline.prom"  # docs/metrics.md; tests/e2e/test_metrics.py
     assert log.name.startswith("run-") and log.name.endswith(f"Z-{os.getpid()}.log")
     assert log.stat().st_mode & 0o777 == 0o640  # umask 027: not world-readable
     monkeypatch.setenv("LUIGI_SCHEDULER_URL", "http://127.0.0.1:8082")

@@ -57,6 +57,7 @@ def test_the_sections_are_the_ones_luigi_cfg_and_the_docs_use() -> None:
         "history",
         "run",
         "monitoring",
+        "metrics",
     }
     assert all(cls.get_task_family() == name for name, cls in CLASSES.items())
     assert set(config.SECTIONS) == set(CLASSES.values())  # what check_settings() goes through

@@ -25,6 +25,8 @@ OTHER_EDGES: dict[str, tuple[list[str], list[str]]] = {
     config.NOT_EMPTY.text: (["x"], ["", " "]),
     config.COUNTS.text: (['{"a": 0}', "{}"], ['{"a": -1}', '{"a": 0.5}', '{"": 1}']),
     config.ONE_OF_WARN_FAIL.text: (["warn", "fail"], ["", "Warn", "error"]),
+    config.NO_URL_OR_HTTP_URL.text: (["", "http://h:9091"], ["h:9091", "ftp://h", "http://"]),
+    config.ANY_TEXT.text: (["", "x"], []),
 }
 
 

@@ -187,3 +187,27 @@ def test_a_rebuilt_hour_brings_its_own_report_and_the_next_hours_up_to_date(
         "No cart appeared or vanished.\n\n"
         "Revenue and units by category are unchanged.\n"
     )
+
+
+def test_a_report_brought_up_to_date_still_names_the_run_that_made_its_hour(
+    out_of_order: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = orjson.loads((out_of_order / LATE / "_stats/HourReport.json").read_bytes())["lineage"]
+    assert made["run_id"].startswith("run-") and made["source"] == "unknown"  # no extract stats
+    monkeypatch.setenv("PIPELINE_RUN_LOG", "/logs/run-20261125T203000Z-99.log")  # another run
+    assert hour.refresh_around(out_of_order, EARLY)
+    text = (out_of_order / LATE / "report/findings.md").read_text()
+    assert f"Run {made['run_id']}, code {made['code_version']}, source unknown." in text
+    assert "run-20261125T203000Z-99" not in text
+
+
+def test_a_report_that_recorded_no_run_is_brought_up_to_date_naming_none(
+    out_of_order: Path,
+) -> None:
+    path = out_of_order / LATE / "_stats/HourReport.json"
+    stats = orjson.loads(path.read_bytes())
+    del stats["lineage"]  # written before runs were recorded
+    path.write_bytes(orjson.dumps(stats))
+    assert hour.refresh_around(out_of_order, EARLY)
+    text = (out_of_order / LATE / "report/findings.md").read_text()
+    assert "\nRun unknown, code unknown, source unknown.\n" in text

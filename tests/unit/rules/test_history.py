@@ -29,7 +29,7 @@ def test_hour_rows_hold_the_hour_its_categories_and_its_customers() -> None:
             "total_sales_discounted": [0.07, 90.00],
         }
     )
-    got = history.hour_rows(users, categories, lines=4)
+    got = history.hour_rows(users, categories, lines=4, run_id="run-20261125T173000Z-7")
     na = pd.NA
     want = pd.DataFrame(
         {
@@ -45,6 +45,7 @@ def test_hour_rows_hold_the_hour_its_categories_and_its_customers() -> None:
             "endpoint": [na] * 5,  # level "drift" only
             "field": [na] * 5,
             "drift": [na] * 5,
+            "run_id": ["run-20261125T173000Z-7"] * 5,
         }
     ).astype(history.COLUMNS)
     pdt.assert_frame_equal(got, want)

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from pipeline import lineage
 from pipeline.rules import manifest
 from pipeline.rules.insights import ReconciliationError
 from pipeline.storage.layout import Partition
@@ -111,8 +112,9 @@ def test_no_manifest_when_the_money_does_not_add_up() -> None:
 
 
 def test_the_manifest_of_a_partition_is_built_from_the_stats_files_in_its_folder(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PIPELINE_RUN_LOG", "/var/log/x/run-20261125T193000Z-4242.log")
     part = tmp_path / "2026-11-25T17" / "_stats"
     part.mkdir(parents=True)
     for key, facts in stats().items():
@@ -120,6 +122,8 @@ def test_the_manifest_of_a_partition_is_built_from_the_stats_files_in_its_folder
     got = manifest.build(Partition(tmp_path, datetime(2026, 11, 25, 17)))
     want = manifest.assemble("2026-11-25T17", stats())
     got.pop("written"), want.pop("written")
+    assert got.pop("run_id") == "run-20261125T193000Z-4242"  # the run log's name
+    assert got.pop("code_version") == lineage.code_version()
     assert got == want
     assert got["api_totals"] == {"carts": 2, "products": 3, "users": 4}
     assert sorted(got["tasks"]) == sorted(FILES)
