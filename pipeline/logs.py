@@ -199,15 +199,12 @@ class RunLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
 _plain: RunLogHandler | None = None
 
 
-def start_run_log(root: object) -> None:
-    """The run claimed its hour under the data root ``root``: plain luigi's run log goes to
-    its file from now on (as ``python -m pipeline`` names it), the console says where."""
+def start_run_log(path: Path) -> None:
+    """The run claimed its hour: plain luigi's run log goes to ``path`` from now on (named as
+    ``python -m pipeline`` names it: ``runlog.run_log``), the console says where."""
     handler = _plain
     if handler is None or handler.held is None:
         return
-    from pipeline.cli import run_log  # here: the CLI imports this module
-
-    path = run_log(root)  # type: ignore[arg-type]
     if handler.write_to(path):
         os.environ[RUN_LOG_ENV] = str(path)  # the tasks' failure e-mails name it
         if (console := _console) is not None:

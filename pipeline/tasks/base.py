@@ -50,6 +50,7 @@ import luigi.retcodes
 from pipeline import clock, config, interrupts, progress
 from pipeline.failures import explain
 from pipeline.logs import RUN_LOG_ENV, start_run_log, task_context, to_console
+from pipeline.runlog import run_log
 from pipeline.storage import fs
 from pipeline.storage.atomic import (
     atomic_path,
@@ -248,7 +249,7 @@ class PartitionTask(luigi.Task):
             raise PartitionBusyExit(str(exc)) from None
         except fs.StoreError as exc:
             stop_run(str(exc))
-        start_run_log(partition.root)  # plain luigi: its run log, now that it writes
+        start_run_log(run_log(partition.root))  # plain luigi: its run log, now it writes
         if fresh and isinstance(partition.lock, fs.ObjectPath):
             from pipeline.storage import s3
 
