@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from pipeline import config, interrupts
+from pipeline import config, config_check, interrupts
 from pipeline.config import paths
 from pipeline.console import CliError, say
 from pipeline.runlog import new_log, note_run, run_logged
@@ -135,7 +135,7 @@ def check_before_running(luigi_args: Sequence[str], hour: datetime) -> str | Non
                 "--help-all` lists every option)"
             ) from None
         try:
-            config.check_settings(hour, data_root=True)
+            config_check.check_settings(hour, data_root=True)
         except config.ConfigError as exc:
             return str(exc)
     return None

@@ -27,7 +27,8 @@ from typing import NoReturn
 import orjson
 
 from pipeline import clock
-from pipeline.config import monitoring, paths, settings_problems
+from pipeline.config import monitoring, paths
+from pipeline.config_check import settings_problems
 from pipeline.storage.fs import (
     Location,
     ObjectPath,

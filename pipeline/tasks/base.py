@@ -47,7 +47,7 @@ import luigi
 import luigi.interface
 import luigi.retcodes
 
-from pipeline import clock, config, interrupts, progress
+from pipeline import clock, config, config_check, interrupts, progress
 from pipeline.failures import explain
 from pipeline.logs import RUN_LOG_ENV, start_run_log, task_context, to_console
 from pipeline.runlog import run_log
@@ -218,7 +218,7 @@ class PartitionTask(luigi.Task):
     def check_settings(self) -> None:
         """Stop the run (``config.EXIT_CONFIG``) if any setting or the hour is unusable."""
         try:
-            config.check_settings(self.date_hour)
+            config_check.check_settings(self.date_hour)
         except config.ConfigError as exc:
             to_console(log, logging.ERROR, str(exc))
             raise config.ConfigExit(str(exc)) from None
@@ -235,7 +235,7 @@ class PartitionTask(luigi.Task):
         partition = self.partition
         if (
             isinstance(partition.root, Path)
-            and (why := config.data_root_problem(partition.root)) is not None
+            and (why := config_check.data_root_problem(partition.root)) is not None
         ):
             to_console(log, logging.ERROR, why)
             raise config.ConfigExit(why)
