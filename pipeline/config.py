@@ -27,7 +27,7 @@ import luigi
 
 from pipeline import clock
 from pipeline.checkout import CHECKOUT  # re-exported: where the defaults are relative to
-from pipeline.storage.fs import DataRootError, Location, parse_root
+from pipeline.storage.location import DataRootError, Location, parse_root
 
 if TYPE_CHECKING:  # importing the HTTP stack is left to the tasks that talk to the API
     from pipeline.api.client import ClientSettings

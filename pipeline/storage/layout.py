@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.checkout import CHECKOUT
 from pipeline.schema import ENDPOINTS, INSIGHTS
-from pipeline.storage.fs import ObjectPath
+from pipeline.storage.location import ObjectPath
 
 PARTITION_FORMAT = "%Y-%m-%dT%H"
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
@@ -118,8 +119,6 @@ def logs_dir(root: Path | ObjectPath) -> Path:
     ``logs/`` in the checkout), where the systemd failure unit and an operator read them."""
     if isinstance(root, Path):
         return root / LOGS
-    from pipeline.config import CHECKOUT  # here: layout stays free of luigi's configuration
-
     return Path(os.environ.get(LOG_DIR_ENV) or CHECKOUT / LOGS).absolute()
 
 
