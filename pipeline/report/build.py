@@ -15,9 +15,12 @@ import pandas as pd
 
 from pipeline.report import charts
 from pipeline.report.charts import Chart
-from pipeline.rules import findings, history
-from pipeline.rules.findings import Changes, Finding, Snapshot, Tables
+from pipeline.rules import changes, findings, history
+from pipeline.rules.changes import Changes, Snapshot
+from pipeline.rules.findings import Finding
 from pipeline.rules.history import Trends
+from pipeline.rules.tables import Tables
+from pipeline.rules.tables import tables as hour_tables
 
 log = logging.getLogger("luigi-interface.pipeline")
 
@@ -75,8 +78,8 @@ def _chart(key: str, title: str, draw: Callable[[], Chart]) -> Chart:
 def build(inputs: Inputs) -> Report:
     """Findings, changes, trends and charts of one hour."""
     cfg = inputs.settings
-    tables = findings.tables(inputs.user_summary, inputs.category_summary, inputs.cart_ids)
-    current = findings.snapshot(inputs.partition, inputs.category_summary, inputs.cart_ids)
+    tables = hour_tables(inputs.user_summary, inputs.category_summary, inputs.cart_ids)
+    current = changes.snapshot(inputs.partition, inputs.category_summary, inputs.cart_ids)
     notes = dict(inputs.notes)
     trends = None
     if inputs.history is not None:
@@ -110,7 +113,7 @@ def build(inputs: Inputs) -> Report:
         partition=inputs.partition,
         tables=tables,
         findings=findings.findings(tables),
-        changes=findings.changes(current, inputs.previous),
+        changes=changes.changes(current, inputs.previous),
         trends=trends,
         charts=drawn,
         trend_charts=trend_charts,

@@ -18,16 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.rules.findings import (
-    MAX_CART_GROUP,
-    Tables,
-    count,
-    money,
-    percent,
-    plural,
-    tenths_percent,
-)
 from pipeline.rules.history import HOUR_FORMAT, Trends
+from pipeline.rules.numbers import count, money, percent, plural, tenths_percent
+from pipeline.rules.tables import MAX_CART_GROUP, Tables
 
 WIDTH = 7.0  # inches: the text width of an A4 page with 15 mm margins
 BAR = 0.32  # inches per horizontal bar

@@ -20,7 +20,8 @@ import pandas as pd
 
 from pipeline.report.build import Report
 from pipeline.report.charts import Chart
-from pipeline.rules.findings import (
+from pipeline.rules.history import HOUR_FORMAT
+from pipeline.rules.numbers import (
     count,
     div_half_up,
     money,
@@ -28,7 +29,6 @@ from pipeline.rules.findings import (
     plural,
     tenths_percent,
 )
-from pipeline.rules.history import HOUR_FORMAT
 
 SOURCES = (
     "insights/category_summary.csv",

@@ -18,7 +18,8 @@ from datetime import datetime
 
 from pipeline.checkout import DEMO_DIR
 from pipeline.report.hour import compared_with
-from pipeline.rules.findings import category_table, count, money, percent, tenths_percent
+from pipeline.rules.numbers import count, money, percent, tenths_percent
+from pipeline.rules.tables import category_table
 from pipeline.storage import formats
 from pipeline.storage.atomic import read_json
 from pipeline.storage.fs import Location, StoreError, exists, local_copy, parse_root
