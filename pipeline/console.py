@@ -76,7 +76,7 @@ def tee_output(log: BinaryIO) -> Iterator[int]:
     sys.stderr.flush()
     line_buffering = getattr(sys.stdout, "line_buffering", None)
     if line_buffering is False:
-        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # a TextIOWrapper
     console, saved_err = os.dup(1), os.dup(2)
     lock = threading.Lock()
     pumps = []
@@ -103,4 +103,4 @@ def tee_output(log: BinaryIO) -> Iterator[int]:
         for fd in (console, saved_err):
             os.close(fd)
         if line_buffering is False:
-            sys.stdout.reconfigure(line_buffering=False)  # type: ignore[union-attr]
+            sys.stdout.reconfigure(line_buffering=False)  # type: ignore[union-attr]  # as above

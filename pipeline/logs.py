@@ -145,7 +145,7 @@ def _plain_luigi_run() -> bool:
     return not os.environ.get(RUN_LOG_ENV) and CmdlineParser._instance is not None
 
 
-class RunLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class RunLogHandler(logging.StreamHandler[TextIO]):
     """The run log: every record in full, on stderr; for plain luigi, in its own file.
 
     There the records are held until the run claims its hour (``start_run_log``: the data
@@ -181,7 +181,7 @@ class RunLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
         # Kept open for the rest of the run (and its forked workers), as luigi keeps handlers.
         stream = open(fd, "w", buffering=1, errors="backslashreplace")  # noqa: SIM115
         stream.write(f"# {shlex.join(['luigi', *sys.argv[1:]])}\n# cwd: {os.getcwd()}\n")
-        with self.lock:  # type: ignore[union-attr]
+        with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
             for text, _ in self.held or []:
                 stream.write(text + self.terminator)
             self.held = None

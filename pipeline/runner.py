@@ -203,7 +203,7 @@ def outcome(
 
 def prepare(
     extra: Sequence[str], scheduler_url: str | None, task: Sequence[str] = ("Insights",)
-) -> tuple[list[str], str, datetime, Path] | int:
+) -> tuple[list[str], str, datetime, Location] | int:
     """luigi's arguments, the scheduler, the hour and the data root of a run of ``task`` (its
     name and own options); or, when a setting is unusable, ``EXIT_CONFIG`` once the console has
     been told why (nothing written)."""

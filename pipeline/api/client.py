@@ -116,7 +116,8 @@ class _StopAfter:
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason``."""
-    todo, seen = [exc], set()
+    todo: list[BaseException | None] = [exc]
+    seen: set[int] = set()
     while todo:
         current = todo.pop()
         if current is None or id(current) in seen:

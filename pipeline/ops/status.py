@@ -153,7 +153,7 @@ def _held_locally(lock: Path) -> bool:
 
 
 def _partition(root: Location, name: str) -> Partition:
-    return Partition(root, datetime.strptime(name, PARTITION_FORMAT))  # type: ignore[arg-type]
+    return Partition(root, datetime.strptime(name, PARTITION_FORMAT))
 
 
 def observe(root: Location, names: list[str]) -> dict[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,7 +24,10 @@ from pipeline.rules.tables import MAX_CART_GROUP, Tables
 
 WIDTH = 7.0  # inches: the text width of an A4 page with 15 mm margins
 BAR = 0.32  # inches per horizontal bar
-STYLE = {
+if TYPE_CHECKING:  # matplotlib itself is imported when a chart is drawn
+    from matplotlib.typing import RcKeyType
+
+STYLE: dict[RcKeyType, Any] = {
     "svg.hashsalt": "pipeline-report",  # stable ids: a rerun writes the same bytes
     "svg.fonttype": "none",  # text stays text: smaller, sharp in print, selectable
     "text.parse_math": False,  # "$" is a dollar: names like "Ca$h $tore" are not TeX
@@ -188,7 +191,12 @@ def _room(values: list[float], texts: list[str], tick_labels: list[str]) -> floa
 
 
 def _hbars(
-    ax: Any, labels: list[str], values: list[float], texts: list[str], what: str, colour=COLOUR
+    ax: Any,
+    labels: list[str],
+    values: list[float],
+    texts: list[str],
+    what: str,
+    colour: str | list[str] = COLOUR,
 ) -> None:
     """Horizontal bars, the first label on top, each with its value written after the bar."""
     positions = list(range(len(labels)))[::-1]

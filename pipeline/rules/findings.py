@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from typing import Protocol
 
 import pandas as pd
 
@@ -27,6 +28,9 @@ from pipeline.rules.numbers import (
 )
 from pipeline.rules.tables import Tables, group_label
 
+#: The exact figures a sentence states, by name.
+Figures = dict[str, Decimal | int | str]
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -34,7 +38,7 @@ class Finding:
 
     topic: str
     text: str
-    figures: dict[str, Decimal | int | str] = field(default_factory=dict)
+    figures: Figures = field(default_factory=dict)
 
 
 def _sales(t: Tables) -> Finding:
@@ -44,7 +48,7 @@ def _sales(t: Tables) -> Finding:
         f"{plural(t.lines, 'line')}, {plural(t.units, 'unit')}; {money(t.revenue)} at list "
         f"prices and {money(t.discounted)} after discounts, {money(avg)} per cart on average."
     )
-    figures = {
+    figures: Figures = {
         "carts": t.carts, "customers": customers, "lines": t.lines, "units": t.units,
         "revenue": dollars(t.revenue), "discounted": dollars(t.discounted),
         "avg_cart": dollars(avg),
@@ -55,7 +59,7 @@ def _sales(t: Tables) -> Finding:
 def _categories(t: Tables) -> Finding:
     cats, total = t.categories, t.revenue
     top = cats.head(TOP)
-    figures: dict[str, Decimal | int | str] = {"categories": len(cats)}
+    figures: Figures = {"categories": len(cats)}
     parts = []
     for i, row in enumerate(top.itertuples(), 1):
         share = tenths_percent(row.revenue, total)
@@ -89,7 +93,7 @@ def _units(t: Tables) -> Finding:
         f"({percent(unit_share)}), for {money(revenue)} ({percent(revenue_share)} of revenue) "
         f"at {money(avg)} a unit on average."
     )
-    figures = {
+    figures: Figures = {
         "category": str(row["category"]), "units": units, "total_units": t.units,
         "unit_share": unit_share, "revenue": dollars(revenue), "revenue_share": revenue_share,
         "avg_price": dollars(avg),
@@ -97,7 +101,16 @@ def _units(t: Tables) -> Finding:
     return Finding("units", text, figures)
 
 
-def _who(row: pd.Series | tuple) -> str:
+class Customer(Protocol):
+    """A row of the customers table (``itertuples()`` or a Series): what ``_who`` names."""
+
+    age: float  # NaN when unknown
+    first_name: str
+    user_id: int
+    city: str
+
+
+def _who(row: Customer) -> str:
     age = "" if pd.isna(row.age) else f", age {int(row.age)}"
     return f"{row.first_name} (user {row.user_id}, {row.city}{age})"
 
@@ -124,22 +137,21 @@ def _customers(t: Tables) -> Finding:
 
 def _cities(t: Tables) -> Finding:
     rows = list(t.cities.head(TOP).itertuples())
-    figures: dict[str, Decimal | int | str] = {"cities": len(t.cities)}
-    for i, row in enumerate(rows, 1):
+    figures: Figures = {"cities": len(t.cities)}
+    shares = [tenths_percent(row.spend, t.revenue) for row in rows]
+    for i, (row, share) in enumerate(zip(rows, shares, strict=True), 1):
         figures.update(
             {f"top{i}": row.city, f"top{i}_spend": dollars(row.spend),
-             f"top{i}_share": tenths_percent(row.spend, t.revenue),
-             f"top{i}_customers": int(row.customers)}
+             f"top{i}_share": share, f"top{i}_customers": int(row.customers)}
         )  # fmt: skip
     first = rows[0]
     text = (
         f"Cities: {first.city} spends the most, {money(first.spend)} "
-        f"({percent(figures['top1_share'])}) from {plural(first.customers, 'customer')}"
+        f"({percent(shares[0])}) from {plural(first.customers, 'customer')}"
     )
     rest = [
-        f"{row.city} {money(row.spend)} ({percent(figures[f'top{i}_share'])}, "
-        f"{plural(row.customers, 'customer')})"
-        for i, row in enumerate(rows[1:], 2)
+        f"{row.city} {money(row.spend)} ({percent(share)}, {plural(row.customers, 'customer')})"
+        for row, share in zip(rows[1:], shares[1:], strict=True)
     ]
     if rest:
         text += f"; then {listing(rest)}"
@@ -149,7 +161,7 @@ def _cities(t: Tables) -> Finding:
 def _ages(t: Tables) -> Finding:
     bands = t.ages[t.ages["customers"] > 0].sort_values("spend", ascending=False, kind="stable")
     rows = list(bands.head(TOP).itertuples())
-    figures: dict[str, Decimal | int | str] = {}
+    figures: Figures = {}
     parts = []
     for i, row in enumerate(rows, 1):
         share, each = tenths_percent(row.spend, t.revenue), div_half_up(row.spend, row.customers)
@@ -175,7 +187,7 @@ def _frequency(t: Tables) -> Finding:
     customers = len(t.customers)
     per_customer = Decimal(div_half_up(10 * t.carts, customers)).scaleb(-1)
     avg = div_half_up(t.revenue, t.carts)
-    figures: dict[str, Decimal | int | str] = {
+    figures: Figures = {
         "carts_per_customer": per_customer,
         "avg_cart": dollars(avg),
     }
@@ -207,16 +219,18 @@ def _discounts(t: Tables) -> Finding:
         key=lambda r: (-Fraction(int(r.discount), int(r.revenue)), r.category),
     )
     deepest = rated[0] if rated else None
-    figures: dict[str, Decimal | int | str] = {
-        "discount": dollars(total), "rate": tenths_percent(total, t.revenue),
+    rate = tenths_percent(total, t.revenue)
+    most_rate = tenths_percent(int(most["discount"]), int(most["revenue"]))
+    figures: Figures = {
+        "discount": dollars(total), "rate": rate,
         "list": dollars(t.revenue), "paid": dollars(t.discounted),
         "most": str(most["category"]), "most_discount": dollars(int(most["discount"])),
-        "most_rate": tenths_percent(int(most["discount"]), int(most["revenue"])),
+        "most_rate": most_rate,
     }  # fmt: skip
     text = (
-        f"Discounts: {money(total)} off list prices ({percent(figures['rate'])}), "
+        f"Discounts: {money(total)} off list prices ({percent(rate)}), "
         f"{money(t.revenue)} list against {money(t.discounted)} paid; the most in dollars on "
-        f"{most['category']} ({money(int(most['discount']))}, {percent(figures['most_rate'])})"
+        f"{most['category']} ({money(int(most['discount']))}, {percent(most_rate)})"
     )
     if deepest is not None and deepest.category != most["category"]:
         rate = tenths_percent(deepest.discount, deepest.revenue)

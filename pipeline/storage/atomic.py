@@ -94,13 +94,13 @@ def atomic_path(path: Location) -> Iterator[str]:
             yield tmp
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        yield str(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
+        yield str(temporary)
+        _fsync(temporary)
+        os.replace(temporary, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)  # make the rename itself durable
 

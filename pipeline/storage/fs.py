@@ -91,7 +91,7 @@ def location_of(target: luigi.Target | Location) -> Location:
     if isinstance(target, (Path, ObjectPath)):
         return target
     found = getattr(target, "location", None)
-    return found if isinstance(found, ObjectPath) else Path(target.path)  # type: ignore[attr-defined]
+    return found if isinstance(found, ObjectPath) else Path(target.path)  # type: ignore[attr-defined]  # LocalTarget
 
 
 @contextmanager

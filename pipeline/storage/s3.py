@@ -272,7 +272,8 @@ def children(root: ObjectPath) -> list[str]:
     paginator = client().get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=root.bucket, Prefix=root.prefix, Delimiter="/")
     try:
-        for page in call("LIST", root, list, pages):
+        listed: list[dict[str, Any]] = call("LIST", root, list, pages)
+        for page in listed:
             prefixes = page.get("CommonPrefixes", [])
             names += [p["Prefix"][len(root.prefix) :].rstrip("/") for p in prefixes]
     except ClientError as exc:
@@ -284,8 +285,8 @@ def keys_under(folder: ObjectPath) -> list[str]:
     paginator = client().get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=folder.bucket, Prefix=folder.prefix)
     try:
-        pages = call("LIST", folder, list, pages)
-        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+        listed: list[dict[str, Any]] = call("LIST", folder, list, pages)
+        return [o["Key"] for page in listed for o in page.get("Contents", [])]
     except ClientError as exc:
         raise failed("LIST", folder, exc) from None
 

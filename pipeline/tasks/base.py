@@ -162,7 +162,7 @@ atexit.register(gc.freeze)
 class PartitionTask(luigi.Task):
     """Base: one hourly partition, atomic outputs, a stats file, the partition lock."""
 
-    date_hour = luigi.DateHourParameter(
+    date_hour: datetime = luigi.DateHourParameter(
         default=DEFAULT_HOUR,
         description="The UTC hour this snapshot belongs to (e.g. 2026-11-25T17); its folder name.",
     )
@@ -298,9 +298,9 @@ class PartitionTask(luigi.Task):
     ) -> None:
         """Show progress in the luigid visualiser, and in the console's progress lines (as
         ``console`` if given, else as ``message``; a function gives the line when it is due)."""
-        self.set_status_message(message)
+        self.set_status_message(message)  # type: ignore[misc]  # None until luigi's worker runs it
         if percent is not None:
-            self.set_progress_percentage(percent)
+            self.set_progress_percentage(percent)  # type: ignore[misc]  # as above
         if self._ticker is not None:
             self._ticker.update(console or message)
 

@@ -127,7 +127,8 @@ class Insights(PartitionTask):
                 words += [flag, _shown(now)]
         return "".join(env) + command(*words, in_checkout=True)
 
-    def run(self) -> Iterator[list[luigi.Task]]:
+    # luigi runs what a generator run() yields as dynamic dependencies; PartitionTask's does not.
+    def run(self) -> Iterator[list[luigi.Task]]:  # type: ignore[override]
         interrupts.check()
         self.claim()
         if not self.output().exists():
