@@ -1,3 +1,3 @@
-"""The hourly report: charts (``charts``), its content (``build``), HTML and Markdown
-(``render``) and the console summary (``summary``). Importing this package imports nothing heavy:
-matplotlib is loaded only when a chart is drawn."""
+"""The hourly report: charts (``charts`` of the hour, ``trend_charts`` of the past days, drawn
+as SVG by ``plot`` and ``svg``), its content (``build``), HTML and Markdown (``render``) and the
+console summary (``summary``). Importing this package imports nothing heavy."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipeline.report import charts
+from pipeline.report import charts, trend_charts
 from pipeline.report.charts import Chart
 from pipeline.rules import changes, findings, history
 from pipeline.rules.changes import Changes, Snapshot
@@ -101,13 +101,13 @@ def build(inputs: Inputs) -> Report:
             _chart("discounts", "List against discounted revenue by category",
                    lambda: charts.discounts(tables)),
         ]  # fmt: skip
-    trend_charts: list[Chart] = []
+    over_time: list[Chart] = []
     if trends is not None and len(trends.hours):
-        trend_charts = [
-            _chart("trend_revenue", "Revenue per hour", lambda: charts.trend_revenue(trends)),
-            _chart("trend_carts", "Carts per hour", lambda: charts.trend_carts(trends)),
+        over_time = [
+            _chart("trend_revenue", "Revenue per hour", lambda: trend_charts.trend_revenue(trends)),
+            _chart("trend_carts", "Carts per hour", lambda: trend_charts.trend_carts(trends)),
             _chart("trend_categories", "Revenue per hour of the top categories",
-                   lambda: charts.trend_categories(trends)),
+                   lambda: trend_charts.trend_categories(trends)),
         ]  # fmt: skip
     report = Report(
         partition=inputs.partition,
@@ -116,7 +116,7 @@ def build(inputs: Inputs) -> Report:
         changes=changes.changes(current, inputs.previous),
         trends=trends,
         charts=drawn,
-        trend_charts=trend_charts,
+        trend_charts=over_time,
         notes=notes,
         settings=cfg,
     )

@@ -120,18 +120,17 @@ def write(part: Partition, previous: str | None, cfg: Settings) -> Report:
     files and the history, and write its HTML and Markdown (each atomically)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pipeline.report import build, charts, render
+    from pipeline.report import build, render
 
     notes: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         # The cart ids of this hour and of the previous one are read meanwhile this thread
-        # reads the small files and loads matplotlib.
+        # reads the small files.
         ids = pool.submit(cart_ids, part.exact("cart_lines"), part.insight("cart_details"))
         before = pool.submit(previous_snapshot, part.root, previous, notes)
         user_summary = read_csv(part.insight("user_summary"))
         category_summary = read_csv(part.insight("category_summary"))
         trend = history(part.root, part.name, cfg.trend_days, notes)
-        charts.warm_up()
         report = build.build(
             build.Inputs(
                 partition=part.name,

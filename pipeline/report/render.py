@@ -1,7 +1,8 @@
 """The report as one self-contained HTML file and as Markdown findings.
 
-The HTML needs nothing but itself: styles inline, charts embedded as SVG ``data:`` images with
-alt text, no script, no external URL; it opens offline and prints on A4 (``@page``, no element
+The HTML needs nothing but itself: styles inline, charts as inline ``<svg>`` elements whose
+title and description (the alt text) are what a screen reader announces, no script, no external
+URL; it opens offline and prints on A4 (``@page``, no element
 split across pages). It is well-formed XML too (void elements closed, only XML entities), so a
 plain XML parser can check it. Every value from the data is escaped.
 
@@ -11,7 +12,6 @@ and one escaping function applied at every insertion is easy to check.
 
 from __future__ import annotations
 
-import base64
 import re
 from datetime import datetime
 from html import escape
@@ -55,7 +55,7 @@ dl.figures div { border: 1px solid #c8d0d8; border-radius: 4px; padding: 0.35em 
 dl.figures dt { font-size: 8.5pt; color: #4a5561; }
 dl.figures dd { margin: 0; font-size: 13pt; font-weight: bold; }
 figure { margin: 1em 0; break-inside: avoid; page-break-inside: avoid; }
-figure img { display: block; width: 100%; max-width: 176mm; height: auto; }
+figure svg { display: block; width: 100%; max-width: 176mm; height: auto; }
 figcaption { font-size: 9pt; color: #4a5561; }
 p.note { border-left: 3px solid #e0a040; padding-left: 0.6em; color: #4a5561; }
 table { border-collapse: collapse; width: 100%; font-size: 9.5pt; margin: 0.5em 0 1em; }
@@ -77,26 +77,14 @@ def heading(partition: str) -> str:
     return f"Shop report for {hour:%Y-%m-%d %H}:00 UTC"
 
 
-def _svg_size(svg: str) -> tuple[int, int] | None:
-    """The chart's size in CSS pixels from the SVG's ``pt`` width and height."""
-    found = re.search(r'<svg[^>]*\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"', svg)
-    if not found:
-        return None
-    return round(float(found[1]) * 4 / 3), round(float(found[2]) * 4 / 3)
-
-
 def _figure(chart: Chart) -> str:
     if chart.svg is None:
         return (
             f'<figure class="chart missing" id="chart-{_e(chart.key)}">'
             f'<p class="note">{_e(chart.title)}: {_e(chart.note)}</p></figure>'
         )
-    data = base64.b64encode(chart.svg.encode()).decode("ascii")
-    size = _svg_size(chart.svg)
-    dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
     return (
-        f'<figure class="chart" id="chart-{_e(chart.key)}">'
-        f'<img src="data:image/svg+xml;base64,{data}" alt="{_e(chart.alt)}"{dims} />'
+        f'<figure class="chart" id="chart-{_e(chart.key)}">{chart.svg}'
         f"<figcaption>{_e(chart.caption or chart.title)}</figcaption></figure>"
     )
 

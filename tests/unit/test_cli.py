@@ -589,16 +589,16 @@ def test_housekeeping_and_help_load_neither_pandas_nor_pyarrow(args: list[str]) 
     assert {"pandas", "pyarrow"}.isdisjoint(imported(*args))
 
 
-def test_the_readme_shows_the_help_as_it_is(
+def test_the_docs_show_the_help_as_it_is(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], ran: Recorder
 ) -> None:
     monkeypatch.setenv("COLUMNS", "80")  # what argparse wraps to when not on a terminal
-    readme = (CHECKOUT / "README.md").read_text()
+    page = (CHECKOUT / "docs" / "operating.md").read_text()
     for argv in (["--help"], ["run", "--help"]):
         with pytest.raises(SystemExit):
             cli.main(argv)
         shown = capsys.readouterr().out
-        assert shown.split("\nenvironment:")[0] in readme, argv
+        assert shown.split("\nenvironment:")[0] in page, argv
 
 
 def test_the_last_line_says_how_the_run_ended(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Every default is declared once, in pipeline/config.py; luigi.cfg and the README agree with it."""
+"""Every default is declared once, in pipeline/config.py; luigi.cfg and docs/settings.md agree."""
 
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ from packaging.utils import canonicalize_name
 
 from pipeline import config, config_check
 from pipeline.api.client import ClientSettings
-from tests.support import REPO
-from tests.support import readme_settings as support_readme_settings
+from tests.support import REPO, documented_settings
 
 CLASSES: dict[str, type[luigi.Config]] = {
     name: cls
@@ -45,7 +44,7 @@ def same(param: luigi.Parameter, text: str, value: Any) -> bool:
     return param.normalize(param.parse(text)) == param.normalize(value)
 
 
-def test_the_sections_are_the_ones_luigi_cfg_and_the_readme_use() -> None:
+def test_the_sections_are_the_ones_luigi_cfg_and_the_docs_use() -> None:
     assert set(CLASSES) == {
         "api",
         "extract",
@@ -116,19 +115,19 @@ def test_retcodes_are_set_in_luigi_cfg() -> None:
     }
 
 
-def readme_settings() -> dict[tuple[str, str], tuple[str, str]]:
-    rows = support_readme_settings()
+def settings_table() -> dict[tuple[str, str], tuple[str, str]]:
+    rows = documented_settings()
     assert {section for section, _ in rows} <= set(CLASSES), rows
     return rows
 
 
-def test_the_readme_settings_table_lists_every_option_with_its_default_and_range() -> None:
-    rows = readme_settings()
+def test_the_settings_table_lists_every_option_with_its_default_and_range() -> None:
+    rows = settings_table()
     declared = {(s, o): p for s, cls in CLASSES.items() for o, p in params(cls).items()}
     assert set(rows) == set(declared)
     for key, param in declared.items():
         default, allowed = rows[key]
-        assert same(param, default, param._default), f"README default of {key}: {default}"
+        assert same(param, default, param._default), f"docs/settings.md default of {key}: {default}"
         assert allowed == getattr(param, "allowed", config.ANY_TEXT).text, key
 
 

@@ -1,9 +1,10 @@
 """Every option's allowed range, tested at its edges: the last good value and the first bad one.
 
-The edges are read from what each option promises (``Allowed.text``, which the README's settings
-table repeats), not from the code that checks them, and each value goes the way a user's does:
-on the command line, through luigi's parsing, into ``config_check.settings_problems``. A range whose
-check is off by one (``>= 1`` accepting 0) fails here, whichever option it is.
+The edges are read from what each option promises (``Allowed.text``, which the settings table of
+docs/settings.md repeats), not from the code that checks them, and each value goes the way a
+user's does: on the command line, through luigi's parsing, into
+``config_check.settings_problems``. A range whose check is off by one (``>= 1`` accepting 0)
+fails here, whichever option it is.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from luigi.cmdline_parser import CmdlineParser
 
 from pipeline import config, config_check
-from tests.support import readme_settings
+from tests.support import documented_settings
 
 #: Options whose values are not numbers: (good, bad) pairs at their edge, by ``Allowed.text``.
 OTHER_EDGES: dict[str, tuple[list[str], list[str]]] = {
@@ -82,7 +83,7 @@ def test_an_option_accepts_its_last_good_value_and_refuses_the_first_bad_one(
 
 
 def test_every_option_the_docs_list_is_tested_at_its_edges() -> None:
-    """The options tested here are the ones the README's settings table promises, so an option
-    added to the docs or the code alone is noticed (test_config checks the two agree)."""
+    """The options tested here are the ones the settings table (docs/settings.md) promises, so
+    an option added to the docs or the code alone is noticed (test_config checks the two agree)."""
     tested = {(p.values[0], p.values[1]) for p in cases()}
-    assert tested == set(readme_settings())
+    assert tested == set(documented_settings())

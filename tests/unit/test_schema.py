@@ -1,6 +1,6 @@
-"""The schema against the README: the data dictionary and the personal-data lists must match it.
+"""The schema against docs/data.md: the data dictionary and the personal-data lists must match it.
 
-The README is read as a user reads it (its markdown tables and lists), so it cannot drift from
+The page is read as a user reads it (its markdown tables and lists), so it cannot drift from
 ``pipeline/schema.py``: a renamed, reordered, added or undocumented column fails here.
 """
 
@@ -16,14 +16,14 @@ from pipeline import schema
 from pipeline.storage.layout import Partition
 from tests.support import REPO
 
-README = (REPO / "README.md").read_text()
+PAGE = (REPO / "docs" / "data.md").read_text()
 TICKED = re.compile(r"`([^`]+)`")
 
 
 def section(title: str) -> str:
-    """The text of README's ``### <title>`` section, up to the next heading."""
-    _, found, rest = README.partition(f"\n### {title}\n")
-    assert found, f"README has no section {title!r}"
+    """The text of the page's ``## <title>`` section, up to the next heading."""
+    _, found, rest = PAGE.partition(f"\n## {title}\n")
+    assert found, f"docs/data.md has no section {title!r}"
     return re.split(r"\n#{2,3} ", rest, maxsplit=1)[0]
 
 
@@ -49,7 +49,7 @@ def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
 
 
 def data_dictionary() -> dict[str, list[tuple[str, str]]]:
-    """README's data dictionary: file -> [(column, meaning)] in the order documented."""
+    """The data dictionary: file -> [(column, meaning)] in the order documented."""
     files: dict[str, list[tuple[str, str]]] = {}
     for names, rows in tables(section("Data dictionary")):
         assert names, f"a table with no file named before it: {rows[:1]}"
@@ -63,7 +63,7 @@ def data_dictionary() -> dict[str, list[tuple[str, str]]]:
     return files
 
 
-def test_the_readme_documents_every_table_with_its_columns_in_order() -> None:
+def test_the_docs_document_every_table_with_its_columns_in_order() -> None:
     documented = data_dictionary()
     declared = {
         t.file: [(c.name, c.description) for c in t.columns] for t in schema.TABLES.values()
@@ -99,7 +99,7 @@ def ignored(record: schema.Record) -> set[str]:
     return set(record.ignored).union(*(ignored(f.items) for f in record.fields if f.items))
 
 
-def test_the_readme_lists_what_is_kept_and_dropped_per_endpoint() -> None:
+def test_the_docs_list_what_is_kept_and_dropped_per_endpoint() -> None:
     text = section("Personal data")
     (_, rows), *_ = tables(text)
     kept = {endpoint.strip("`"): TICKED.findall(cell) for endpoint, cell, _ in rows}

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.report import build, charts, hour, summary
+from pipeline.report import hour, summary
 from pipeline.report.build import Settings
 from tests.support.expected import CART_DETAILS, CATEGORY_SUMMARY, USER_SUMMARY
 
@@ -44,17 +44,6 @@ CHANGES = (
     "By category: mobile-accessories -$259.98 ($389.97 to $129.99, units -2).\n"
 )
 NONE = "There is no earlier complete snapshot, so there is nothing to compare this hour with.\n"
-
-
-def no_charts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The charts are left out (matplotlib costs seconds); what is compared is in the text."""
-    monkeypatch.setattr(charts, "warm_up", lambda: None)
-    monkeypatch.setattr(build, "_chart", lambda key, title, draw: charts.Chart(key, title, title))
-
-
-@pytest.fixture(autouse=True)
-def without_charts(monkeypatch: pytest.MonkeyPatch) -> None:
-    no_charts(monkeypatch)
 
 
 def build_hour(root: Path, name: str, files: dict[str, str]) -> None:
@@ -93,12 +82,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The later hour completes first, so its report has nothing to compare with; then the
     earlier one (built once, copied for each test)."""
     root = tmp_path_factory.mktemp("hours") / "data"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        no_charts(monkeypatch)
-        build_hour(root, LATE, LATE_FILES)
-        assert changes(root, LATE) == NONE
-        os.symlink(LATE, root / "latest")
-        build_hour(root, EARLY, EARLY_FILES)
+    build_hour(root, LATE, LATE_FILES)
+    assert changes(root, LATE) == NONE
+    os.symlink(LATE, root / "latest")
+    build_hour(root, EARLY, EARLY_FILES)
     return root
 
 
