@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bootstrap ./.venv with the pinned dependencies, then hand over to `python -m pipeline` (the
-# pipeline, demo, units, prune: `./run_pipeline.sh help`). `test [--fast]` runs ruff and pytest.
+# pipeline, demo, units, prune: `./run_pipeline.sh help`). `test [--fast]` runs ruff, mypy, pytest.
 set -euo pipefail
 umask 027  # the venv, data and logs: readable by the owner's group at most
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -47,6 +47,7 @@ case "${1:-}" in
         if [[ "${1:-}" == --fast ]]; then shift && set -- -m "not slow" "$@"; fi
         "$VENV/bin/ruff" check .
         "$VENV/bin/ruff" format --check .
+        "$VENV/bin/mypy"  # pipeline/, as configured in pyproject.toml
         exec "$VENV/bin/pytest" "$@" ;;
     help | -h | --help)
         printf '%s\n' "Usage: ./run_pipeline.sh bootstrap | test [--fast] [PYTEST ARGS] | [ARGS]" \

@@ -3,10 +3,10 @@
 Importing the package registers the Luigi tasks (what ``--module pipeline`` needs) and, when luigi
 found no configuration of its own, points it at the checkout's ``luigi.cfg``, so
 ``[retcode]`` and the logging setup apply from any working directory. It also keeps luigi's pid
-lock per user (``config.lock_pid_dir``), so a run as root never blocks the service user.
+lock per user (``luigi_config.lock_pid_dir``), so a run as root never blocks the service user.
 """
 
-from pipeline.config import use_per_user_lock_dir, use_project_config
+from pipeline.luigi_config import use_per_user_lock_dir, use_project_config
 
 use_project_config()
 use_per_user_lock_dir()

@@ -6,20 +6,16 @@ option can be set there or for one run on the command line (``--api-page-size 10
 also come from the environment because they differ per machine rather than per deployment:
 ``PIPELINE_API_URL`` and ``PIPELINE_DATA_DIR``; the environment wins over the file.
 
-Each option also declares the values it accepts (``allowed=``), next to its default. Before a
-run schedules or writes anything, ``settings_problems()`` checks every option against them and
-``check_settings()`` reports all bad options in one message naming the option, the value and
-where it came from (command line, environment, or which luigi.cfg), and the run exits with
-``EXIT_CONFIG``.
+Each option also declares the values it accepts (``allowed=``), next to its default; before a
+run schedules or writes anything, ``config_check`` checks every option against them and the run
+exits with ``EXIT_CONFIG`` naming each bad one. How luigi finds its configuration files and its
+pid lock is ``luigi_config``.
 """
 
 from __future__ import annotations
 
-import configparser
 import math
 import os
-import pwd
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,18 +24,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import luigi
-import luigi.configuration
-from luigi.cmdline_parser import CmdlineParser
 
 from pipeline import clock
-from pipeline.storage.fs import DataRootError, Location, parse_root
+from pipeline.checkout import CHECKOUT  # re-exported: where the defaults are relative to
+from pipeline.storage.location import DataRootError, Location, parse_root
 
 if TYPE_CHECKING:  # importing the HTTP stack is left to the tasks that talk to the API
     from pipeline.api.client import ClientSettings
-
-#: The checkout: the project's luigi.cfg, config/ and the default data root live here.
-CHECKOUT = Path(__file__).resolve().parents[1]
-PROJECT_CONFIG = CHECKOUT / "luigi.cfg"
 
 
 #: Exit status of a run refused for its settings (an option, the hour, the data root) before it
@@ -68,7 +59,7 @@ class ConfigExit(SystemExit):
 
 @dataclass(frozen=True)
 class Allowed:
-    """The values an option accepts: ``text`` for people (README, messages), ``ok`` to check."""
+    """The values an option accepts: ``text`` for people (docs, messages), ``ok`` to check."""
 
     text: str
     ok: Callable[[Any], bool]
@@ -218,7 +209,7 @@ class api(luigi.Config):
         byte, and the retries sleep ``backoff_factor * 2**i`` seconds, each at most
         ``backoff_max`` (a 429's ``Retry-After`` is capped the same way). Once one endpoint has
         given up like this the circuit breaker fails the other extracts at once, so this bounds
-        the time a stalled API can hold a run (README, "Failure behaviour").
+        the time a stalled API can hold a run (docs/failures.md).
         """
         attempts = self.retries + 1
         sleeps = sum(min(self.backoff_factor * 2**i, self.backoff_max) for i in range(self.retries))
@@ -498,206 +489,8 @@ class metrics(luigi.Config):
     )
 
 
-#: Every section of the pipeline's own settings, in the order the README lists them.
+#: Every section of the pipeline's own settings, in the order docs/settings.md lists them.
 SECTIONS: tuple[type[luigi.Config], ...] = (
     api, extract, clean, paths, quality, housekeeping, run, storage, report, history, monitoring,
     metrics,
 )  # fmt: skip
-
-
-# -- checking every setting before a run ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One unusable setting: which, the value given, where it came from, and why."""
-
-    setting: str  # "[api] page_size", "--date-hour"
-    value: str
-    source: str  # "command line --api-page-size", "environment PIPELINE_API_URL", "luigi.cfg …"
-    why: str
-
-    def __str__(self) -> str:
-        return f"{self.setting} = {self.value} (from {self.source}): {self.why}"
-
-
-def config_files() -> list[Path]:
-    """The configuration files luigi reads, in order (a later one overrides an earlier one)."""
-    paths_ = luigi.configuration.LuigiConfigParser._config_paths
-    return [Path(p).absolute() for p in paths_ if os.path.isfile(p)]
-
-
-def _file_setting(section: str, option: str) -> Path | None:
-    for path in reversed(config_files()):
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(path)
-        except configparser.Error:
-            continue
-        if parser.has_option(section, option):
-            return path
-    return None
-
-
-def setting_source(section: str, option: str, param: luigi.Parameter) -> tuple[Any, str]:
-    """The value an option gets and where it comes from, in the order the pipeline reads it:
-    its environment variable (for the two that have one), the command line, the luigi
-    configuration files, the default. A value from outside is the text given, not yet parsed."""
-    env = getattr(param, "env", None)
-    if env and os.environ.get(env):
-        return os.environ[env], f"environment {env}"
-    parser = CmdlineParser.get_instance()
-    flag = f"{section}_{option}"
-    if parser is not None and getattr(parser.known_args, flag, None) is not None:
-        return getattr(parser.known_args, flag), f"command line --{flag.replace('_', '-')}"
-    config = luigi.configuration.get_config()
-    if config.has_option(section, option):
-        path = _file_setting(section, option)
-        return config.get(section, option), f"{path or 'luigi configuration'}"
-    return param._default, "default"
-
-
-_TYPE_NAMES = {Int: "a whole number", Float: "a number", Dict: "a JSON object"}
-
-
-def settings_problems() -> list[Problem]:
-    """Every option of ``SECTIONS`` whose value does not parse or is not allowed."""
-    problems = []
-    for cls in SECTIONS:
-        section = cls.get_task_family()
-        for option, param in cls.get_params():
-            raw, source = setting_source(section, option, param)
-            shown = repr(raw) if isinstance(raw, str) else str(raw)
-            try:
-                value = param.normalize(param.parse(raw) if isinstance(raw, str) else raw)
-            except (ValueError, TypeError):
-                kind = next((n for t, n in _TYPE_NAMES.items() if isinstance(param, t)), "valid")
-                problems.append(Problem(f"[{section}] {option}", shown, source, f"is not {kind}"))
-                continue
-            allowed = getattr(param, "allowed", None)
-            why = allowed.problem(value) if allowed is not None else None
-            if why:
-                problems.append(Problem(f"[{section}] {option}", shown, source, why))
-    return problems
-
-
-def hour_problem(date_hour: datetime, now: datetime | None = None) -> Problem | None:
-    """Why ``date_hour`` may not be run (it is later than the current UTC hour), or None."""
-    now = clock.now() if now is None else now.astimezone(UTC)
-    last = run().last_hour(now)
-    if date_hour <= last:
-        return None
-    return Problem(
-        "--date-hour",
-        date_hour.strftime("%Y-%m-%dT%H"),
-        "the command line",
-        f"is in the future: this machine's UTC clock says {now:%Y-%m-%dT%H:%M} ([run] "
-        f"clock_skew_minutes = {run().clock_skew_minutes} allows hours up to {last:%Y-%m-%dT%H}); "
-        "`latest` would stay on it until then, hiding every run before it",
-    )
-
-
-def data_root_problem(root: Path) -> str | None:
-    """Why the data root cannot hold a run (not a directory, not writable), or None.
-
-    Only looks: a missing root is fine when its nearest existing parent is a writable directory,
-    since the run creates it.
-    """
-    existing = root
-    while not existing.exists() and existing != existing.parent:
-        if existing.is_symlink():  # a dangling link
-            return f"data root {root}: {existing} is a broken symbolic link"
-        existing = existing.parent
-    if not existing.is_dir():
-        what = "is" if existing == root else f"cannot be created: {existing} is"
-        return f"data root {root} {what} not a directory"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        if existing == root:
-            return f"data root {root} is not writable by this user (uid {os.geteuid()})"
-        return f"data root {root} cannot be created: {existing} is not writable"
-    return None
-
-
-def check_settings(date_hour: datetime | None = None, *, data_root: bool = False) -> None:
-    """Raise ConfigError naming every bad setting at once; do nothing when all are usable.
-
-    ``date_hour`` is checked against the clock; ``data_root`` also checks that the data root is
-    (or can become) a writable directory. Reads only: nothing is created.
-    """
-    problems = [str(p) for p in settings_problems()]
-
-    def usable(section: str) -> bool:  # luigi cannot make a section with a bad option at all
-        return not any(p.startswith(f"[{section}]") for p in problems)
-
-    try:
-        clock.now()
-    except clock.ClockError as exc:
-        problems.append(str(exc))
-    else:
-        if date_hour is not None and usable("run") and (hour := hour_problem(date_hour)):
-            problems.append(str(hour))
-    if data_root and usable("paths"):
-        source = setting_source("paths", "data_dir", paths.data_dir)[1]
-        try:
-            root = paths().root()
-        except ConfigError as exc:  # a scheme no run can use (gs://, a bad bucket name)
-            problems.append(f"{exc} (from {source})")
-        else:  # an object store is checked by its first request
-            if isinstance(root, Path) and (why := data_root_problem(root)) is not None:
-                problems.append(f"{why} (from {source})")
-    if problems:
-        files = ", ".join(map(str, config_files())) or "no configuration file"
-        raise ConfigError(
-            f"{len(problems)} setting(s) unusable; nothing was scheduled or written:\n"
-            + "".join(f"  {p}\n" for p in problems)
-            + f"  (luigi configuration read: {files})"
-        )
-
-
-def use_project_config() -> bool:
-    """Make luigi read the checkout's ``luigi.cfg`` when it finds no configuration of its own.
-
-    luigi reads ``luigi.cfg`` (and ``client.cfg``) from the working directory, ``/etc/luigi/``
-    and ``LUIGI_CONFIG_PATH`` only, so ``luigi --module pipeline Insights`` started anywhere but
-    the checkout would lose ``[retcode]`` (a failed run exiting 0) and the logging setup. luigi
-    imports ``--module`` before it reads ``[retcode]``, sets up logging or makes any task, so
-    calling this from ``pipeline/__init__.py`` is early enough. A relative ``[core]
-    logging_conf_file`` is made absolute against the checkout, since luigi would resolve it
-    against the cwd. Returns whether the project's file was added.
-    """
-    if os.environ.get("LUIGI_CONFIG_PARSER", "cfg") != "cfg":
-        return False  # a toml configuration was asked for; leave luigi to it
-    parser = luigi.configuration.LuigiConfigParser
-    # luigi's own search list (cwd-relative names included), LUIGI_CONFIG_PATH appended to it.
-    if any(os.path.isfile(path) for path in parser._config_paths):
-        return False
-    luigi.configuration.add_config_path(str(PROJECT_CONFIG))
-    config = luigi.configuration.get_config()
-    logging_conf = config.get("core", "logging_conf_file", "")
-    if logging_conf and not os.path.isabs(logging_conf):
-        config.set("core", "logging_conf_file", str(CHECKOUT / logging_conf))
-    return True
-
-
-def lock_pid_dir() -> Path:
-    """Where luigi keeps its pid lock for this user: ``<tmp>/luigi-<user>``.
-
-    luigi's default, ``<tmp>/luigi``, is created mode 0700 by whoever runs first, so after one
-    run as root every other user's run exits 40 on it. Each user gets a directory of their own;
-    runs of one hour by two users still exclude each other through the partition's lock.
-    """
-    try:
-        user = pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        user = str(os.geteuid())
-    return Path(tempfile.gettempdir()) / f"luigi-{user}"
-
-
-def use_per_user_lock_dir() -> bool:
-    """Give luigi ``lock_pid_dir()`` unless ``[core] lock_pid_dir`` is configured (the command
-    line's ``--lock-pid-dir`` still wins). Returns whether it was set."""
-    config = luigi.configuration.get_config()
-    if config.has_option("core", "lock_pid_dir") or config.has_option("core", "lock-pid-dir"):
-        return False
-    config.set("core", "lock_pid_dir", str(lock_pid_dir()))
-    return True

@@ -8,7 +8,6 @@ class whose module is not loaded cannot have been raised.
 from __future__ import annotations
 
 import errno
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,10 @@ from urllib.parse import urlsplit
 
 from pipeline.api.errors import ApiError
 from pipeline.config import ConfigError, ConfigExit
+from pipeline.suggested import RERUN_ENV, command, run_again, try_the_demo
 
-#: The command that runs the failed hour again, when it is not ``run_pipeline.sh --date-hour H``
-#: (``python -m pipeline demo`` sets it: its hour is in another data root, from another API).
-RERUN_ENV = "PIPELINE_RERUN_COMMAND"
-DEMO = "`./run_pipeline.sh demo` (the whole pipeline offline, against a local demo API)"
+__all__ = ["RERUN_ENV", "Explanation", "explain"]
+
 REPORT = "unexpected: the traceback is in the run log; please report it with that log"
 
 
@@ -45,11 +43,13 @@ def _api(exc: ApiError, rerun: str) -> str:
     url = next((w for w in str(exc).split() if w.startswith(("http://", "https://"))), "")
     host = urlsplit(url).hostname or "the API's host"
     if exc.cause == "dns":
-        return f"check the network and DNS (can this machine resolve {host}?); or try {DEMO}"
+        return (
+            f"check the network and DNS (can this machine resolve {host}?); or try {try_the_demo()}"
+        )
     if exc.cause == "refused":
         return (
             f"is the API running and listening at {host}? Check PIPELINE_API_URL / [api] "
-            f"base_url; or try {DEMO}"
+            f"base_url; or try {try_the_demo()}"
         )
     if exc.cause in ("timeout", "connection"):
         return f"check the network and the API's status, then {rerun}"
@@ -97,17 +97,16 @@ def explain(exc: BaseException, partition: Path | None = None) -> Explanation:
     reruns it.
     """
     hour = partition.name if partition is not None else "<hour>"
-    again = os.environ.get(RERUN_ENV) or f"./run_pipeline.sh --date-hour {hour}"
-    rerun = f"rerun the hour: {again}"
+    rerun = f"rerun the hour: {run_again(hour)}"
     cause = _first_line(exc)
     if isinstance(exc, ApiError):
         if exc.cause == "circuit":
             cause = cause.split(" (", 1)[0]  # the first failure, shown above, is the reason
         return Explanation(cause, _api(exc, rerun))
     if isinstance(exc, ConfigExit):  # found by a worker that did not schedule the task
-        return Explanation(exc.message, "fix the setting (README, settings table), then run again")
+        return Explanation(exc.message, "fix the setting (docs/settings.md), then run again")
     if isinstance(exc, ConfigError):
-        return Explanation(cause, "fix the setting (README, settings table), then run again")
+        return Explanation(cause, "fix the setting (docs/settings.md), then run again")
     if _is(exc, "pipeline.extract", "ExtractError"):
         return Explanation(
             cause,
@@ -115,10 +114,8 @@ def explain(exc: BaseException, partition: Path | None = None) -> Explanation:
             "compare with pipeline/rules/contract.py",
         )
     if _is(exc, "pipeline.ops.rerun", "HalfSwapped"):
-        return Explanation(
-            cause,
-            f"nothing was published; finish the swap: ./run_pipeline.sh rerun --date-hour {hour}",
-        )
+        finish = command("rerun", "--date-hour", hour, in_checkout=True)
+        return Explanation(cause, f"nothing was published; finish the swap: {finish}")
     if _is(exc, "pipeline.rules.quality", "QualityError"):
         return Explanation(
             cause,
@@ -129,7 +126,7 @@ def explain(exc: BaseException, partition: Path | None = None) -> Explanation:
         return Explanation(
             cause,
             f"nothing of the hour was published ([quality] anomalies = fail); if the figures "
-            f"are right (a sale, an outage of the shop), publish it: {again} "
+            f"are right (a sale, an outage of the shop), publish it: {run_again(hour)} "
             "--quality-anomalies warn",
         )
     if _is(exc, "pipeline.rules.insights", "ReconciliationError"):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pipeline import clock
-from pipeline.config import CHECKOUT
+from pipeline.checkout import CHECKOUT
 from pipeline.logs import RUN_LOG_ENV
 
 if TYPE_CHECKING:

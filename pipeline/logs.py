@@ -145,7 +145,7 @@ def _plain_luigi_run() -> bool:
     return not os.environ.get(RUN_LOG_ENV) and CmdlineParser._instance is not None
 
 
-class RunLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class RunLogHandler(logging.StreamHandler[TextIO]):
     """The run log: every record in full, on stderr; for plain luigi, in its own file.
 
     There the records are held until the run claims its hour (``start_run_log``: the data
@@ -181,7 +181,7 @@ class RunLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
         # Kept open for the rest of the run (and its forked workers), as luigi keeps handlers.
         stream = open(fd, "w", buffering=1, errors="backslashreplace")  # noqa: SIM115
         stream.write(f"# {shlex.join(['luigi', *sys.argv[1:]])}\n# cwd: {os.getcwd()}\n")
-        with self.lock:  # type: ignore[union-attr]
+        with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
             for text, _ in self.held or []:
                 stream.write(text + self.terminator)
             self.held = None
@@ -199,15 +199,12 @@ class RunLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
 _plain: RunLogHandler | None = None
 
 
-def start_run_log(root: object) -> None:
-    """The run claimed its hour under the data root ``root``: plain luigi's run log goes to
-    its file from now on (as ``python -m pipeline`` names it), the console says where."""
+def start_run_log(path: Path) -> None:
+    """The run claimed its hour: plain luigi's run log goes to ``path`` from now on (named as
+    ``python -m pipeline`` names it: ``runlog.run_log``), the console says where."""
     handler = _plain
     if handler is None or handler.held is None:
         return
-    from pipeline.cli import run_log  # here: the CLI imports this module
-
-    path = run_log(root)  # type: ignore[arg-type]
     if handler.write_to(path):
         os.environ[RUN_LOG_ENV] = str(path)  # the tasks' failure e-mails name it
         if (console := _console) is not None:

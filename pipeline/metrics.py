@@ -145,7 +145,7 @@ def _sizes(folder: Location) -> dict[str, int]:
         from pipeline.storage import s3
 
         paginator = s3.client().get_paginator("list_objects_v2")
-        pages = s3.call(
+        pages: list[dict[str, Any]] = s3.call(
             "LIST", folder, list, paginator.paginate(Bucket=folder.bucket, Prefix=folder.prefix)
         )
         return {
@@ -374,7 +374,7 @@ def families(run: Run, before: Samples) -> list[Family]:
 def directory(root: Location, configured: str) -> Path:
     """``[metrics] directory`` (relative: from the checkout, like ``[paths] data_dir``), else the
     host's run-log folder."""
-    from pipeline.config import CHECKOUT
+    from pipeline.checkout import CHECKOUT
     from pipeline.storage.layout import logs_dir
 
     if configured.strip():

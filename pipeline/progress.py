@@ -25,8 +25,11 @@ log = logging.getLogger("pipeline.progress")
 class Waiting(Protocol):
     """A wait under way (``pipeline.api.client.Wait``): until when, on the same clock, and why."""
 
-    until: float
-    reason: str
+    @property
+    def until(self) -> float: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 def extract_status(

@@ -8,13 +8,15 @@ Two kinds of declaration:
   ``ignored`` names the fields the API sends today that are deliberately not kept; it only
   decides what is worth a warning (a field in neither list is new), never what is stored.
 - **Tables** (``CLEANED``, ``INSIGHT_TABLES``): the CSVs written, their columns in order, types,
-  which columns are money (rounded to cents when written) and the README's data dictionary text.
+  which columns are money (rounded to cents when written) and the data dictionary's text
+  (docs/data.md).
 
 Derived from these: the contract checks (``rules.contract``), the projection that drops what is
 not declared (``rules.allowlist``), the pyarrow read schemas and CSV column types
 (``storage.formats``), the column order of ``rules.cleaning`` and ``rules.insights``, and a test
-that the README's data dictionary matches (``tests/unit/test_schema.py``). To add an endpoint or
-an insight, declare it here; README "Extending" walks through an example.
+that the data dictionary (docs/data.md) matches (``tests/unit/test_schema.py``). To add an
+endpoint or an insight, declare it here; docs/architecture.md ("How to add an insight") walks
+through an example.
 
 Plain dataclasses, no pandas or pyarrow here, so importing the schema stays light.
 """
@@ -81,7 +83,7 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Column:
-    """One column of a CSV we write, with the README's description of it."""
+    """One column of a CSV we write, with the data dictionary's description of it."""
 
     name: str
     kind: ColumnKind

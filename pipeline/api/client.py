@@ -7,8 +7,8 @@ transient failure, and ``Retry-After`` from a 429/503 is honoured as the wait.
 
 Not every failure is worth the same number of attempts: a host name that does not resolve
 (offline, DNS down) gets ``dns_retries`` and a refused connection ``refused_retries`` (a server
-restarting takes a second or two), both far fewer than ``retries``; the README's "Failure
-behaviour" gives the measured times.
+restarting takes a second or two), both far fewer than ``retries``; docs/failures.md gives the
+measured times.
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ class _StopAfter:
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and every exception behind it: causes, contexts, urllib3's ``reason``."""
-    todo, seen = [exc], set()
+    todo: list[BaseException | None] = [exc]
+    seen: set[int] = set()
     while todo:
         current = todo.pop()
         if current is None or id(current) in seen:

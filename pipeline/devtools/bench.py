@@ -123,6 +123,7 @@ class MappedDataset(Dataset):
     8 bytes per record instead of every record (10M carts are 15 GB of JSON)."""
 
     def __init__(self, directory: Path) -> None:  # no super(): it would copy the records
+        # Lines reads like the list of records Dataset declares: a duck, not a list.
         self._records = {e: Lines(directory / f"{e}.jsonl") for e in ENDPOINTS}  # type: ignore[misc]
 
 

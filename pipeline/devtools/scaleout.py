@@ -5,7 +5,7 @@ in its own directory (cwd, $TMPDIR, luigi.cfg) standing in for a host, all drive
 and writing to an S3-compatible store (``moto_server`` on 127.0.0.1). The API is the local
 ``fakeapi`` server in this process with a generated shop, latency on every request and the real
 API's limit of 100 requests per 10 s enforced; each host's client-side budget is
-``[api] rate_limit_requests`` / workers, as README "Scaling out" says to set it. Every host runs
+``[api] rate_limit_requests`` / workers, as docs/scaling-out.md says to set it. Every host runs
 ``luigi --module pipeline InsightsRange`` over the hours (one for one hour). Wall
 time runs from starting the workers to the last one exiting; every hour is then checked to be
 published.

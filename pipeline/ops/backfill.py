@@ -9,10 +9,23 @@ missing before and after, so the console can say what the backfill did.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from pipeline import clock, interrupts, runner
+from pipeline.console import CliError, say
+from pipeline.runlog import new_log, run_logged
+from pipeline.runner import (
+    UMASK,
+    as_luigi_reads,
+    flag_given,
+    prepare,
+    unusable_store,
+)
 from pipeline.storage.fs import Location
 from pipeline.storage.layout import PARTITION_FORMAT
+from pipeline.suggested import command, resume_backfill
 
 
 def window(now: datetime, days: int) -> tuple[datetime, datetime]:
@@ -43,3 +56,78 @@ def missing(root: Location, start: datetime, stop: datetime) -> list[str]:
     hours = [start + timedelta(hours=i) for i in range(count)]
     done = set(Insights.bulk_complete(hours))
     return [h.strftime(PARTITION_FORMAT) for h in hours if h not in done]
+
+
+# -- the backfill command ----------------------------------------------------------------------
+
+
+def backfill_pipeline(
+    days: int,
+    newest_first: bool,
+    task_limit: int | None,
+    extra: Sequence[str],
+    scheduler_url: str | None = None,
+) -> int:
+    """The missing hours of the last ``days`` days, by ``InsightsRange`` (luigi's RangeHourly)."""
+    from pipeline.config import housekeeping
+    from pipeline.ops.status import ranges
+    from pipeline.storage.fs import StoreError
+    from pipeline.storage.locks import remove_unused
+
+    os.umask(UMASK)
+    if flag_given(extra, "--date-hour"):
+        raise CliError(
+            f"backfill takes --days, not --date-hour (one hour: {command('run', in_checkout=True)})"
+        )
+    if days < 1:
+        raise CliError(f"--days {days}: must be 1 or more")
+    now = clock.now()
+    start, stop = window(now, days)
+    limit = days * 24 if task_limit is None else task_limit
+    if limit < 1:
+        raise CliError(f"--task-limit {limit}: must be 1 or more")
+    task = range_args(start, stop, newest_first=newest_first, task_limit=limit)
+    prepared = prepare(extra, scheduler_url, task)
+    if isinstance(prepared, int):
+        return prepared
+    luigi_args, scheduler, _, root = prepared
+    span = f"{start:%Y-%m-%dT%H}..{stop - timedelta(hours=1):%Y-%m-%dT%H}"
+    with as_luigi_reads(luigi_args):
+        retention = housekeeping().retention_hours
+    if days * 24 > retention:
+        raise CliError(
+            f"--days {days} reaches past [housekeeping] retention_hours ({retention}): those hours "
+            f"would be pruned as soon as they were built; at most --days {retention // 24}"
+        )
+    try:
+        with as_luigi_reads(luigi_args):
+            todo = missing(root, start, stop)
+    except StoreError as exc:
+        return unusable_store(exc)
+    if not todo:
+        say(f"nothing to do (exit 0): every hour of {span} is complete")
+        return 0
+    order = "newest first" if newest_first else "oldest first"
+    say(f"backfill {span}: {len(todo)} hour(s) missing ({ranges(todo)}); {min(limit, len(todo))} "
+        f"in this run, {order}")  # fmt: skip
+    log = new_log(root)
+    began = runner.run_began()
+    try:
+        rc = run_logged(luigi_args, log, scheduler, runner.run_luigi)
+    except interrupts.Interrupted as exc:
+        runner.write_metrics(luigi_args, root, None, exc.exit_code, began, interrupted=True)
+        resume = resume_backfill(days, newest_first, task_limit, extra, scheduler_url)
+        say(f"interrupted (exit {exc.exit_code}): {exc.name} stopped the backfill {exc.during}; "
+            f"the hours it completed stay. To go on: {resume}")  # fmt: skip
+        return exc.exit_code
+    remove_unused()
+    left = missing(root, start, stop)
+    built = len([h for h in todo if h not in left])
+    runner.write_metrics(luigi_args, root, None, rc, began)
+    still = f"{len(left)} still missing ({ranges(left)})" if left else "none missing"
+    if rc == 0:
+        say(f"done (exit 0): {built} hour(s) built; {still}")
+    else:
+        say(f"failed (exit {rc}): {built} hour(s) built; {still}; the causes are above. "
+            f"Details and tracebacks: {log}")  # fmt: skip
+    return rc

@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.config import CHECKOUT
+from pipeline import suggested
+from pipeline.checkout import CHECKOUT
 
 ADDRESS = "127.0.0.1"
 
@@ -43,7 +44,7 @@ def main(argv: list[str]) -> int:
     url = f"http://{ADDRESS}:{args.port}"
     for line in (
         f"luigid at {url} (the visualiser: open it in a browser); Ctrl-C stops it",
-        f"runs use it with: ./run_pipeline.sh --scheduler-url {url}",
+        f"runs use it with: {suggested.command('--scheduler-url', url, in_checkout=True)}",
         f"                  (or LUIGI_SCHEDULER_URL={url} in their environment)",
     ):
         print(f"pipeline: {line}", file=sys.stderr, flush=True)

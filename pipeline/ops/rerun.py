@@ -22,9 +22,10 @@ import re
 import shutil
 from pathlib import Path
 
-from pipeline.storage.atomic import alive, exchange
+from pipeline.storage.atomic import exchange
 from pipeline.storage.fs import Location, ObjectPath
 from pipeline.storage.layout import LOCK, SWAPPING, history_file
+from pipeline.storage.locks import alive
 
 _STAGING = re.compile(r"^\.(?P<hour>\d{4}-\d\d-\d\dT\d\d)\.rerun-(?P<pid>\d+)$")
 MANIFEST = "manifest.json"
@@ -98,7 +99,7 @@ def _swap_objects(root: ObjectPath, staging: ObjectPath, name: str) -> None:
     deleted; the data files, then ``_stats/``, then the history rows; objects the rebuild no
     longer has deleted; the new manifest last and the mark removed; then the staging root is
     deleted."""
-    from pipeline.storage import s3
+    from pipeline.storage import lease, s3
 
     old, new = root / name, staging / name
 
@@ -110,11 +111,13 @@ def _swap_objects(root: ObjectPath, staging: ObjectPath, name: str) -> None:
     s3.delete(old / MANIFEST)  # then the hour does not look complete
     # The data before the stats a manifest is assembled from: never stats of an old file.
     for rel in sorted(rebuilt - {MANIFEST}, key=lambda rel: (rel.startswith("_stats/"), rel)):
-        s3.copy(new / rel, old / rel)
+        s3.copy(new / rel, old / rel, check=lease.check)
     s3.delete_keys(root.bucket, [(old / rel).key for rel in sorted(before - rebuilt - {MANIFEST})])
     rows = history_file(staging, name)
     if s3.exists(rows):
-        s3.copy(rows, history_file(root, name))
-    s3.copy(new / MANIFEST, old / MANIFEST)  # last: the hour is complete again, rebuilt
+        s3.copy(rows, history_file(root, name), check=lease.check)
+    s3.copy(
+        new / MANIFEST, old / MANIFEST, check=lease.check
+    )  # last: the hour is complete again, rebuilt
     s3.delete(old / SWAPPING)
     s3.delete_tree(staging, first=f"{name}/{MANIFEST}")

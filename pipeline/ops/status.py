@@ -14,7 +14,7 @@ An hour of the window is *complete* (its manifest is there), *running* (a run ho
 claim), *failed* (a folder without a manifest that no run holds: a run stopped or failed there)
 or *missing* (never started). The current hour is *due*, not missing, until it is complete: the
 timer starts it a few minutes in. A run that fails before writing anything leaves no folder; its
-hour is failed all the same when ``failed-run.env`` (``cli.note_run``) names it with a non-zero
+hour is failed all the same when ``failed-run.env`` (``runlog.note_run``) names it with a non-zero
 exit code and it has no manifest.
 """
 
@@ -30,7 +30,8 @@ from typing import NoReturn
 import orjson
 
 from pipeline import clock
-from pipeline.config import monitoring, paths, settings_problems
+from pipeline.config import monitoring, paths
+from pipeline.config_check import settings_problems
 from pipeline.storage.fs import (
     Location,
     ObjectPath,
@@ -165,7 +166,7 @@ def _held_locally(lock: Path) -> bool:
 
 
 def _partition(root: Location, name: str) -> Partition:
-    return Partition(root, datetime.strptime(name, PARTITION_FORMAT))  # type: ignore[arg-type]
+    return Partition(root, datetime.strptime(name, PARTITION_FORMAT))
 
 
 def observe(root: Location, names: list[str]) -> dict[str, str]:
@@ -194,7 +195,7 @@ def newest_report(root: Location, states: dict[str, str]) -> str | None:
 
 
 def last_failed_run(root: Location) -> FailedRun | None:
-    """``failed-run.env`` as ``cli.note_run`` wrote it (on this host: ``layout.logs_dir``), or
+    """``failed-run.env`` as ``runlog.note_run`` wrote it (on this host: ``layout.logs_dir``), or
     None when there is none (the last run succeeded) or it names no hour."""
     try:
         text = (logs_dir(root) / FAILED_RUN).read_text()

@@ -16,10 +16,13 @@ import pandas as pd
 from pipeline.lineage import Lineage
 from pipeline.report import charts, trend_charts
 from pipeline.report.charts import Chart
-from pipeline.rules import checks, findings, history
+from pipeline.rules import changes, checks, findings, history
+from pipeline.rules.changes import Changes, Snapshot
 from pipeline.rules.checks import HourChecks
-from pipeline.rules.findings import Changes, Finding, Snapshot, Tables
+from pipeline.rules.findings import Finding
 from pipeline.rules.history import Trends
+from pipeline.rules.tables import Tables
+from pipeline.rules.tables import tables as hour_tables
 
 log = logging.getLogger("luigi-interface.pipeline")
 
@@ -83,8 +86,8 @@ def _chart(key: str, title: str, draw: Callable[[], Chart]) -> Chart:
 def build(inputs: Inputs) -> Report:
     """Findings, changes, trends and charts of one hour."""
     cfg = inputs.settings
-    tables = findings.tables(inputs.user_summary, inputs.category_summary, inputs.cart_ids)
-    current = findings.snapshot(inputs.partition, inputs.category_summary, inputs.cart_ids)
+    tables = hour_tables(inputs.user_summary, inputs.category_summary, inputs.cart_ids)
+    current = changes.snapshot(inputs.partition, inputs.category_summary, inputs.cart_ids)
     notes = dict(inputs.notes)
     trends = None
     if inputs.history is not None:
@@ -125,7 +128,7 @@ def build(inputs: Inputs) -> Report:
         partition=inputs.partition,
         tables=tables,
         findings=found,
-        changes=findings.changes(current, inputs.previous),
+        changes=changes.changes(current, inputs.previous),
         trends=trends,
         charts=drawn,
         trend_charts=over_time,

@@ -21,15 +21,8 @@ import pandas as pd
 from pipeline.report import plot
 from pipeline.report.plot import ROW, Axes, money_axis, shorten
 from pipeline.report.svg import SMALL, text_width
-from pipeline.rules.findings import (
-    MAX_CART_GROUP,
-    Tables,
-    count,
-    money,
-    percent,
-    plural,
-    tenths_percent,
-)
+from pipeline.rules.numbers import count, money, percent, plural, tenths_percent
+from pipeline.rules.tables import MAX_CART_GROUP, Tables
 
 COLOUR = "#2f6f9f"
 SECOND = "#e0a040"

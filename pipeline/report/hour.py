@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
     from pipeline.lineage import Lineage
     from pipeline.report.build import Report, Settings
+    from pipeline.rules.changes import Snapshot
     from pipeline.rules.checks import HourChecks
-    from pipeline.rules.findings import Snapshot
 
 log = logging.getLogger("luigi-interface.pipeline")
 
@@ -77,13 +77,13 @@ def partition(root: Location, name: str) -> Partition:
 def previous_snapshot(root: Location, name: str | None, notes: dict[str, str]) -> Snapshot | None:
     """The figures of complete hour ``name`` (None: no earlier hour); a problem reading them is
     only a note (``notes["previous"]``)."""
-    from pipeline.rules import findings
+    from pipeline.rules import changes
 
     if name is None:
         return None
     try:
         part = partition(root, name)
-        return findings.snapshot(
+        return changes.snapshot(
             name,
             read_csv(part.insight("category_summary")),
             cart_ids(part.exact("cart_lines"), part.insight("cart_details")),

@@ -21,7 +21,8 @@ import pandas as pd
 from pipeline.report.build import Report
 from pipeline.report.charts import Chart
 from pipeline.rules import checks
-from pipeline.rules.findings import (
+from pipeline.rules.history import HOUR_FORMAT
+from pipeline.rules.numbers import (
     count,
     div_half_up,
     money,
@@ -29,7 +30,6 @@ from pipeline.rules.findings import (
     plural,
     tenths_percent,
 )
-from pipeline.rules.history import HOUR_FORMAT
 
 SOURCES = (
     "insights/category_summary.csv",

@@ -16,13 +16,16 @@ import logging
 import sys
 from datetime import datetime
 
+from pipeline.checkout import DEMO_DIR
 from pipeline.report.hour import compared_with
-from pipeline.rules.findings import category_table, count, money, percent, tenths_percent
+from pipeline.rules.numbers import count, money, percent, tenths_percent
+from pipeline.rules.tables import category_table
 from pipeline.storage import formats
 from pipeline.storage.atomic import read_json
 from pipeline.storage.fs import Location, StoreError, exists, local_copy, parse_root
 from pipeline.storage.latest import latest_link, latest_partition
 from pipeline.storage.layout import PARTITION_FORMAT, PARTITION_RE, Partition
+from pipeline.suggested import script, shown
 
 log = logging.getLogger("luigi-interface.pipeline")
 
@@ -105,8 +108,6 @@ def print_summary(root: Location, name: str) -> None:
 
 def _demo_hint(root: Location) -> str:
     """Where the demo's snapshots are, when ``root`` has none and the demo's folder has one."""
-    from pipeline.cli import DEMO_DIR, script, shown  # here: the command line's own helpers
-
     if root == DEMO_DIR or latest_partition(DEMO_DIR) is None:
         return ""
     return f"; the demo writes to {DEMO_DIR}: {script()} report --data-dir {shown(DEMO_DIR)}"

@@ -14,8 +14,8 @@ import pandas as pd
 from pipeline.report import plot
 from pipeline.report.charts import COLOUR, LEGEND_ROW, PALETTE, Chart, dollars, listed
 from pipeline.report.plot import Axes, money_axis
-from pipeline.rules.findings import money, plural
 from pipeline.rules.history import HOUR_FORMAT, Trends
+from pipeline.rules.numbers import money, plural
 
 HOUR = pd.Timedelta(hours=1)
 MIN_SPAN_HOURS = 12  # a trend axis spans at least this, so a few hours are not squeezed

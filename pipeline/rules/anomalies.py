@@ -28,8 +28,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from pipeline.rules.findings import cents, div_half_up
 from pipeline.rules.history import HOUR_FORMAT, PARTITION_KEY
+from pipeline.rules.numbers import cents, div_half_up
 
 MEASURES = ("carts", "lines", "units", "revenue")
 SHARE = "share:"  # a category's share check is named ``share:<category>``

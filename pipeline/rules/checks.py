@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.rules.anomalies import ANOMALY, OK, SHARE
-from pipeline.rules.findings import count, money, plural
+from pipeline.rules.numbers import count, money, plural
 
 Check = dict[str, Any]
 NEW, STILL, RESOLVED = "new", "still failing", "resolved"

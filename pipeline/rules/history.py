@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from pipeline.rules.findings import cents, div_half_up, money, plural
+from pipeline.rules.numbers import cents, div_half_up, money, plural
 
 #: Columns of the history files and their pandas types, declared once (storage maps them to
 #: Parquet). Figures that do not apply to a level are null.

@@ -24,6 +24,7 @@ import luigi
 import orjson
 
 from pipeline.storage.fs import Location, ObjectPath, read_bytes
+from pipeline.storage.locks import alive
 
 #: Temporary files are ``.<name>.<pid>.tmp`` beside their target; luigi's own use ``-luigi-tmp-``.
 _TMP_GLOBS = (".*.tmp", "*-luigi-tmp-*")
@@ -87,19 +88,19 @@ def atomic_path(path: Location) -> Iterator[str]:
     deletes the temporary file when the block fails.
     """
     if isinstance(path, ObjectPath):
-        from pipeline.storage import s3
+        from pipeline.storage import lease, s3
 
-        with s3.upload_on_success(path) as tmp:
+        with s3.upload_on_success(path, check=lease.check) as tmp:
             yield tmp
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        yield str(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
+        yield str(temporary)
+        _fsync(temporary)
+        os.replace(temporary, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)  # make the rename itself durable
 
@@ -121,16 +122,6 @@ def remove_orphaned_links(root: Path) -> list[Path]:
             path.unlink(missing_ok=True)
             orphans.append(path)
     return orphans
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
 
 
 def write_json(path: Location, obj: Any) -> None:

@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from queue import Empty, Full, Queue
 from types import TracebackType
@@ -152,7 +152,9 @@ def _cart_batches(path: Path, in_order: bool) -> Iterator[pa.RecordBatch]:
         yield from con.sql(query, params=params).to_arrow_reader(BATCH_CARTS)
 
 
-def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 1) -> Iterator[pa.RecordBatch]:
+def _prefetch(
+    batches: Iterator[pa.RecordBatch], depth: int = 1
+) -> Generator[pa.RecordBatch, None, None]:
     """``batches`` produced on a thread, up to ``depth`` ahead: parsing overlaps their use
     (pyarrow and DuckDB release the GIL while they parse)."""
     queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
@@ -315,7 +317,7 @@ def _may_be_formula(values: pa.ChunkedArray | pa.Array) -> bool:
             continue
         width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
         offsets = np.frombuffer(offsets_buffer, width)[chunk.offset : chunk.offset + len(chunk) + 1]
-        starts = offsets[:-1][offsets[1:] > offsets[:-1]]
+        starts = offsets[:-1][offsets[1:] > offsets[:-1]]  # type: ignore[operator]  # numpy's stubs lose a dtype chosen at run time
         if _FORMULA_BYTES[np.frombuffer(data, np.uint8)[starts]].any():
             return True
     return False
@@ -414,7 +416,9 @@ def _write_csv(table: pa.Table, out: BinaryIO, money: Iterable[str], header: boo
     """
     table = prepare(table, money)
     if _polars_writes_as_pyarrow(table):
-        pl.from_arrow(table).write_csv(out, include_header=header, quote_style="non_numeric")
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)  # a Table makes a DataFrame (a Series: an Array)
+        frame.write_csv(out, include_header=header, quote_style="non_numeric")
         return
     buffer = pa.BufferOutputStream()
     pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=header))

@@ -3,104 +3,48 @@
 ``PIPELINE_DATA_DIR=s3://bucket/prefix`` keeps the same layout as a local folder: every path of
 ``layout.Partition`` becomes an :class:`ObjectPath` under the prefix. Tasks and housekeeping use
 the functions here (and ``atomic.atomic_path``/``target``), which do the local thing for a
-``Path`` and ask ``storage.s3`` (boto3, imported only then) for an ``ObjectPath``. A data root
-with any other scheme (``gs://``, ``hdfs://``, ``file://``...) is refused at once rather than
-taken as a local folder named ``gs:``.
+``Path`` and ask ``storage.s3`` (boto3, imported only then) for an ``ObjectPath`` (both kinds,
+and the root's parsing, are ``storage.location``). A data root with any other scheme
+(``gs://``, ``hdfs://``, ``file://``...) is refused at once rather than taken as a local folder
+named ``gs:``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pipeline.storage.location import (
+    SUPPORTED,
+    DataRootError,
+    Location,
+    ObjectPath,
+    StoreError,
+    StoreUnreachable,
+    parse_root,
+)
 
 if TYPE_CHECKING:
     import luigi
 
-#: ``scheme://`` at the start of a data root: anything but a local path.
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-#: S3 bucket names (the rules for new buckets): 3-63 of a-z 0-9 . -, starting and ending alnum.
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-SUPPORTED = "a local path or s3://bucket/prefix"
-
-
-class DataRootError(ValueError):
-    """The data root names a store this pipeline cannot write to."""
-
-
-class StoreError(RuntimeError):
-    """The object store refused or failed a request after its retries; says which and why."""
-
-
-class StoreUnreachable(StoreError):
-    """The object store did not answer at all (connection refused, timed out, DNS)."""
-
-
-@dataclass(frozen=True)
-class ObjectPath:
-    """``s3://bucket/key``: the object-store twin of a ``Path``, with the parts layout uses.
-
-    Deliberately not ``os.PathLike``: handing one to ``open()`` by mistake fails loudly instead
-    of creating a local folder named ``s3:``.
-    """
-
-    bucket: str
-    key: str = ""  # no leading or trailing slash; "" is the bucket's root
-
-    def __truediv__(self, part: str) -> ObjectPath:
-        part = str(part).strip("/")
-        return ObjectPath(self.bucket, f"{self.key}/{part}" if self.key else part)
-
-    def __str__(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    @property
-    def name(self) -> str:
-        return self.key.rsplit("/", 1)[-1]
-
-    @property
-    def stem(self) -> str:
-        return self.name.rsplit(".", 1)[0] if "." in self.name[1:] else self.name
-
-    @property
-    def parent(self) -> ObjectPath:
-        return ObjectPath(self.bucket, self.key.rsplit("/", 1)[0] if "/" in self.key else "")
-
-    def with_name(self, name: str) -> ObjectPath:
-        return self.parent / name
-
-    @property
-    def prefix(self) -> str:
-        """The key as a folder: every object below it starts with this."""
-        return f"{self.key}/" if self.key else ""
-
-
-Location = Path | ObjectPath
-
-
-def parse_root(text: str) -> Location:
-    """The data root named by ``text``: an absolute local ``Path`` or an ``ObjectPath``.
-
-    Raises DataRootError for any other scheme, and for an ``s3://`` URL without a valid bucket.
-    """
-    match = _SCHEME.match(text)
-    if match is None:
-        return Path(text).absolute()
-    scheme = match.group(1)
-    if scheme.lower() != "s3":
-        raise DataRootError(
-            f"data root {text!r}: unsupported scheme {scheme + '://'!r}; use {SUPPORTED}"
-        )
-    bucket, _, key = text[match.end() :].partition("/")
-    if not _BUCKET.match(bucket):
-        raise DataRootError(f"data root {text!r}: {bucket!r} is not a valid S3 bucket name")
-    key = "/".join(part for part in key.split("/") if part)
-    if any(part in (".", "..") for part in key.split("/")):
-        raise DataRootError(f"data root {text!r}: '.' and '..' are not allowed in the prefix")
-    return ObjectPath(bucket, key)
+#: Re-exported: most modules take the data root's types from the facade they use.
+__all__ = [
+    "SUPPORTED",
+    "DataRootError",
+    "Location",
+    "ObjectPath",
+    "StoreError",
+    "StoreUnreachable",
+    "delete",
+    "exists",
+    "local_copy",
+    "location_of",
+    "parse_root",
+    "partition_names",
+    "read_bytes",
+]
 
 
 def exists(location: Location) -> bool:
@@ -147,7 +91,7 @@ def location_of(target: luigi.Target | Location) -> Location:
     if isinstance(target, (Path, ObjectPath)):
         return target
     found = getattr(target, "location", None)
-    return found if isinstance(found, ObjectPath) else Path(target.path)  # type: ignore[attr-defined]
+    return found if isinstance(found, ObjectPath) else Path(target.path)  # type: ignore[attr-defined]  # LocalTarget
 
 
 @contextmanager

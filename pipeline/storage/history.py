@@ -169,7 +169,7 @@ def prune_history(root: Location, retention_days: int, now: datetime, keep: str)
         return []
     for leftover in base.glob(f".*{_DELETING}"):  # from a crash in an earlier prune
         shutil.rmtree(leftover, ignore_errors=True)
-    pruned = []
+    pruned: list[Location] = []
     for path in sorted(base.iterdir()):
         hour = _hour_of(path)
         if hour is None or hour > cutoff or path.name == f"{_PREFIX}{keep}":
@@ -192,7 +192,8 @@ def _prune_objects(
 
     pruned: list[Location] = []
     for name in _hour_names(base):
-        if name == keep or _hour(name) > cutoff:  # type: ignore[operator]
+        hour = _hour(name)  # never None: _hour_names keeps hours only
+        if name == keep or (hour is not None and hour > cutoff):
             continue
         folder = base / f"{_PREFIX}{name}"
         if s3.delete_tree(folder, first=FILE):  # 0: another run pruned it first

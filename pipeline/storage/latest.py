@@ -15,10 +15,10 @@ import os
 from pathlib import Path
 
 from pipeline.storage.fs import Location, ObjectPath
-from pipeline.storage.layout import LATEST, PARTITION_RE
+from pipeline.storage.layout import LATEST, PARTITION_RE, L
 
 
-def latest_link(root: Path) -> Path:
+def latest_link(root: L) -> L:
     return root / LATEST
 
 

@@ -11,9 +11,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
+from pipeline.checkout import CHECKOUT
 from pipeline.schema import ENDPOINTS, INSIGHTS
-from pipeline.storage.fs import ObjectPath
+from pipeline.storage.location import Location, ObjectPath
 
 PARTITION_FORMAT = "%Y-%m-%dT%H"
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
@@ -50,11 +52,16 @@ def partition_name(date_hour: datetime) -> str:
     return date_hour.strftime(PARTITION_FORMAT)
 
 
+#: A folder of the data root, of whichever kind: what is under a ``Path`` is a ``Path``, under an
+#: ``ObjectPath`` an ``ObjectPath``, under either (``Location``) either.
+L = TypeVar("L", Path, ObjectPath, Location)
+
+
 @dataclass(frozen=True)
-class Partition:
+class Partition(Generic[L]):
     """The folder of one hourly snapshot and the files inside it."""
 
-    root: Path
+    root: L
     date_hour: datetime
 
     @property
@@ -62,51 +69,51 @@ class Partition:
         return partition_name(self.date_hour)
 
     @property
-    def dir(self) -> Path:
+    def dir(self) -> L:
         return self.root / self.name
 
-    def raw(self, endpoint: str) -> Path:
+    def raw(self, endpoint: str) -> L:
         return self.dir / "jsons" / f"{endpoint}.jsonl"
 
-    def cleaned(self, name: str) -> Path:
+    def cleaned(self, name: str) -> L:
         return self.dir / "cleaned" / f"cleaned_{name}.csv"
 
     @property
-    def catalogue(self) -> Path:
+    def catalogue(self) -> L:
         """Every product whatever its price: the source of names and categories."""
         return self.dir / "cleaned" / "product_catalogue.csv"
 
-    def exact(self, name: str) -> Path:
+    def exact(self, name: str) -> L:
         """A cleaned table in Arrow's format for later tasks, not an output: the cart lines with
         money unrounded (for the sums), the users' columns the insights read (not a parse)."""
         return self.dir / "_exact" / f"{name}.arrow"
 
-    def insight(self, name: str) -> Path:
+    def insight(self, name: str) -> L:
         return self.dir / "insights" / f"{name}.csv"
 
-    def stats(self, key: str) -> Path:
+    def stats(self, key: str) -> L:
         """Facts (timings, row counts, checks) of the task ``key`` of ``STATS``: the manifest is
         assembled from them."""
         return self.dir / "_stats" / f"{STATS[key]}.json"
 
-    def rejected(self, check: str) -> Path:
+    def rejected(self, check: str) -> L:
         return self.dir / "rejected" / f"{check}.csv"
 
     @property
-    def report_dir(self) -> Path:
+    def report_dir(self) -> L:
         """The hour's report: ``index.html`` and ``findings.md``."""
         return self.dir / "report"
 
     @property
-    def manifest(self) -> Path:
+    def manifest(self) -> L:
         return self.dir / "manifest.json"
 
     @property
-    def lock(self) -> Path:
+    def lock(self) -> L:
         return self.dir / LOCK
 
     @property
-    def swapping(self) -> Path:
+    def swapping(self) -> L:
         """There while a rerun swaps its rebuild in (and after, if the swap was cut short): a
         plain run of the hour must not publish it, the same rerun finishes it."""
         return self.dir / SWAPPING
@@ -118,16 +125,14 @@ def logs_dir(root: Path | ObjectPath) -> Path:
     ``logs/`` in the checkout), where the systemd failure unit and an operator read them."""
     if isinstance(root, Path):
         return root / LOGS
-    from pipeline.config import CHECKOUT  # here: layout stays free of luigi's configuration
-
     return Path(os.environ.get(LOG_DIR_ENV) or CHECKOUT / LOGS).absolute()
 
 
-def history_dir(root: Path) -> Path:
+def history_dir(root: L) -> L:
     return root / HISTORY
 
 
-def history_hour_dir(root: Path, name: str) -> Path:
+def history_hour_dir(root: L, name: str) -> L:
     """One hour of the history dataset, a Hive-style partition folder (``date_hour=<name>``)."""
     return history_dir(root) / f"date_hour={name}"
 
@@ -135,6 +140,6 @@ def history_hour_dir(root: Path, name: str) -> Path:
 HISTORY_FILE = "part-0.parquet"
 
 
-def history_file(root: Path, name: str) -> Path:
+def history_file(root: L, name: str) -> L:
     """The one Parquet file of hour ``name``'s history rows."""
     return history_hour_dir(root, name) / HISTORY_FILE

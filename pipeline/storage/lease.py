@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 import orjson
 
 from pipeline.storage import s3
-from pipeline.storage.fs import ObjectPath
+from pipeline.storage.location import ObjectPath
 from pipeline.storage.locks import PartitionBusy
 
 log = logging.getLogger(__name__)

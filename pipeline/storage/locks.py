@@ -17,6 +17,17 @@ class PartitionBusy(RuntimeError):
     """Another process is writing this partition."""
 
 
+def alive(pid: int) -> bool:
+    """Is process ``pid`` still there (someone else's counts)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 def lock_holder(lock_path: Path) -> int | None:
     """Pid holding a ``flock`` on ``lock_path``, from ``/proc/locks`` (Linux); None if unknown.
 

@@ -39,12 +39,16 @@ from botocore.exceptions import (
 )
 
 from pipeline import config
-from pipeline.storage.fs import ObjectPath, StoreError, StoreUnreachable
 from pipeline.storage.layout import LATEST, PARTITION_RE
+from pipeline.storage.location import ObjectPath, StoreError, StoreUnreachable
+from pipeline.storage.locks import alive
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: What runs before a key is written: the hour's claim (``lease.check``), raising if it is lost.
+Guard = Callable[[ObjectPath], None]
 
 #: Local temporary files of uploads and downloads: ``etl-stage-<pid>-...`` in $TMPDIR.
 STAGING = "etl-stage-"
@@ -187,19 +191,17 @@ def _staging(name: str) -> str:
 
 
 @contextmanager
-def upload_on_success(location: ObjectPath) -> Iterator[str]:
+def upload_on_success(location: ObjectPath, check: Guard) -> Iterator[str]:
     """A local temporary path, uploaded to ``location`` only if the block succeeds.
 
     The upload is one PUT, or above ``[storage] multipart_threshold_mb`` one multipart upload
-    streamed from the file: either way the key appears whole or not at all. The hour's claim is
-    checked just before, so a run that lost its claim writes nothing more.
+    streamed from the file: either way the key appears whole or not at all. ``check`` runs just
+    before (the hour's claim, ``lease.check``), so a run that lost its claim writes nothing more.
     """
-    from pipeline.storage import lease
-
     tmp = _staging(location.name)
     try:
         yield tmp
-        lease.check(location)
+        check(location)
         try:
             call(
                 "upload",
@@ -244,8 +246,6 @@ def downloaded(location: ObjectPath) -> Iterator[Path]:
 
 def remove_orphaned_staging() -> list[Path]:
     """Delete staging files in $TMPDIR whose process is gone (a SIGKILLed worker's)."""
-    from pipeline.storage.atomic import alive
-
     orphans = []
     for path in Path(tempfile.gettempdir()).glob(f"{STAGING}*"):
         pid = path.name[len(STAGING) :].split("-", 1)[0]
@@ -272,7 +272,8 @@ def children(root: ObjectPath) -> list[str]:
     paginator = client().get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=root.bucket, Prefix=root.prefix, Delimiter="/")
     try:
-        for page in call("LIST", root, list, pages):
+        listed: list[dict[str, Any]] = call("LIST", root, list, pages)
+        for page in listed:
             prefixes = page.get("CommonPrefixes", [])
             names += [p["Prefix"][len(root.prefix) :].rstrip("/") for p in prefixes]
     except ClientError as exc:
@@ -284,8 +285,8 @@ def keys_under(folder: ObjectPath) -> list[str]:
     paginator = client().get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=folder.bucket, Prefix=folder.prefix)
     try:
-        pages = call("LIST", folder, list, pages)
-        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+        listed: list[dict[str, Any]] = call("LIST", folder, list, pages)
+        return [o["Key"] for page in listed for o in page.get("Contents", [])]
     except ClientError as exc:
         raise failed("LIST", folder, exc) from None
 
@@ -306,13 +307,11 @@ def any_under(folder: ObjectPath) -> bool:
     return bool(response.get("Contents"))
 
 
-def copy(source: ObjectPath, dest: ObjectPath) -> None:
+def copy(source: ObjectPath, dest: ObjectPath, check: Guard) -> None:
     """Copy an object within the store (server side: nothing passes through this host); the
-    destination key appears whole or not at all, as an upload's does. The claim on ``dest``'s
-    hour is checked first, as before an upload."""
-    from pipeline.storage import lease
-
-    lease.check(dest)
+    destination key appears whole or not at all, as an upload's does. ``check(dest)`` runs
+    first (the claim on ``dest``'s hour, ``lease.check``), as before an upload."""
+    check(dest)
     try:
         call(
             "copy",

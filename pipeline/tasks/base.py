@@ -47,9 +47,10 @@ import luigi
 import luigi.interface
 import luigi.retcodes
 
-from pipeline import clock, config, interrupts, progress
+from pipeline import clock, config, config_check, interrupts, progress
 from pipeline.failures import explain
 from pipeline.logs import RUN_LOG_ENV, start_run_log, task_context, to_console
+from pipeline.runlog import run_log
 from pipeline.storage import fs
 from pipeline.storage.atomic import (
     atomic_path,
@@ -161,7 +162,7 @@ atexit.register(gc.freeze)
 class PartitionTask(luigi.Task):
     """Base: one hourly partition, atomic outputs, a stats file, the partition lock."""
 
-    date_hour = luigi.DateHourParameter(
+    date_hour: datetime = luigi.DateHourParameter(
         default=DEFAULT_HOUR,
         description="The UTC hour this snapshot belongs to (e.g. 2026-11-25T17); its folder name.",
     )
@@ -217,7 +218,7 @@ class PartitionTask(luigi.Task):
     def check_settings(self) -> None:
         """Stop the run (``config.EXIT_CONFIG``) if any setting or the hour is unusable."""
         try:
-            config.check_settings(self.date_hour)
+            config_check.check_settings(self.date_hour)
         except config.ConfigError as exc:
             to_console(log, logging.ERROR, str(exc))
             raise config.ConfigExit(str(exc)) from None
@@ -234,7 +235,7 @@ class PartitionTask(luigi.Task):
         partition = self.partition
         if (
             isinstance(partition.root, Path)
-            and (why := config.data_root_problem(partition.root)) is not None
+            and (why := config_check.data_root_problem(partition.root)) is not None
         ):
             to_console(log, logging.ERROR, why)
             raise config.ConfigExit(why)
@@ -248,7 +249,7 @@ class PartitionTask(luigi.Task):
             raise PartitionBusyExit(str(exc)) from None
         except fs.StoreError as exc:
             stop_run(str(exc))
-        start_run_log(partition.root)  # plain luigi: its run log, now that it writes
+        start_run_log(run_log(partition.root))  # plain luigi: its run log, now it writes
         if fresh and isinstance(partition.lock, fs.ObjectPath):
             from pipeline.storage import s3
 
@@ -297,9 +298,9 @@ class PartitionTask(luigi.Task):
     ) -> None:
         """Show progress in the luigid visualiser, and in the console's progress lines (as
         ``console`` if given, else as ``message``; a function gives the line when it is due)."""
-        self.set_status_message(message)
+        self.set_status_message(message)  # type: ignore[misc]  # None until luigi's worker runs it
         if percent is not None:
-            self.set_progress_percentage(percent)
+            self.set_progress_percentage(percent)  # type: ignore[misc]  # as above
         if self._ticker is not None:
             self._ticker.update(console or message)
 

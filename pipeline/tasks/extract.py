@@ -7,9 +7,10 @@ extract carries its own name in the luigid visualiser and in the scheduler's tas
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import luigi
+from luigi.task_register import Register
 
 from pipeline import config
 from pipeline.api.client import ApiClient
@@ -75,7 +76,8 @@ def _family(endpoint: str) -> type[ExtractTask]:
     name = f"Extract{camel(endpoint)}"
     doc = f"jsons/{endpoint}.jsonl: every {endpoint} record of the API, only declared fields."
     namespace = {"endpoint": endpoint, "__module__": __name__, "__qualname__": name, "__doc__": doc}
-    return type(ExtractTask)(name, (ExtractTask,), namespace)  # luigi's metaclass registers it
+    family = Register(name, (ExtractTask,), namespace)  # luigi's metaclass registers it
+    return cast("type[ExtractTask]", family)  # a class made at run time: mypy cannot see it
 
 
 #: The extract task of each endpoint: ``EXTRACTS["carts"]`` is ``ExtractCarts``.

@@ -39,7 +39,7 @@ class InsightTask(PartitionTask):
     totals: ClassVar[tuple[str, str] | None] = None
 
     def requires(self) -> dict[str, luigi.Task]:
-        deps = {"carts": CleanCarts(date_hour=self.date_hour)}
+        deps: dict[str, luigi.Task] = {"carts": CleanCarts(date_hour=self.date_hour)}
         deps.update({key: SOURCES[key](date_hour=self.date_hour) for key in self.reads})
         return deps
 

@@ -23,6 +23,7 @@ from pipeline.storage.atomic import read_json, target, write_json
 from pipeline.storage.fs import ObjectPath, exists, partition_names
 from pipeline.storage.latest import advance_latest, latest_partition, latest_reached
 from pipeline.storage.layout import Partition, partition_name
+from pipeline.suggested import command
 from pipeline.tasks.base import PartitionTask, log
 from pipeline.tasks.report import HourReport
 
@@ -117,16 +118,17 @@ class Insights(PartitionTask):
 
     def rerun_command(self, differences: list[tuple[str, Any, Any]]) -> str:
         """The command that rebuilds this hour with this run's options."""
-        words, env = ["./run_pipeline.sh", "rerun", "--date-hour", self.partition.name], []
+        words, env = ["rerun", "--date-hour", self.partition.name], []
         for setting, _, now in differences:
             if setting == "[api] base_url" and os.environ.get("PIPELINE_API_URL"):
                 env.append(f"PIPELINE_API_URL={shlex.quote(str(now))} ")
             else:
                 flag = setting.replace("[", "--").replace("] ", "-").replace("_", "-")
                 words += [flag, _shown(now)]
-        return "".join(env) + shlex.join(words)
+        return "".join(env) + command(*words, in_checkout=True)
 
-    def run(self) -> Iterator[list[luigi.Task]]:
+    # luigi runs what a generator run() yields as dynamic dependencies; PartitionTask's does not.
+    def run(self) -> Iterator[list[luigi.Task]]:  # type: ignore[override]
         interrupts.check()
         self.claim()
         if not self.output().exists():

@@ -127,7 +127,7 @@ class HourReport(PartitionTask):
         drawn = sum(c.svg is not None for c in report.charts + report.trend_charts)
         log.info(
             "report: %s (%d findings, %d charts)",
-            self.output()["html"].path, len(report.findings), drawn,
+            self.partition.report_dir / REPORT_HTML, len(report.findings), drawn,
         )  # fmt: skip
         self.report(f"report: {len(report.findings)} findings, {drawn} charts", 100)
         return hour.facts(report, previous)

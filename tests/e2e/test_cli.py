@@ -328,6 +328,7 @@ class Checkout:
         bin_ = self.root / ".venv" / "bin"
         write_exe(bin_ / "python", FAKE_PYTHON)
         write_exe(bin_ / "ruff", FAKE_TOOL)
+        write_exe(bin_ / "mypy", FAKE_TOOL.replace("FAKE_TOOL_RC", "FAKE_MYPY_RC"))
         write_exe(bin_ / "pytest", FAKE_TOOL)
         self.stamp.write_text(deps_hash(self.root) + "\n")
 
@@ -427,15 +428,19 @@ def test_no_bootstrap_mode_refuses_to_install(co: Checkout) -> None:
     assert co.calls() == []
 
 
-def test_test_runs_ruff_then_pytest_from_the_checkout(co: Checkout) -> None:
+def test_test_runs_ruff_mypy_then_pytest_from_the_checkout(co: Checkout) -> None:
+    checks = ["ruff check .", "ruff format --check .", "mypy "]
     assert co.run("test", "-k", "units", "-x").returncode == 0
-    assert co.calls() == ["ruff check .", "ruff format --check .", "pytest -k units -x"]
+    assert co.calls() == [*checks, "pytest -k units -x"]
     co.log.unlink()
     assert co.run("test", "--fast", "-q").returncode == 0
-    assert co.calls() == ["ruff check .", "ruff format --check .", "pytest -m not slow -q"]
+    assert co.calls() == [*checks, "pytest -m not slow -q"]
     co.log.unlink()
     assert co.run("test", FAKE_TOOL_RC="1").returncode == 1
     assert co.calls() == ["ruff check ."]
+    co.log.unlink()
+    assert co.run("test", FAKE_MYPY_RC="1").returncode == 1  # a broken contract: no pytest
+    assert co.calls() == checks
 
 
 def test_shell_scripts_pass_shellcheck() -> None:

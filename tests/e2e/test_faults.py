@@ -219,7 +219,7 @@ def test_with_default_settings_a_stalled_api_fails_the_run_within_two_minutes() 
     over the defaults, wherever either lives): one endpoint's retry budget.
 
     Measured once with these defaults against a server that never answers: exit 30 after 83 s
-    (5 requests; README "Failure behaviour"). The scaled-down test above shows the run costs one
+    (5 requests; docs/failures.md). The scaled-down test above shows the run costs one
     budget, not three.
     """
     probe = (

@@ -98,7 +98,7 @@ def test_bad_options_in_luigi_cfg_and_on_the_command_line_are_one_message(caller
         f"  [api] concurrency = '0' (from {cfg}): must be 1 to 64",
         "  [api] retries = '-3' (from command line --api-retries): must be 0 to 20",
         f"  (luigi configuration read: {cfg})",
-        "pipeline: refused (exit 78): fix the settings above (README: settings table)",
+        "pipeline: refused (exit 78): fix the settings above (docs/settings.md)",
     ]
     assert not data.exists()  # not even the run log
 
@@ -117,9 +117,7 @@ def test_a_future_hour_is_refused(caller: Path) -> None:
         r"hiding every run before it",
         lines[1],
     )
-    assert (
-        lines[-1] == "pipeline: refused (exit 78): fix the settings above (README: settings table)"
-    )
+    assert lines[-1] == "pipeline: refused (exit 78): fix the settings above (docs/settings.md)"
     assert not data.exists()
 
 

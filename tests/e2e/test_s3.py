@@ -317,7 +317,7 @@ def test_a_failed_run_frees_its_hour_at_once_and_the_rerun_resumes(
     assert store.read(f"{PARTITION}/insights/user_summary.csv", "resume") == USER_SUMMARY.encode()
 
 
-# -- the README's commands on an s3:// root: run, report, prune, rerun ---------------------------
+# -- the documented commands on an s3:// root: run, report, prune, rerun -----------------------
 
 WRITES = ("PUT", "COPY", "COMPLETE_MPU", "DELETE", "DELETE_MANY")
 PYTHON_M = (sys.executable, "-m", "pipeline")
@@ -340,8 +340,8 @@ def changes(requests: list[Request], prefix: str) -> list[tuple[str, str]]:
 def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
     api: DummyJSONServer, store: ObjectStore, tmp_path: Path
 ) -> None:
-    """``./run_pipeline.sh`` and ``python -m pipeline`` on ``s3://``, as the README's Scaling
-    out gives them, through a proxy that logs what the store answered, in order: the manifest
+    """``./run_pipeline.sh`` and ``python -m pipeline`` on ``s3://``, as docs/scaling-out.md gives
+    them, through a proxy that logs what the store answered, in order: the manifest
     is written last and ``latest`` after it; ``report`` and ``prune --dry-run`` only read; a
     rerun changes nothing of the old hour until its rebuild is complete, then marks the hour,
     deletes the old manifest, copies the data before their stats and the new manifest last,

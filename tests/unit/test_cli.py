@@ -24,9 +24,10 @@ import luigi.configuration
 import pytest
 from luigi.setup_logging import InterfaceLogging
 
-from pipeline import cli, config, logs
+from pipeline import cli, config, logs, runlog, runner
 from pipeline.config import CHECKOUT
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
+from pipeline.ops import demo as demo_cmd
 from pipeline.storage.fs import ObjectPath
 from tests.support import FIXTURES
 
@@ -180,7 +181,7 @@ def test_units_and_prune_delegate_with_their_own_arguments(
 def test_scheduler_choice(
     luigi_args: list[str], flag: str | None, env: str, config: str, added: list[str], said: str
 ) -> None:
-    assert cli.choose_scheduler(luigi_args, flag, env, config) == (added, said)
+    assert runner.choose_scheduler(luigi_args, flag, env, config) == (added, said)
 
 
 @pytest.mark.parametrize(
@@ -200,7 +201,7 @@ def test_scheduler_url_from_luigi_config(options: dict[str, str], url: str) -> N
     try:
         dashes = "-" in "".join(options)  # luigi reads them too, with a DeprecationWarning
         with pytest.warns(DeprecationWarning) if dashes else contextlib.nullcontext():
-            assert cli.configured_scheduler_url() == url
+            assert runner.configured_scheduler_url() == url
     finally:
         for key in options:
             config.remove_option("core", key)
@@ -213,19 +214,19 @@ def test_data_root_follows_the_environment_then_the_command_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert cli.data_root([]) == CHECKOUT / "data"
-    assert cli.data_root(["--paths-data-dir", "/srv/a"]) == Path("/srv/a")
-    assert cli.data_root(["--paths-data-dir=/srv/b", "--workers", "2"]) == Path("/srv/b")
+    assert runner.data_root([]) == CHECKOUT / "data"
+    assert runner.data_root(["--paths-data-dir", "/srv/a"]) == Path("/srv/a")
+    assert runner.data_root(["--paths-data-dir=/srv/b", "--workers", "2"]) == Path("/srv/b")
     monkeypatch.setenv("PIPELINE_DATA_DIR", "mine")
-    assert cli.data_root(["--paths-data-dir", "/srv/a"]) == tmp_path / "mine"
+    assert runner.data_root(["--paths-data-dir", "/srv/a"]) == tmp_path / "mine"
 
 
 def test_log_file_name_is_utc_time_and_pid(tmp_path: Path) -> None:
     at = datetime(2001, 9, 9, 1, 46, 40, 500000, tzinfo=UTC)
-    assert cli.log_path(tmp_path, now=at, pid=4242) == (
+    assert runlog.log_path(tmp_path, now=at, pid=4242) == (
         tmp_path / "logs" / "run-20010909T014640Z-4242.log"
     )
-    assert cli.log_path(tmp_path).name == f"run-20261125T193000Z-{os.getpid()}.log"  # NOW
+    assert runlog.log_path(tmp_path).name == f"run-20261125T193000Z-{os.getpid()}.log"  # NOW
 
 
 def test_with_an_object_store_root_run_logs_and_failed_run_env_stay_on_this_host(
@@ -234,18 +235,18 @@ def test_with_an_object_store_root_run_logs_and_failed_run_env_stay_on_this_host
     """The systemd failure unit reads ``failed-run.env`` on this host: never in the bucket."""
     root, hour = ObjectPath("shop-data", "etl"), datetime(2026, 11, 25, 17)
     monkeypatch.delenv("PIPELINE_LOG_DIR", raising=False)
-    assert cli.run_log(root).parent == CHECKOUT / "logs"  # the default: the checkout's logs/
+    assert runlog.run_log(root).parent == CHECKOUT / "logs"  # the default: the checkout's logs/
     monkeypatch.setenv("PIPELINE_LOG_DIR", str(tmp_path / "host"))
-    log = cli.new_log(root)
+    log = runlog.new_log(root)
     assert log.parent == tmp_path / "host" and log.is_file()
     env = tmp_path / "host" / "failed-run.env"
-    cli.note_run(root, hour, log)  # under way
+    runlog.note_run(root, hour, log)  # under way
     assert env.read_text() == (
         f"PIPELINE_HOUR=2026-11-25T17\nPIPELINE_EXIT_CODE=\nPIPELINE_RUN_LOG={log}\n"
     )
-    cli.note_run(root, hour, log, 30)
+    runlog.note_run(root, hour, log, 30)
     assert env.read_text().splitlines()[1] == "PIPELINE_EXIT_CODE=30"
-    cli.note_run(root, hour, log, 0)  # succeeded: forgotten
+    runlog.note_run(root, hour, log, 0)  # succeeded: forgotten
     assert sorted(p.name for p in (tmp_path / "host").iterdir()) == [log.name]
 
 
@@ -257,7 +258,7 @@ def test_a_failed_run_exits_30_says_so_last_and_leaves_no_empty_hour(
 ) -> None:
     """The whole command, luigi included, in this process: the API answers 500 to everything."""
     monkeypatch.setattr(InterfaceLogging, "_configured", True)  # keep pytest's logging as it is
-    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
     data = tmp_path / "data"
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(data))
     with DummyJSONServer(Dataset.load(FIXTURES)) as api:
@@ -311,7 +312,7 @@ def test_the_log_gets_everything_and_the_console_stdout_and_the_console_handler(
     monkeypatch.setattr(sys, "stdout", open(1, "w", closefd=False))  # noqa: SIM115
     monkeypatch.setattr(sys, "stderr", open(2, "w", closefd=False))  # noqa: SIM115
     log = tmp_path / "run.log"
-    rc = cli.run_logged(["--module", "pipeline", "Insights", "--local-scheduler"], log,
+    rc = runlog.run_logged(["--module", "pipeline", "Insights", "--local-scheduler"], log,
                         "local (no central scheduler configured)", noisy_run)  # fmt: skip
     assert rc == 30
     lines = log.read_text().splitlines()
@@ -340,7 +341,7 @@ def test_the_log_gets_everything_and_the_console_stdout_and_the_console_handler(
     print("after the run", flush=True)  # the console is ours again, the log closed
     assert capfd.readouterr().out == "after the run\n"
     assert log.read_text().endswith("# exit code: 30\n")
-    assert cli.RUN_LOG_ENV not in os.environ  # set for the run only
+    assert runlog.RUN_LOG_ENV not in os.environ  # set for the run only
 
 
 def test_console_lines_stay_whole_when_stdout_and_stderr_share_one_file(
@@ -373,7 +374,7 @@ def test_console_lines_stay_whole_when_stdout_and_stderr_share_one_file(
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
         try:
-            assert cli.run_logged(["Insights"], log, "local", two_writers) == 0
+            assert runlog.run_logged(["Insights"], log, "local", two_writers) == 0
         finally:
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
@@ -399,7 +400,7 @@ def test_an_interrupted_run_says_so_in_its_log_and_gives_the_console_back(
 
     log = tmp_path / "run.log"
     with pytest.raises(KeyboardInterrupt):
-        cli.run_logged(["--module", "pipeline", "Insights"], log, "local", interrupted)
+        runlog.run_logged(["--module", "pipeline", "Insights"], log, "local", interrupted)
     assert log.read_text().splitlines()[-2:] == ["working", "# interrupted: KeyboardInterrupt"]
     os.write(1, b"console\n")
     assert capfd.readouterr().out == "working\nconsole\n"
@@ -409,11 +410,11 @@ def test_run_pipeline_chooses_scheduler_and_log_under_the_data_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[list[str]] = []
-    monkeypatch.setattr(cli, "run_luigi", lambda args: calls.append(list(args)) or 0)
-    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setattr(runner, "run_luigi", lambda args: calls.append(list(args)) or 0)
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PIPELINE_DATA_DIR", "rel")
-    assert cli.run_pipeline(["--date-hour", "2026-11-25T17"]) == 0
+    assert runner.run_pipeline(["--date-hour", "2026-11-25T17"]) == 0
     assert calls == [
         ["--module", "pipeline", "Insights", "--local-scheduler", "--date-hour", "2026-11-25T17"]
     ]
@@ -422,7 +423,7 @@ def test_run_pipeline_chooses_scheduler_and_log_under_the_data_root(
     assert log.name.startswith("run-") and log.name.endswith(f"Z-{os.getpid()}.log")
     assert log.stat().st_mode & 0o777 == 0o640  # umask 027: not world-readable
     monkeypatch.setenv("LUIGI_SCHEDULER_URL", "http://127.0.0.1:8082")
-    assert cli.run_pipeline([]) == 0
+    assert runner.run_pipeline([]) == 0
     assert calls[1] == ["--module", "pipeline", "Insights", "--scheduler-url",
                         "http://127.0.0.1:8082"]  # fmt: skip
 
@@ -430,7 +431,7 @@ def test_run_pipeline_chooses_scheduler_and_log_under_the_data_root(
 def test_a_data_root_that_is_no_directory_is_refused_before_anything_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "run_luigi", lambda args: pytest.fail("luigi must not run"))
+    monkeypatch.setattr(runner, "run_luigi", lambda args: pytest.fail("luigi must not run"))
     (tmp_path / "file").write_text("not a directory")
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "file"))
     assert cli.main(["--date-hour", "2026-11-25T17"]) == config.EXIT_CONFIG == 78
@@ -438,14 +439,14 @@ def test_a_data_root_that_is_no_directory_is_refused_before_anything_runs(
         "pipeline: error: 1 setting(s) unusable; nothing was scheduled or written:",
         f"  data root {tmp_path / 'file'} is not a directory (from environment PIPELINE_DATA_DIR)",
         f"  (luigi configuration read: {CHECKOUT / 'luigi.cfg'})",
-        "pipeline: refused (exit 78): fix the settings above (README: settings table)",
+        "pipeline: refused (exit 78): fix the settings above (docs/settings.md)",
     ]
 
 
 def test_every_bad_option_is_refused_in_one_message_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "run_luigi", lambda args: pytest.fail("luigi must not run"))
+    monkeypatch.setattr(runner, "run_luigi", lambda args: pytest.fail("luigi must not run"))
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
     argv = ["--api-page-size", "-5", "--api-concurrency=x", "--date-hour", "2999-01-01T00"]
     assert cli.main(argv) == 78
@@ -462,7 +463,7 @@ def test_every_bad_option_is_refused_in_one_message_before_anything_is_written(
 def test_an_hour_that_is_no_hour_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "run_luigi", lambda args: pytest.fail("luigi must not run"))
+    monkeypatch.setattr(runner, "run_luigi", lambda args: pytest.fail("luigi must not run"))
     assert cli.main(["--date-hour", "yesterday"]) == 2
     assert capsys.readouterr().err == (
         "pipeline: error: --date-hour 'yesterday' is not a UTC hour like 2026-11-25T17\n"
@@ -471,7 +472,7 @@ def test_an_hour_that_is_no_hour_is_a_usage_error(
 
 @pytest.mark.parametrize(("code", "status"), [(None, 0), (0, 0), (30, 30), ("No task", 1)])
 def test_exit_code_as_the_shell_sees_it(code: object, status: int) -> None:
-    assert cli.exit_code(SystemExit(code)) == status
+    assert runner.exit_code(SystemExit(code)) == status
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -497,7 +498,7 @@ def test_demo_serves_its_api_while_the_pipeline_runs_then_stops_it(
         (data / "latest").symlink_to("2026-11-25T17")
         return 0
 
-    monkeypatch.setattr(cli, "run_pipeline", fake_run)
+    monkeypatch.setattr(demo_cmd, "run_pipeline", fake_run)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["demo", "out", "--date-hour", "2026-11-25T17"]) == 0
     assert seen["extra"] == ["--no-lock", "--date-hour", "2026-11-25T17"]
@@ -526,14 +527,14 @@ def test_a_demo_of_an_hour_already_there_rebuilds_it(
     def recorder(name: str) -> object:
         return lambda extra, url: calls.append((name, list(extra), url)) or 0
 
-    monkeypatch.setattr(cli, "run_pipeline", recorder("run"))
-    monkeypatch.setattr(cli, "rerun_pipeline", recorder("rerun"))
+    monkeypatch.setattr(demo_cmd, "run_pipeline", recorder("run"))
+    monkeypatch.setattr(demo_cmd, "rerun_pipeline", recorder("rerun"))
     # no API needed (the test above serves one): what is asked for is which run the demo starts
-    monkeypatch.setattr(cli, "demo_api", lambda: contextlib.nullcontext("http://127.0.0.1:9"))
+    monkeypatch.setattr(demo_cmd, "demo_api", lambda: contextlib.nullcontext("http://127.0.0.1:9"))
     monkeypatch.setenv("LUIGI_SCHEDULER_URL", "http://127.0.0.1:1")  # chosen by run/rerun
-    assert cli.demo(tmp_path, ["--date-hour", "2026-11-25T17"]) == 0
+    assert demo_cmd.demo(tmp_path, ["--date-hour", "2026-11-25T17"]) == 0
     (tmp_path / "2026-11-25T17").mkdir()
-    assert cli.demo(tmp_path, ["--date-hour", "2026-11-25T17"], "http://127.0.0.1:2") == 0
+    assert demo_cmd.demo(tmp_path, ["--date-hour", "2026-11-25T17"], "http://127.0.0.1:2") == 0
     assert calls == [
         ("run", ["--no-lock", "--date-hour", "2026-11-25T17"], None),
         ("rerun", ["--no-lock", "--date-hour", "2026-11-25T17"], "http://127.0.0.1:2"),
@@ -545,9 +546,11 @@ def test_a_failed_demo_run_keeps_its_exit_code_and_stops_the_api(
 ) -> None:
     urls: list[str] = []
     monkeypatch.setattr(
-        cli, "run_pipeline", lambda extra, url: urls.append(os.environ["PIPELINE_API_URL"]) or 30
+        demo_cmd,
+        "run_pipeline",
+        lambda extra, url: urls.append(os.environ["PIPELINE_API_URL"]) or 30,
     )
-    assert cli.demo(tmp_path / "out") == 30
+    assert demo_cmd.demo(tmp_path / "out") == 30
     with pytest.raises(OSError):
         get(f"{urls[0]}/carts")
 
@@ -559,7 +562,7 @@ def test_a_demo_api_that_dies_is_reported_with_its_output(tmp_path: Path) -> Non
         )
         proc.wait()
         with pytest.raises(cli.CliError, match=r"exited early \(status 3\):\nboom: port taken"):
-            cli._wait_for_url(proc, out, timeout=10)
+            demo_cmd._wait_for_url(proc, out, timeout=10)
 
 
 # -- import weight ------------------------------------------------------------------------------
@@ -603,19 +606,21 @@ def test_the_last_line_says_how_the_run_ended(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "run.log"
     (tmp_path / "latest").symlink_to("2026-11-25T17")
     hour = "2026-11-25T17"
-    assert cli.outcome(0, hour, tmp_path, False, log) == (
+    assert runner.outcome(0, hour, tmp_path, False, log) == (
         "done (exit 0): 2026-11-25T17 is complete; latest -> 2026-11-25T17"
     )
-    assert cli.outcome(0, hour, tmp_path, True, log) == (
+    assert runner.outcome(0, hour, tmp_path, True, log) == (
         "nothing to do (exit 0): 2026-11-25T17 was already complete; latest -> 2026-11-25T17"
     )
-    assert cli.outcome(30, hour, tmp_path, False, log) == (
+    assert runner.outcome(30, hour, tmp_path, False, log) == (
         f"failed (exit 30): the cause and what to do are above. Details and tracebacks: {log}"
     )
-    assert cli.outcome(10, hour, tmp_path, False, log) == (
+    assert runner.outcome(10, hour, tmp_path, False, log) == (
         f"not run (exit 10): another run holds this hour or this command line. Run log: {log}"
     )
-    assert cli.outcome(40, hour, tmp_path, False, log).startswith("failed (exit 40): an unexpected")
+    assert runner.outcome(40, hour, tmp_path, False, log).startswith(
+        "failed (exit 40): an unexpected"
+    )
 
 
 def test_an_hour_finished_by_workers_of_one_scheduler_together_is_a_success(
@@ -625,16 +630,16 @@ def test_an_hour_finished_by_workers_of_one_scheduler_together_is_a_success(
     the hour it was asked for, complete and published, python -m pipeline says done, exit 0."""
     hour, args = datetime(2026, 11, 25, 17), ["Insights", "--date-hour", "2026-11-25T17"]
     central, local = "central (from the command line)", "local (--local-scheduler given)"
-    assert not cli.done_with_others(25, central, tmp_path, hour, args)  # not complete
+    assert not runner.done_with_others(25, central, tmp_path, hour, args)  # not complete
     (tmp_path / "2026-11-25T17").mkdir()
     (tmp_path / "2026-11-25T17" / "manifest.json").write_text("{}")
-    assert not cli.done_with_others(25, central, tmp_path, hour, args)  # not published
+    assert not runner.done_with_others(25, central, tmp_path, hour, args)  # not published
     (tmp_path / "latest").symlink_to("2026-11-25T17")
-    assert [cli.done_with_others(rc, central, tmp_path, hour, args) for rc in (10, 25, 30)] == [
+    assert [runner.done_with_others(rc, central, tmp_path, hour, args) for rc in (10, 25, 30)] == [
         True, True, False,  # a failure stays one
     ]  # fmt: skip
-    assert not cli.done_with_others(10, local, tmp_path, hour, args)  # another run's claim
-    assert cli.outcome(0, "2026-11-25T17", tmp_path, False, tmp_path, shared=True) == (
+    assert not runner.done_with_others(10, local, tmp_path, hour, args)  # another run's claim
+    assert runner.outcome(0, "2026-11-25T17", tmp_path, False, tmp_path, shared=True) == (
         "done (exit 0): 2026-11-25T17 is complete, with other workers of the scheduler; "
         "latest -> 2026-11-25T17"
     )
@@ -643,7 +648,7 @@ def test_an_hour_finished_by_workers_of_one_scheduler_together_is_a_success(
 def test_an_option_luigi_does_not_know_is_one_line_not_its_usage(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "run_luigi", lambda args: pytest.fail("luigi must not run"))
+    monkeypatch.setattr(runner, "run_luigi", lambda args: pytest.fail("luigi must not run"))
     assert cli.main(["--api-page-sizee", "5"]) == 2
     assert capsys.readouterr().err == (
         "pipeline: error: unrecognized arguments: --api-page-sizee 5 (`luigi --module pipeline "

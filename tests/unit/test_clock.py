@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline import clock, config
+from pipeline import clock, config, config_check
 from tests.support import NOW
 
 
@@ -49,7 +49,7 @@ def test_a_bad_pinned_time_is_a_settings_problem_like_any_other(
 ) -> None:
     monkeypatch.setenv(clock.NOW_ENV, "tomorrow")
     with pytest.raises(config.ConfigError) as err:
-        config.check_settings(datetime(2026, 11, 25, 17))
+        config_check.check_settings(datetime(2026, 11, 25, 17))
     assert "  PIPELINE_NOW='tomorrow' is not a time with a UTC offset" in str(err.value)
 
 
@@ -57,5 +57,5 @@ def test_the_future_is_measured_from_the_pinned_time() -> None:
     """The last hour a run may write: the pinned hour, plus [run] clock_skew_minutes (5)."""
     last = config.run().last_hour()
     assert last == clock.current_hour()
-    assert config.hour_problem(last) is None
-    assert config.hour_problem(last + timedelta(hours=1)) is not None
+    assert config_check.hour_problem(last) is None
+    assert config_check.hour_problem(last + timedelta(hours=1)) is not None

@@ -21,7 +21,7 @@ from luigi.cmdline_parser import CmdlineParser
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pipeline import config
+from pipeline import config, config_check
 from pipeline.api.client import ClientSettings
 from tests.support import REPO, documented_settings
 
@@ -228,8 +228,8 @@ def reload_with(path: Path, text: str) -> None:
 
 
 def test_the_shipped_settings_are_all_usable() -> None:
-    assert config.settings_problems() == []
-    config.check_settings(datetime(2026, 11, 25, 17), data_root=False)
+    assert config_check.settings_problems() == []
+    config_check.check_settings(datetime(2026, 11, 25, 17), data_root=False)
 
 
 def test_every_bad_setting_is_named_with_its_value_and_where_it_came_from_in_one_message(
@@ -240,7 +240,7 @@ def test_every_bad_setting_is_named_with_its_value_and_where_it_came_from_in_one
     args = ["Insights", "--api-retries", "-1", "--clean-min-product-price", "nan",
             "--run-progress-seconds", "0"]  # fmt: skip
     with CmdlineParser.global_instance(args), pytest.raises(config.ConfigError) as err:
-        config.check_settings(datetime(2026, 11, 25, 17))
+        config_check.check_settings(datetime(2026, 11, 25, 17))
     assert str(err.value).splitlines() == [
         "6 setting(s) unusable; nothing was scheduled or written:",
         "  [api] base_url = 'ftp://files.example' (from environment PIPELINE_API_URL): "
@@ -259,11 +259,14 @@ def test_every_bad_setting_is_named_with_its_value_and_where_it_came_from_in_one
 
 def test_a_value_is_traced_to_the_last_file_that_sets_it(cfg_file: Path) -> None:
     reload_with(cfg_file, "[housekeeping]\nretention_hours = 0\n")
-    (problem,) = config.settings_problems()
+    (problem,) = config_check.settings_problems()
     assert str(problem) == f"[housekeeping] retention_hours = '0' (from {cfg_file}): must be >= 1"
     param = config.housekeeping.retention_hours
-    assert config.setting_source("housekeeping", "retention_hours", param)[1] == str(cfg_file)
-    assert config.setting_source("api", "page_size", config.api.page_size) == (1000, "default")
+    assert config_check.setting_source("housekeeping", "retention_hours", param)[1] == str(cfg_file)
+    assert config_check.setting_source("api", "page_size", config.api.page_size) == (
+        1000,
+        "default",
+    )
 
 
 NOW = datetime(2026, 11, 25, 17, 56, tzinfo=UTC)
@@ -276,7 +279,7 @@ NOW = datetime(2026, 11, 25, 17, 56, tzinfo=UTC)
      (datetime(2026, 11, 25, 19), True), (datetime(2030, 1, 1, 0), True)],
 )  # fmt: skip
 def test_an_hour_later_than_the_clock_allows_is_refused(hour: datetime, refused: bool) -> None:
-    problem = config.hour_problem(hour, NOW)
+    problem = config_check.hour_problem(hour, NOW)
     assert (problem is not None) == refused
     if problem is not None:
         assert str(problem) == (
@@ -290,7 +293,7 @@ def test_an_hour_later_than_the_clock_allows_is_refused(hour: datetime, refused:
 def test_without_skew_the_current_hour_is_the_last(monkeypatch: pytest.MonkeyPatch) -> None:
     with CmdlineParser.global_instance(["Insights", "--run-clock-skew-minutes", "0"]):
         assert config.run().last_hour(NOW) == datetime(2026, 11, 25, 17)
-        assert config.hour_problem(datetime(2026, 11, 25, 18), NOW) is not None
+        assert config_check.hour_problem(datetime(2026, 11, 25, 18), NOW) is not None
 
 
 def unwritable(tmp_path: Path) -> Path:
@@ -307,17 +310,17 @@ def unwritable(tmp_path: Path) -> Path:
 def test_a_data_root_that_cannot_hold_a_run_is_named_with_the_reason(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("")
-    assert config.data_root_problem(tmp_path / "new" / "data") is None  # created by the run
-    assert config.data_root_problem(tmp_path) is None
-    assert config.data_root_problem(a_file) == f"data root {a_file} is not a directory"
-    assert config.data_root_problem(a_file / "data") == (
+    assert config_check.data_root_problem(tmp_path / "new" / "data") is None  # created by the run
+    assert config_check.data_root_problem(tmp_path) is None
+    assert config_check.data_root_problem(a_file) == f"data root {a_file} is not a directory"
+    assert config_check.data_root_problem(a_file / "data") == (
         f"data root {a_file}/data cannot be created: {a_file} is not a directory"
     )
     read_only = unwritable(tmp_path)
-    assert config.data_root_problem(read_only) == (
+    assert config_check.data_root_problem(read_only) == (
         f"data root {read_only} is not writable by this user (uid {os.geteuid()})"
     )
-    assert config.data_root_problem(read_only / "data") == (
+    assert config_check.data_root_problem(read_only / "data") == (
         f"data root {read_only}/data cannot be created: {read_only} is not writable"
     )
     assert list(tmp_path.iterdir()) == [a_file] or read_only.parent == tmp_path  # wrote nothing
@@ -330,7 +333,7 @@ def test_the_data_root_check_says_where_the_root_came_from(
     a_file.write_text("")
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(a_file))
     with pytest.raises(config.ConfigError) as err:
-        config.check_settings(data_root=True)
+        config_check.check_settings(data_root=True)
     assert str(err.value).splitlines()[1] == (
         f"  data root {a_file} is not a directory (from environment PIPELINE_DATA_DIR)"
     )

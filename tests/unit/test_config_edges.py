@@ -2,8 +2,9 @@
 
 The edges are read from what each option promises (``Allowed.text``, which the settings table of
 docs/settings.md repeats), not from the code that checks them, and each value goes the way a
-user's does: on the command line, through luigi's parsing, into ``config.settings_problems``. A
-range whose check is off by one (``>= 1`` accepting 0) fails here, whichever option it is.
+user's does: on the command line, through luigi's parsing, into
+``config_check.settings_problems``. A range whose check is off by one (``>= 1`` accepting 0)
+fails here, whichever option it is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import luigi
 import pytest
 from luigi.cmdline_parser import CmdlineParser
 
-from pipeline import config
+from pipeline import config, config_check
 from tests.support import documented_settings
 
 #: Options whose values are not numbers: (good, bad) pairs at their edge, by ``Allowed.text``.
@@ -80,7 +81,7 @@ def test_an_option_accepts_its_last_good_value_and_refuses_the_first_bad_one(
                 monkeypatch.delenv(param.env, raising=False)
     flag = f"--{section}-{option.replace('_', '-')}"
     with CmdlineParser.global_instance(["Insights", f"{flag}={value}"]):
-        problems = [p.setting for p in config.settings_problems()]
+        problems = [p.setting for p in config_check.settings_problems()]
     assert problems == ([] if ok else [f"[{section}] {option}"])
 
 

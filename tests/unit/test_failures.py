@@ -10,11 +10,12 @@ import pytest
 from pipeline.api.errors import ApiError
 from pipeline.config import ConfigError, ConfigExit
 from pipeline.extract import ExtractError
-from pipeline.failures import DEMO, REPORT, Explanation, explain
+from pipeline.failures import REPORT, Explanation, explain
 from pipeline.rules.insights import ReconciliationError
 from pipeline.rules.quality import QualityError
 
 PART = Path("/srv/shop/2026-11-25T17")
+DEMO = "`./run_pipeline.sh demo` (the whole pipeline offline, against a local demo API)"
 RERUN = "rerun the hour: ./run_pipeline.sh --date-hour 2026-11-25T17"
 URL = "https://dummyjson.com/carts?limit=1000&skip=0"
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli, interrupts
+from pipeline import cli, interrupts, runlog, runner, suggested
 from pipeline.config import CHECKOUT
 from pipeline.failures import RERUN_ENV
+from pipeline.ops import rerun_command
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +111,7 @@ def test_the_log_of_a_stopped_run_ends_saying_where_and_with_its_exit_code(
 
     log = tmp_path / "run.log"
     with interrupts.handling(), pytest.raises(interrupts.Interrupted):
-        cli.run_logged(["Insights"], log, "local", swallowing)
+        runlog.run_logged(["Insights"], log, "local", swallowing)
     assert log.read_text().splitlines()[-2:] == [
         "# interrupted by SIGINT during HourReport",
         "# exit code: 130",
@@ -125,32 +126,35 @@ def test_the_resume_command_names_the_hour_and_keeps_the_rest(
     monkeypatch.delenv(RERUN_ENV, raising=False)
     monkeypatch.setenv("PIPELINE_DATA_DIR", "/srv/data dir")
     extra = ["--date-hour", "2026-11-25T16", "--workers", "2", "--date-hour=2026-11-25T17"]
-    assert cli.resume_command(extra, "2026-11-25T17", "http://127.0.0.1:8082") == (
+    assert suggested.resume_command(extra, "2026-11-25T17", "http://127.0.0.1:8082") == (
         "PIPELINE_DATA_DIR='/srv/data dir' ./run_pipeline.sh --workers 2 --scheduler-url "
         "http://127.0.0.1:8082 --date-hour 2026-11-25T17"
     )
     monkeypatch.delenv("PIPELINE_DATA_DIR")
-    assert cli.resume_command([], "2026-11-25T17") == "./run_pipeline.sh --date-hour 2026-11-25T17"
+    assert (
+        suggested.resume_command([], "2026-11-25T17")
+        == "./run_pipeline.sh --date-hour 2026-11-25T17"
+    )
     monkeypatch.chdir(CHECKOUT.parent)
-    assert cli.resume_command([], "2026-11-25T17") == (
+    assert suggested.resume_command([], "2026-11-25T17") == (
         f"./{CHECKOUT.name}/run_pipeline.sh --date-hour 2026-11-25T17"
     )
     monkeypatch.setenv(RERUN_ENV, "./run_pipeline.sh demo out")  # the demo's own
-    assert cli.resume_command([], "2026-11-25T17") == "./run_pipeline.sh demo out"
+    assert suggested.resume_command([], "2026-11-25T17") == "./run_pipeline.sh demo out"
 
 
 def test_the_last_line_says_whether_the_hour_was_published(tmp_path: Path) -> None:
     stop = interrupts.Interrupted(signal.SIGTERM, "Insights")
     hour = "2026-11-25T17"
-    assert cli.stopped(stop, hour, tmp_path, "RESUME") == (
+    assert runner.stopped(stop, hour, tmp_path, "RESUME") == (
         f"interrupted (exit 143): SIGTERM stopped the run of {hour} during Insights; nothing "
         "was published. To resume (finished tasks are kept): RESUME"
     )
     (tmp_path / hour).mkdir()
     (tmp_path / hour / "manifest.json").write_text("{}")
-    assert "nothing was published" in cli.stopped(stop, hour, tmp_path, "RESUME")  # no latest
+    assert "nothing was published" in runner.stopped(stop, hour, tmp_path, "RESUME")  # no latest
     (tmp_path / "latest").symlink_to(hour)
-    assert cli.stopped(stop, hour, tmp_path, "RESUME") == (
+    assert runner.stopped(stop, hour, tmp_path, "RESUME") == (
         f"interrupted (exit 143): SIGTERM stopped the run of {hour} during Insights, once {hour} "
         f"was published (latest -> {hour})"
     )
@@ -180,7 +184,7 @@ HOUR = "2026-11-25T17"
 def old_hour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A data root holding a complete hour (old manifest, history rows, ``latest``), and a
     "luigi" that rebuilds it in the rerun's staging root."""
-    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
     monkeypatch.chdir(CHECKOUT)
     for name in ("PIPELINE_API_URL", "LUIGI_SCHEDULER_URL", RERUN_ENV):
         monkeypatch.delenv(name, raising=False)
@@ -197,12 +201,12 @@ def old_hour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         os.rename(tmp_path / ".rebuilt", os.environ["PIPELINE_DATA_DIR"])
         return 0
 
-    monkeypatch.setattr(cli, "run_luigi", rebuild)
+    monkeypatch.setattr(runner, "run_luigi", rebuild)
     return tmp_path
 
 
 def failed_run(root: Path) -> list[str]:
-    return (root / "logs" / cli.FAILED_RUN).read_text().splitlines()
+    return (root / "logs" / runlog.FAILED_RUN).read_text().splitlines()
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -225,9 +229,9 @@ def test_a_signal_during_the_swap_of_a_rerun_is_held_until_the_whole_swap_is_don
         return atomic
 
     monkeypatch.setattr(rerun, "swap_in", swap_then_signal)
-    monkeypatch.setattr(cli, "_after_rebuild", lambda root, name: done.append("report"))
+    monkeypatch.setattr(rerun_command, "_after_rebuild", lambda root, name: done.append("report"))
     with interrupts.handling():
-        assert cli.rerun_pipeline(["--date-hour", HOUR]) == code
+        assert rerun_command.rerun_pipeline(["--date-hour", HOUR]) == code
     assert done == ["swapped", "report"]
     assert (old_hour / "latest" / "manifest.json").read_text() == "new"
     assert (old_hour / f"history/date_hour={HOUR}/part-0.parquet").read_text() == "new rows"
@@ -251,11 +255,11 @@ def test_a_rerun_stopped_while_rebuilding_leaves_the_old_hour_and_says_how_to_re
         send(signal.SIGINT)
         return 0
 
-    monkeypatch.setattr(cli, "run_luigi", stopped_rebuild)
+    monkeypatch.setattr(runner, "run_luigi", stopped_rebuild)
     if demo:
         monkeypatch.setenv(RERUN_ENV, "./run_pipeline.sh demo out")
     with interrupts.handling():
-        assert cli.rerun_pipeline(["--date-hour", HOUR, "--workers", "1"]) == 130
+        assert rerun_command.rerun_pipeline(["--date-hour", HOUR, "--workers", "1"]) == 130
     assert (old_hour / "latest" / "manifest.json").read_text() == "old"
     assert (old_hour / f"history/date_hour={HOUR}/part-0.parquet").read_text() == "old rows"
     staging = old_hour / f".{HOUR}.rerun-{os.getpid()}"
@@ -277,11 +281,11 @@ def test_a_plain_run_of_an_hour_left_half_swapped_is_refused_and_the_rerun_redoe
 ) -> None:
     (old_hour / HOUR / ".swapping").touch()  # a swap cut short (the rows not yet replaced)
     ran: list[Sequence[str]] = []
-    rebuild = cli.run_luigi
-    monkeypatch.setattr(cli, "run_luigi", lambda args: ran.append(args) or rebuild(args))
-    monkeypatch.setattr(cli, "_after_rebuild", lambda root, name: None)
+    rebuild = runner.run_luigi
+    monkeypatch.setattr(runner, "run_luigi", lambda args: ran.append(args) or rebuild(args))
+    monkeypatch.setattr(rerun_command, "_after_rebuild", lambda root, name: None)
     with interrupts.handling():
-        assert cli.run_pipeline(["--date-hour", HOUR, "--workers", "1"]) == 10  # already_running
+        assert runner.run_pipeline(["--date-hour", HOUR, "--workers", "1"]) == 10  # already_running
     assert ran == []  # nothing ran, nothing written: no run log either
     assert not (old_hour / "logs").exists()
     assert capsys.readouterr().err.splitlines() == [
@@ -290,7 +294,7 @@ def test_a_plain_run_of_an_hour_left_half_swapped_is_refused_and_the_rerun_redoe
         f"PIPELINE_DATA_DIR={old_hour} ./run_pipeline.sh rerun --workers 1 --date-hour {HOUR}"
     ]
     with interrupts.handling():
-        assert cli.rerun_pipeline(["--date-hour", HOUR]) == 0
+        assert rerun_command.rerun_pipeline(["--date-hour", HOUR]) == 0
     err = capsys.readouterr().err
     assert (
         f"pipeline: {HOUR} was left half swapped by an earlier rerun: this one redoes it\n" in err

@@ -24,6 +24,7 @@ from pipeline.logs import (
     task_context,
     use_console,
 )
+from pipeline.runlog import run_log
 
 
 def line(message: str) -> str:
@@ -100,7 +101,7 @@ def test_plain_luigi_holds_its_run_log_until_the_run_claims_its_hour(
     handler.handle(record("luigi-interface", logging.INFO, "Informed scheduler"))
     ConsoleHandler().handle(record("pipeline", logging.ERROR, "shown", console=True))
     assert capfd.readouterr().err.endswith(" ERROR shown\n")  # the console: stderr, at once
-    start_run_log(tmp_path)
+    start_run_log(run_log(tmp_path))
     handler.handle(record("pipeline", logging.WARNING, "retrying"))
     (log,) = (tmp_path / "logs").glob("run-*.log")
     assert log.read_text().splitlines()[2:] == ["INFO Informed scheduler", "WARNING retrying"]

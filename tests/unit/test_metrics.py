@@ -15,8 +15,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline import cli, config, interrupts, metrics
+from pipeline import config, interrupts, metrics, runner
 from pipeline.api import tally
+from pipeline.ops.backfill import backfill_pipeline
 from pipeline.storage.fs import ObjectPath
 from pipeline.storage.layout import Partition
 
@@ -145,12 +146,12 @@ def refused_url() -> str:
 def test_a_pushgateway_that_is_down_is_one_warning_and_the_run_still_succeeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "run_luigi", lambda args: 0)
-    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setattr(runner, "run_luigi", lambda args: 0)
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
     url = refused_url()
     folder = tmp_path / "textfiles"
-    rc = cli.run_pipeline(["--date-hour", "2026-11-25T17", "--metrics-pushgateway-url", url,
+    rc = runner.run_pipeline(["--date-hour", "2026-11-25T17", "--metrics-pushgateway-url", url,
                            "--metrics-directory", str(folder)])  # fmt: skip
     assert rc == 0
     lines = capsys.readouterr().err.splitlines()
@@ -168,11 +169,11 @@ def test_a_pushgateway_that_is_down_is_one_warning_and_the_run_still_succeeds(
 def test_a_folder_that_cannot_be_written_is_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "run_luigi", lambda args: 0)
-    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setattr(runner, "run_luigi", lambda args: 0)
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "file").write_text("")
-    rc = cli.run_pipeline(["--date-hour", "2026-11-25T17",
+    rc = runner.run_pipeline(["--date-hour", "2026-11-25T17",
                            "--metrics-directory", str(tmp_path / "file")])  # fmt: skip
     assert rc == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
@@ -240,13 +241,13 @@ def test_an_interrupted_run_is_counted_as_one_and_keeps_the_last_success(
     def stopped(args: object) -> int:
         raise interrupts.Interrupted(signal.SIGTERM, "ExtractCarts")
 
-    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(cli, "run_luigi", lambda args: 0)
-    assert cli.run_pipeline(["--date-hour", "2026-11-25T17"]) == 0
-    monkeypatch.setattr(cli, "run_luigi", stopped)
+    monkeypatch.setattr(runner, "run_luigi", lambda args: 0)
+    assert runner.run_pipeline(["--date-hour", "2026-11-25T17"]) == 0
+    monkeypatch.setattr(runner, "run_luigi", stopped)
     monkeypatch.setenv("PIPELINE_NOW", T1.isoformat())
-    assert cli.run_pipeline(["--date-hour", "2026-11-25T17"]) == 143
+    assert runner.run_pipeline(["--date-hour", "2026-11-25T17"]) == 143
     assert "warning" not in capsys.readouterr().err
     found = parsed((tmp_path / "data" / "logs" / "etl_pipeline.prom").read_text())
     assert found[("etl_pipeline_last_run_success", frozenset())] == 0
@@ -267,11 +268,11 @@ def test_each_run_counts_its_own_requests_and_a_backfill_has_no_hour(
         tally.add("carts", "retries")
         return 0
 
-    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(cli, "run_luigi", two_requests)
+    monkeypatch.setattr(runner, "run_luigi", two_requests)
     tally.add("users", "requests")  # an earlier run in this process
-    assert cli.backfill_pipeline(1, False, None, []) == 0
+    assert backfill_pipeline(1, False, None, []) == 0
     found = parsed((tmp_path / "data" / "logs" / "etl_pipeline.prom").read_text())
     requests = {dict(k)["endpoint"]: v for k, v in of(found, "etl_pipeline_api_requests").items()}
     assert requests == {"carts": 2, "products": 0, "users": 0}

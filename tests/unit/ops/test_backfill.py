@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli
+from pipeline import cli, runner
 from pipeline.ops import backfill
 
 NOW = datetime(2026, 11, 25, 19, 30, tzinfo=UTC)  # the suite's pinned time (tests/support.NOW)
@@ -44,7 +44,7 @@ def test_days_up_to_the_retention_and_not_one_more(
     """7 days is [housekeeping] retention_hours (168): the last good value; 8 the first bad one.
     A complete window runs nothing."""
     monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(cli, "configured_scheduler_url", lambda: "")
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
     complete_week(tmp_path)
     assert cli.main(["backfill", "--days", "7"]) == 0
     assert capsys.readouterr().err.splitlines()[-1] == (

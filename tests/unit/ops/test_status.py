@@ -10,7 +10,7 @@ import luigi.configuration
 import orjson
 import pytest
 
-from pipeline import cli
+from pipeline import cli, runlog
 from pipeline.ops import status
 from pipeline.ops.status import CRITICAL, OK, UNKNOWN, WARNING, assess
 from pipeline.storage import lease, s3
@@ -276,12 +276,12 @@ def test_failed_run_env_counts_only_inside_the_window(hour: str, failed: list[st
 def test_a_run_that_failed_before_writing_is_failed_on_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``failed-run.env`` as ``cli.note_run`` writes it, beside the partitions of a local root:
+    """``failed-run.env`` as ``runlog.note_run`` writes it, beside the partitions of a local root:
     the hour (no folder left) is failed, and the text says the exit code and the run log."""
     make_hour(tmp_path, "2026-11-25T18")
     log = tmp_path / "logs" / "run-20261125T190500Z-42.log"
     log.parent.mkdir()
-    cli.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=30)
+    runlog.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=30)
     code, out = said(["--data-dir", str(tmp_path), "--days", "1"], capsys)
     assert (code, out[0]) == (WARNING, (
         "WARNING: newest complete hour 2026-11-25T18 (1 h old); 22 hour(s) missing and 1 failed "
@@ -292,7 +292,7 @@ def test_a_run_that_failed_before_writing_is_failed_on_the_command_line(
         "  failed: 2026-11-25T19",
         f"  failed run: 2026-11-25T19 exited 30; run log: {log}",
     ]
-    cli.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=None)  # run again: under way
+    runlog.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=None)  # run again: under way
     code, out = said(["--data-dir", str(tmp_path), "--days", "1"], capsys)
     assert (code, out[0].endswith("22 hour(s) missing and 0 failed in the last 1 day(s)")) == (
         WARNING, True,
@@ -320,7 +320,7 @@ def test_an_object_store_root(
     store, root = bucket
     monkeypatch.setenv("PIPELINE_LOG_DIR", str(tmp_path / "host-logs"))
     (tmp_path / "host-logs").mkdir()
-    cli.note_run(root, datetime(2026, 11, 25, 16), tmp_path / "host-logs" / "run.log", rc=30)
+    runlog.note_run(root, datetime(2026, 11, 25, 16), tmp_path / "host-logs" / "run.log", rc=30)
     for key in ("2026-11-25T18/manifest.json", "2026-11-25T18/report/index.html"):
         store.client.put_object(Bucket=BUCKET, Key=f"etl/{key}", Body=b"{}")
     lease.acquire(root / "2026-11-25T19" / ".lock", "test", 120, release_at_exit=False)

@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 
 from pipeline.report import charts, plot, svg, trend_charts
-from pipeline.rules import findings, history
+from pipeline.rules import history
+from pipeline.rules import tables as table_rules
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def tables(lines: int = 4) -> findings.Tables:
+def tables(lines: int = 4) -> table_rules.Tables:
     users = pd.DataFrame(
         {
             "user_id": [1, 2], "first_name": ["Ann", "Bob"], "age": [24, 52],
@@ -31,7 +32,7 @@ def tables(lines: int = 4) -> findings.Tables:
             "total_items_sold": [3, 4], "total_sales_discounted": [8100.00, 900.00],
         }
     )  # fmt: skip
-    return findings.tables(users, cats, pd.Series([1, 2, 3] + [3] * (lines - 3)))
+    return table_rules.tables(users, cats, pd.Series([1, 2, 3] + [3] * (lines - 3)))
 
 
 def texts(chart: charts.Chart) -> list[str]:
@@ -133,7 +134,7 @@ def test_names_that_would_overlap_are_left_off_the_scatter() -> None:
             "total_sales_discounted": [1000.0, 100.0, 100.5],
         }
     )
-    shown = texts(charts.units_vs_revenue(findings.tables(users, cats, pd.Series([1]))))
+    shown = texts(charts.units_vs_revenue(table_rules.tables(users, cats, pd.Series([1]))))
     assert "far-away" in shown and "crowd-two" in shown  # by revenue: crowd-two first
     assert "crowd-one" not in shown
 

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from pipeline.report import build, charts, render, trend_charts
-from pipeline.rules import findings
+from pipeline.rules.changes import snapshot
+from pipeline.rules.tables import Tables
 
 HOUR = "2026-11-25T17"
 
@@ -54,7 +55,7 @@ def history() -> pd.DataFrame:
 
 
 def inputs(**changes: object) -> build.Inputs:
-    previous = findings.snapshot(
+    previous = snapshot(
         "2026-11-25T16",
         category_summary().assign(total_sales=[120.0, 300.0, 0.0]),
         pd.Series([1, 2, 3, 4]),
@@ -190,7 +191,7 @@ def test_rendering_is_deterministic(report: build.Report) -> None:
 
 @pytest.mark.usefixtures("sketches")
 def test_a_chart_that_fails_becomes_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(_tables: findings.Tables) -> charts.Chart:
+    def broken(_tables: Tables) -> charts.Chart:
         raise RuntimeError("no fonts")
 
     monkeypatch.setattr(charts, "category_revenue", broken)

@@ -9,7 +9,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline import cli
 from pipeline.config import CHECKOUT
 from pipeline.report import summary
 
@@ -78,7 +77,7 @@ def test_the_command_prints_latest_or_the_given_hour(
 def test_the_command_fails_with_one_message(
     root: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "DEMO_DIR", root / "no-demo-here")
+    monkeypatch.setattr(summary, "DEMO_DIR", root / "no-demo-here")
     assert summary.main(["--data-dir", str(root), "--date-hour", "2026-11-25T16"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
@@ -96,7 +95,7 @@ def test_the_command_fails_with_one_message(
 def test_with_no_snapshot_but_the_demos_the_command_says_where_the_demo_writes(
     root: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "DEMO_DIR", root)  # a demo's folder, with `latest`
+    monkeypatch.setattr(summary, "DEMO_DIR", root)  # a demo's folder, with `latest`
     empty = root / "empty"
     empty.mkdir()
     monkeypatch.chdir(root.parent)

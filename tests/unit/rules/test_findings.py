@@ -15,8 +15,9 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from pipeline.rules import findings
-from pipeline.rules.findings import Snapshot
+from pipeline.rules import changes, findings, numbers
+from pipeline.rules import tables as table_rules
+from pipeline.rules.changes import Snapshot
 from pipeline.storage import formats
 
 D = Decimal
@@ -55,8 +56,8 @@ def cart_ids() -> pd.Series:
     return pd.Series([1, 1, 2, 3, 4, 5, 5, 5, 6, 7, 8, 9, 10, 11, 12], name="cart_id")
 
 
-def tables() -> findings.Tables:
-    return findings.tables(user_summary(), category_summary(), cart_ids())
+def tables() -> table_rules.Tables:
+    return table_rules.tables(user_summary(), category_summary(), cart_ids())
 
 
 @pytest.mark.parametrize(
@@ -64,21 +65,21 @@ def tables() -> findings.Tables:
     [(5, 2, 3), (-5, 2, -3), (4, 3, 1), (2, 3, 1), (1, 3, 0), (0, 7, 0), (-1, 3, 0), (7, 2, 4)],
 )
 def test_div_half_up_rounds_halves_away_from_zero(num: int, den: int, want: int) -> None:
-    assert findings.div_half_up(num, den) == want
+    assert numbers.div_half_up(num, den) == want
 
 
 def test_money_percent_and_cents_formatting() -> None:
-    assert findings.money(123456789) == "$1,234,567.89"
-    assert findings.money(-5) == "-$0.05"
-    assert findings.money(0, sign=True) == "+$0.00"
-    assert findings.money(100, sign=True) == "+$1.00"
-    assert findings.tenths_percent(1, 8) == D("12.5")
-    assert findings.tenths_percent(1, 16) == D("6.3")  # 6.25 rounds up
-    assert findings.tenths_percent(-1, 16) == D("-6.3")
-    assert findings.tenths_percent(3, 0) == D("0.0")
-    assert findings.percent(D("-2.5"), sign=True) == "-2.5%"
-    assert findings.percent(D("0.0"), sign=True) == "+0.0%"
-    got = findings.cents(pd.Series([1365.91, 0.29, 1e6, None]))
+    assert numbers.money(123456789) == "$1,234,567.89"
+    assert numbers.money(-5) == "-$0.05"
+    assert numbers.money(0, sign=True) == "+$0.00"
+    assert numbers.money(100, sign=True) == "+$1.00"
+    assert numbers.tenths_percent(1, 8) == D("12.5")
+    assert numbers.tenths_percent(1, 16) == D("6.3")  # 6.25 rounds up
+    assert numbers.tenths_percent(-1, 16) == D("-6.3")
+    assert numbers.tenths_percent(3, 0) == D("0.0")
+    assert numbers.percent(D("-2.5"), sign=True) == "-2.5%"
+    assert numbers.percent(D("0.0"), sign=True) == "+0.0%"
+    got = numbers.cents(pd.Series([1365.91, 0.29, 1e6, None]))
     assert got.tolist() == [136591, 29, 100_000_000, 0]
 
 
@@ -92,7 +93,7 @@ def test_category_table_sorts_by_revenue_in_cents() -> None:
             "discount": [3001, 1000, 1000, 0],
         }
     )
-    pdt.assert_frame_equal(findings.category_table(category_summary()), want)
+    pdt.assert_frame_equal(table_rules.category_table(category_summary()), want)
 
 
 def test_city_age_and_frequency_tables() -> None:
@@ -135,7 +136,7 @@ def test_city_age_and_frequency_tables() -> None:
 
 def test_age_band_boundaries() -> None:
     ages = pd.Series([0, 24, 25, 34, 35, 44, 45, 54, 55, 64, 65, 99, None])
-    assert findings.age_band(ages).tolist() == [
+    assert table_rules.age_band(ages).tolist() == [
         "under 25", "under 25", "25-34", "25-34", "35-44", "35-44", "45-54", "45-54",
         "55-64", "55-64", "65 and over", "65 and over", "age unknown",
     ]  # fmt: skip
@@ -169,7 +170,7 @@ def test_findings_sentences_worked_out_by_hand() -> None:
 
 def test_a_customer_without_age_is_named_without_one() -> None:
     users = user_summary().assign(total_spent=[1.0, 2.0, 3.0, 494.0])
-    found = {f.topic: f for f in findings.findings(findings.tables(users, category_summary(),
+    found = {f.topic: f for f in findings.findings(table_rules.tables(users, category_summary(),
                                                                    cart_ids()))}  # fmt: skip
     assert found["customers"].text.startswith(
         "Top customers: Di (user 4, (unknown)) spent $494.00 in 7 carts (98.8% of revenue);"
@@ -178,7 +179,7 @@ def test_a_customer_without_age_is_named_without_one() -> None:
 
 
 def test_an_hour_without_sales_has_one_plain_finding() -> None:
-    empty = findings.tables(
+    empty = table_rules.tables(
         user_summary().iloc[:0], category_summary().iloc[:0], pd.Series([], dtype="int64")
     )
     assert [f.text for f in findings.findings(empty)] == [
@@ -198,13 +199,13 @@ def snap(name: str, cats: list[tuple[str, float, int]], ids: list[int]) -> Snaps
             "total_sales_discounted": [s for _, s, _ in cats],
         }
     )
-    return findings.snapshot(name, summary, pd.Series(ids, dtype="int64"))
+    return changes.snapshot(name, summary, pd.Series(ids, dtype="int64"))
 
 
 def test_changes_against_the_previous_hour() -> None:
     before = snap("2026-11-25T14", [("a-cat", 100.00, 4), ("b-cat", 300.01, 1)], [1, 1, 2, 3])
     now = snap("2026-11-25T17", [("a-cat", 120.00, 5), ("c-cat", 5.00, 1)], [2, 3, 4, 4, 5])
-    got = findings.changes(now, before)
+    got = changes.changes(now, before)
     assert got.previous == "2026-11-25T14"
     pdt.assert_frame_equal(
         got.totals,
@@ -244,7 +245,7 @@ def test_changes_against_the_previous_hour() -> None:
 def test_an_unchanged_hour_says_so() -> None:
     before = snap("2026-11-25T16", [("a-cat", 100.00, 4)], [1, 2])
     now = snap("2026-11-25T17", [("a-cat", 100.00, 4)], [1, 2])
-    assert findings.changes(now, before).sentences == [
+    assert changes.changes(now, before).sentences == [
         "Against 2026-11-25T16 (1 hour earlier): carts 2 (no change), lines 2 (no change), "
         "units 4 (no change), revenue $100.00 (no change).",
         "No cart appeared or vanished.",
@@ -255,17 +256,17 @@ def test_an_unchanged_hour_says_so() -> None:
 def test_many_carts_appearing_are_counted_and_the_first_ten_listed() -> None:
     before = snap("2026-11-25T16", [("a-cat", 100.00, 4)], [50])
     now = snap("2026-11-25T17", [("a-cat", 100.00, 4)], [*range(1, 13), 50])
-    assert findings.changes(now, before).sentences[1] == (
+    assert changes.changes(now, before).sentences[1] == (
         "12 carts appeared (ids 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 2 more)."
     )
-    assert findings.changes(before, now).sentences[1] == (
+    assert changes.changes(before, now).sentences[1] == (
         "12 carts vanished (ids 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 2 more)."
     )
 
 
 def test_no_previous_snapshot_is_said_plainly() -> None:
     now = snap("2026-11-25T17", [("a-cat", 100.00, 4)], [1, 2])
-    got = findings.changes(now, None)
+    got = changes.changes(now, None)
     assert got.previous is None and got.categories.empty
     assert got.sentences == [
         "There is no earlier complete snapshot, so there is nothing to compare this hour with."
@@ -439,7 +440,7 @@ def shown(value: object) -> str:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_every_figure_matches_the_csvs_recomputed_independently(tmp_path: Path, seed: int) -> None:
     user_path, cat_path, ids = random_hour(tmp_path, seed)
-    t = findings.tables(
+    t = table_rules.tables(
         formats.read_csv(user_path), formats.read_csv(cat_path), pd.Series(ids, dtype="int64")
     )
     found = findings.findings(t)
@@ -473,7 +474,7 @@ def test_read_back_from_csv_text_gives_the_same_tables() -> None:
     """The findings read the CSVs' two-decimal text exactly (no float drift into cents)."""
     text = "category,total_sales,total_items_sold,total_sales_discounted\nx,0.29,1,0.07\n"
     frame = pd.read_csv(io.StringIO(text))
-    assert findings.category_table(frame)[["revenue", "discounted"]].iloc[0].tolist() == [29, 7]
+    assert table_rules.category_table(frame)[["revenue", "discounted"]].iloc[0].tolist() == [29, 7]
 
 
 @pytest.mark.parametrize(
@@ -481,4 +482,4 @@ def test_read_back_from_csv_text_gives_the_same_tables() -> None:
     [([1, 1, 2, 5, 5, 5], [1, 2, 5]), ([5, 1, 5, 2, 1], [1, 2, 5]), ([], []), ([7], [7])],
 )
 def test_unique_ids_in_cart_order_or_any_order(ids: list[int], want: list[int]) -> None:
-    assert findings.unique_ids(pd.Series(ids, dtype="int64")).tolist() == want
+    assert table_rules.unique_ids(pd.Series(ids, dtype="int64")).tolist() == want

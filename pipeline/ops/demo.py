@@ -1,0 +1,120 @@
+"""``python -m pipeline demo``: the whole pipeline offline, against a generated shop.
+
+The shop is ``pipeline.devtools.demo_api``, served in a child process on a free 127.0.0.1 port
+for the demo's run only; the outputs go to ``data-demo/`` in the checkout (or the folder given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from pipeline.checkout import CHECKOUT, DEMO_DIR
+from pipeline.console import CliError, say
+from pipeline.ops.rerun_command import rerun_pipeline
+from pipeline.runner import UMASK, flag_given, requested_hour, run_pipeline
+from pipeline.suggested import script, shown
+
+DEMO_API_TIMEOUT = 120.0  # seconds; it starts in well under one, unless the machine is swamped
+
+
+@contextlib.contextmanager
+def demo_api(timeout: float = DEMO_API_TIMEOUT) -> Iterator[str]:
+    """Serve ``pipeline.devtools.demo_api`` on a free 127.0.0.1 port; yield its URL; stop it."""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.devtools.demo_api", "--host", "127.0.0.1"],
+            cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            url = _wait_for_url(proc, out, timeout)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for_url(proc: subprocess.Popen[bytes], out: BinaryIO, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+        if match := re.search(r"^serving (http\S+)", text, re.M):
+            return match[1]
+        if proc.poll() is not None:
+            raise CliError(f"demo API exited early (status {proc.returncode}):\n{text.rstrip()}")
+        if time.monotonic() > deadline:
+            raise CliError(f"demo API did not report its URL within {timeout:g} s")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def environ(**values: str) -> Iterator[None]:
+    """Set environment variables inside the block only."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def demo(
+    directory: Path | None, extra: Sequence[str] = (), scheduler_url: str | None = None
+) -> int:
+    """The whole pipeline offline: a generated shop served locally, outputs in ``directory``.
+
+    Every demo builds its hour from scratch, as a user running it twice expects to see it run
+    twice: the first demo of an hour runs it, a later one rebuilds it as ``rerun`` does (beside
+    the old one, swapped in when complete). Skipping a complete hour would end a second demo
+    with "nothing ran", and the demo's shop is served on a new port each time, so its manifest
+    records another source. ``extra`` are luigi's options; the scheduler is chosen as for
+    ``run``.
+    """
+    from pipeline.failures import RERUN_ENV
+    from pipeline.storage.layout import Partition
+
+    os.umask(UMASK)
+    out = Path(directory) if directory is not None else DEMO_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    out = out.resolve()
+    hour = requested_hour(extra)
+    given = [] if flag_given(extra, "--date-hour") else ["--date-hour", f"{hour:%Y-%m-%dT%H}"]
+    # --no-lock: luigi's host-wide lock is keyed on the command line, which every demo shares.
+    args = [*given, "--no-lock", *extra]
+    again = shlex.join(["demo", *([] if directory is None else [str(directory)]), *extra])
+    if scheduler_url:
+        again += f" --scheduler-url {shlex.quote(scheduler_url)}"
+    again = f"{script()} {again}"
+    with demo_api() as url:
+        say(f"demo API at {url}; data in {out}")
+        rebuild = Partition(out, hour).dir.is_dir()
+        with environ(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(out), **{RERUN_ENV: again}):
+            rc = (rerun_pipeline if rebuild else run_pipeline)(args, scheduler_url)
+    if rc != 0:
+        return rc
+    latest = out / "latest"
+    target = os.readlink(latest) if latest.is_symlink() else "?"
+    print(f"\nDemo outputs (latest -> {target}):")
+    for path in [latest, *sorted((latest / "insights").glob("*"))]:
+        print(f"  {path}{'/' if path == latest else ''}")
+    print(f"The summary again: {script()} report --data-dir {shown(out)}")
+    print(f"Run the demo again (it rebuilds the hour): {again}")
+    return 0
