@@ -5,19 +5,31 @@ set -euo pipefail
 umask 027  # the venv, data and logs: readable by the owner's group at most
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 VENV="$HERE/.venv"
-STAMP="$VENV/.deps-sha256"
-DEPS=(setup.cfg pyproject.toml requirements.lock)
+STAMP="$VENV/.deps-sha256"  # "<set> <sha256 of its dependency files>": what was installed
 
 say() { printf 'run_pipeline: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 2; }
 
-# Create ./.venv if missing; install only when a file in DEPS changed (later calls: no network).
+# A set of dependencies: runtime (what runs) or test (the runtime and the test tools).
+lock() { if [[ "$1" == test ]]; then echo requirements-test.lock; else echo requirements.lock; fi; }
+deps() { echo setup.cfg pyproject.toml "$(lock "$1")"; }  # the files that pin a set
+digest() {  # what the stamp holds of a set's files
+    (cd "$HERE" && cat setup.cfg pyproject.toml "$(lock "$1")" | sha256sum | cut -d' ' -f1)
+}
+
+# Create ./.venv if missing; install set $1 (runtime or test) only when the venv lacks it or a
+# file of the set changed (later calls: no network). A test venv serves a runtime run as it is.
 bootstrap() {
-    local want py
-    want="$(cd "$HERE" && cat "${DEPS[@]}" | sha256sum | cut -d' ' -f1)"
-    [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(<"$STAMP")" == "$want" ]] && return
+    local need="$1" have="" sum="" py
+    [[ -f "$STAMP" ]] && read -r have sum _ <"$STAMP"
+    if [[ -x "$VENV/bin/python" && ("$have" == "$need" || "$have" == test) ]] \
+        && [[ "$sum" == "$(digest "$have")" ]]; then
+        return
+    fi
+    [[ "$have" == test ]] && need="test"  # never downgrade a test venv
     [[ "${PIPELINE_NO_BOOTSTRAP:-}" != 1 ]] || die "PIPELINE_NO_BOOTSTRAP=1 and $VENV is missing" \
-        "or out of date with ${DEPS[*]}; run '$HERE/run_pipeline.sh bootstrap' as the service user"
+        "or out of date with $(deps "$need"); run '$HERE/run_pipeline.sh bootstrap' as" \
+        "the service user"
     mkdir -p "$VENV"
     exec 9>"$VENV/.bootstrap.lock"
     flock 9  # one bootstrap at a time (a timer run and a person at the shell)
@@ -29,16 +41,22 @@ bootstrap() {
         say "creating $VENV with $py"
         "$py" -m venv "$VENV"
     fi
-    if [[ ! -f "$STAMP" || "$(<"$STAMP")" != "$want" ]]; then
-        say "installing the project into $VENV (${DEPS[*]} changed)"
+    have="" sum=""
+    [[ -f "$STAMP" ]] && read -r have sum _ <"$STAMP"  # another bootstrap may have done it
+    if [[ "$have" != "$need" || "$sum" != "$(digest "$need")" ]]; then
+        local project=.
+        [[ "$need" == runtime ]] || project=".[test]"
+        say "installing the $need dependencies into $VENV ($(lock "$need"))"
         (cd "$HERE" && "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-            -c requirements.lock -e '.[test]')
-        printf '%s\n' "$want" >"$STAMP"
+            -c "$(lock "$need")" -e "$project")
+        printf '%s %s\n' "$need" "$(digest "$need")" >"$STAMP"
     fi
     exec 9>&-
 }
 
-bootstrap  # a plain call: within `bootstrap && ...` errexit would be off
+SET=runtime
+if [[ "${1:-}" == test || "${1:-} ${2:-}" == "bootstrap --test" ]]; then SET="test"; fi
+bootstrap "$SET"  # a plain call: within `bootstrap && ...` errexit would be off
 case "${1:-}" in
     bootstrap) ;;
     test)

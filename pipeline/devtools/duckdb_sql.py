@@ -10,6 +10,9 @@ are the ones the pipeline must beat (issue 12): time at least as short, memory l
 reads ``<partition>/jsons/*.jsonl`` and writes ``<partition>/duckdb-sql/*.csv``. Run as a file
 it loads DuckDB and nothing of the pipeline, as a user's own script would (``python -m
 pipeline.devtools.duckdb_sql`` works too, but loads the pipeline package and luigi first).
+
+DuckDB is no dependency of the pipeline: it comes with the ``bench`` extra (and the test tools),
+``.venv/bin/pip install -c requirements-test.lock -e '.[bench]'`` (``INSTALL``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import duckdb
+#: How to get DuckDB, which the pipeline itself does not install.
+INSTALL = (
+    "DuckDB is not installed: it is the benchmark's yardstick, not a dependency of the pipeline. "
+    "Install it with: .venv/bin/pip install -c requirements-test.lock -e '.[bench]' "
+    "(./run_pipeline.sh bootstrap --test installs it with the test tools)"
+)
 
 #: One statement per output, in the order a reader follows them.
 SCRIPT = """
@@ -71,6 +79,8 @@ COPY (
 
 def run(partition: Path, min_price: float = 50.0) -> Path:
     """Run the script on ``partition``'s raw files; return the folder of its CSVs."""
+    import duckdb  # here, so that a missing DuckDB is told by main (INSTALL)
+
     out = partition / "duckdb-sql"
     out.mkdir(exist_ok=True)
     with duckdb.connect() as con:
@@ -82,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="duckdb_sql.py")
     parser.add_argument("partition", type=Path, help="a partition folder holding jsons/")
     args = parser.parse_args(argv)
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        print(f"duckdb_sql.py: {INSTALL}", file=sys.stderr)
+        return 2
     print(run(args.partition))
     return 0
 

@@ -153,7 +153,7 @@ def return_freed_memory() -> None:
 
 
 # At exit Python's last garbage collections walk every object the libraries made (pandas,
-# Arrow, Polars, DuckDB, some 100k): 0.15 s of CPU on one core at the end of every run. Frozen,
+# Arrow, luigi, some 100k): 0.15 s of CPU on one core at the end of every run. Frozen,
 # they are left alone; nothing is lost, since files are closed and logs flushed by their own
 # code and handlers, not by the collector.
 atexit.register(gc.freeze)

@@ -62,7 +62,7 @@ class HistoryHour(PartitionTask):
         inputs = self.input()
         details = read_json(location_of(inputs["cart_details"]["stats"]))
         rows = history_rules.hour_rows(
-            _read_csv(inputs["user_summary"]["insight"]),
+            _read_csv(inputs["user_summary"]["insight"], history_rules.USER_COLUMNS),
             _read_csv(inputs["category_summary"]["insight"]),
             details["rows"]["cart_details.csv"],
             run_id(),

@@ -81,6 +81,13 @@ LOCK_REFRESH = """\
 .venv/bin/pip install pip-tools && .venv/bin/pip-compile --upgrade setup.cfg
 """
 
+#: docs/dependencies.md: refreshing the two locks.
+LOCKS_REFRESH = """\
+.venv/bin/pip install pip-tools
+.venv/bin/pip-compile -U -o requirements.lock setup.cfg
+.venv/bin/pip-compile -U --extra test -c requirements.lock -o requirements-test.lock setup.cfg
+"""
+
 BENCHMARK = """\
 python -m pipeline.devtools.bench --only clean,hour,duckdb-sql,rerun \\
     --scales 100000,1000000,10000000 --runs 3 --json bench-data/results-scaling.json
@@ -171,6 +178,10 @@ NOT_RUN = {
     (DEVELOPMENT, "./run_pipeline.sh test --fast"): "the suite's fast half, from inside the suite",
     (DEVELOPMENT, "./run_pipeline.sh test -k cli -x"): "a part of the suite, from inside the suite",
     (LOCK_REFRESH, LOCK_REFRESH.strip()): "needs a package index; no test reaches the network",
+    **{
+        (LOCKS_REFRESH, command): "needs a package index; no test reaches the network"
+        for command in LOCKS_REFRESH.splitlines()
+    },
     (
         BENCHMARK,
         " ".join(BENCHMARK.replace("\\\n", " ").split()).replace("rerun ", "rerun      "),

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 RUN = """
 import sys
 from luigi.cmdline import luigi_run
-from pipeline.storage import formats
-formats.BATCH_CARTS, formats.CSV_CHUNK_ROWS = int(sys.argv[1]), int(sys.argv[2])
+from pipeline.storage.formats import csv, jsonl
+jsonl.BATCH_CARTS, csv.CSV_CHUNK_ROWS = int(sys.argv[1]), int(sys.argv[2])
 luigi_run(sys.argv[3:])
 """
 #: Tolerated: the line of a product missing from the catalogue. (The extract refuses a cart id

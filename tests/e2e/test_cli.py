@@ -300,12 +300,22 @@ echo "$(basename "$0") $*" >>"$FAKE_LOG"
 exit "${FAKE_TOOL_RC:-0}"
 """
 
-DEPS = ("setup.cfg", "pyproject.toml", "requirements.lock")
+#: The files that pin each set of dependencies: the runtime, and the runtime with the test tools.
+DEPS = {
+    "runtime": ("setup.cfg", "pyproject.toml", "requirements.lock"),
+    "test": ("setup.cfg", "pyproject.toml", "requirements-test.lock"),
+}
+PIP = "python -m pip install --quiet --disable-pip-version-check"
+INSTALL = {
+    "runtime": f"{PIP} -c requirements.lock -e .",
+    "test": f"{PIP} -c requirements-test.lock -e .[test]",
+}
 
 
-def deps_hash(checkout: Path) -> str:
-    """The stamp the script keeps: sha256 of the dependency files, concatenated in this order."""
-    return hashlib.sha256(b"".join((checkout / name).read_bytes() for name in DEPS)).hexdigest()
+def stamp_of(checkout: Path, kind: str) -> str:
+    """The stamp the script keeps: the set, and the sha256 of its files concatenated in order."""
+    files = b"".join((checkout / name).read_bytes() for name in DEPS[kind])
+    return f"{kind} {hashlib.sha256(files).hexdigest()}\n"
 
 
 def write_exe(path: Path, text: str) -> None:
@@ -315,22 +325,23 @@ def write_exe(path: Path, text: str) -> None:
 
 
 class Checkout:
-    """A copy of run_pipeline.sh and the dependency files with a fake, up-to-date .venv."""
+    """A copy of run_pipeline.sh and the dependency files with a fake .venv, up to date with the
+    ``installed`` set."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, installed: str = "runtime") -> None:
         self.root = root / "checkout"
         self.caller = root / "caller"
         self.log = root / "calls.log"
         self.root.mkdir()
         self.caller.mkdir()
-        for name in ("run_pipeline.sh", *DEPS):
+        for name in ("run_pipeline.sh", *DEPS["runtime"], *DEPS["test"]):
             shutil.copy2(REPO / name, self.root / name)
         bin_ = self.root / ".venv" / "bin"
         write_exe(bin_ / "python", FAKE_PYTHON)
         write_exe(bin_ / "ruff", FAKE_TOOL)
         write_exe(bin_ / "mypy", FAKE_TOOL.replace("FAKE_TOOL_RC", "FAKE_MYPY_RC"))
         write_exe(bin_ / "pytest", FAKE_TOOL)
-        self.stamp.write_text(deps_hash(self.root) + "\n")
+        self.stamp.write_text(stamp_of(self.root, installed))
 
     @property
     def stamp(self) -> Path:
@@ -365,7 +376,7 @@ def test_hands_over_to_python_in_the_callers_directory(co: Checkout) -> None:
     assert result.stdout == f"cwd={co.caller}\n"  # not cd'ed: relative paths stay the caller's
 
 
-@pytest.mark.parametrize("changed", DEPS)
+@pytest.mark.parametrize("changed", DEPS["runtime"])
 def test_bootstrap_installs_only_when_a_dependency_file_changes(co: Checkout, changed: str) -> None:
     assert co.run("bootstrap").returncode == 0
     assert co.calls() == []
@@ -373,22 +384,48 @@ def test_bootstrap_installs_only_when_a_dependency_file_changes(co: Checkout, ch
         fh.write("\n# changed\n")
     result = co.run("demo")
     assert result.returncode == 0, result.stderr
-    assert co.calls() == [
-        "python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .[test]",
-        "start", "end", "python -P -m pipeline demo",
-    ]  # fmt: skip
-    assert co.stamp.read_text() == deps_hash(co.root) + "\n"
+    assert co.calls() == [INSTALL["runtime"], "start", "end", "python -P -m pipeline demo"]
+    assert "installing the runtime dependencies" in result.stderr
+    assert co.stamp.read_text() == stamp_of(co.root, "runtime")
     assert co.run("bootstrap").returncode == 0
     assert len(co.calls("python -m pip")) == 1  # nothing changed since: no install, no network
+
+
+def test_a_runtime_venv_does_not_care_about_the_test_lock(co: Checkout) -> None:
+    with (co.root / "requirements-test.lock").open("a") as fh:
+        fh.write("\n# changed\n")
+    assert co.run("demo").returncode == 0
+    assert co.calls() == ["python -P -m pipeline demo"]
+
+
+def test_test_adds_the_test_tools_once_and_later_runs_keep_them(co: Checkout) -> None:
+    result = co.run("test", "-q")
+    assert result.returncode == 0, result.stderr
+    assert co.calls() == [INSTALL["test"], "start", "end", "ruff check .",
+                          "ruff format --check .", "pytest -q"]  # fmt: skip
+    assert co.stamp.read_text() == stamp_of(co.root, "test")
+    co.log.unlink()
+    for args in (("demo",), ("bootstrap",), ("test",)):  # a plain run does not downgrade it
+        assert co.run(*args).returncode == 0
+    assert co.calls("python -m pip") == []
+    with (co.root / "requirements-test.lock").open("a") as fh:
+        fh.write("\n# changed\n")
+    assert co.run("demo").returncode == 0  # out of date: the test set again, not the runtime
+    assert co.calls("python -m pip") == [INSTALL["test"]]
+    assert co.stamp.read_text() == stamp_of(co.root, "test")
+
+
+def test_bootstrap_with_test_installs_the_test_set(co: Checkout) -> None:
+    assert co.run("bootstrap", "--test").returncode == 0
+    assert co.calls("python -m pip") == [INSTALL["test"]]
+    assert co.stamp.read_text() == stamp_of(co.root, "test")
 
 
 def test_a_failed_install_is_not_stamped_and_nothing_runs(co: Checkout) -> None:
     co.stamp.write_text("stale\n")
     result = co.run("--date-hour", PARTITION, FAKE_PIP_RC="1")
     assert result.returncode == 1
-    assert co.calls("python") == [
-        "python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .[test]"
-    ]
+    assert co.calls("python") == [INSTALL["runtime"]]
     assert co.stamp.read_text() == "stale\n"
 
 
@@ -399,11 +436,8 @@ def test_bootstrap_creates_a_missing_venv(co: Checkout, tmp_path: Path) -> None:
     result = co.run("bootstrap", PATH=f"{shim}:{os.environ['PATH']}")
     assert result.returncode == 0, result.stderr
     assert f"run_pipeline: creating {co.root}/.venv with python3.11" in result.stderr
-    assert co.calls("python -m") == [
-        f"python -m venv {co.root}/.venv",
-        "python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .[test]",
-    ]
-    assert co.stamp.read_text() == deps_hash(co.root) + "\n"
+    assert co.calls("python -m") == [f"python -m venv {co.root}/.venv", INSTALL["runtime"]]
+    assert co.stamp.read_text() == stamp_of(co.root, "runtime")
 
 
 def test_concurrent_bootstraps_install_once(co: Checkout) -> None:
@@ -411,8 +445,7 @@ def test_concurrent_bootstraps_install_once(co: Checkout) -> None:
     first, second = co.start("bootstrap", FAKE_PIP_SLEEP="1"), co.start("bootstrap")
     assert first.wait(timeout=60) == 0 and second.wait(timeout=60) == 0
     assert co.calls("python -m pip") + co.calls("start") + co.calls("end") == [
-        "python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .[test]",
-        "start", "end",
+        INSTALL["runtime"], "start", "end",
     ]  # fmt: skip
 
 
@@ -428,7 +461,8 @@ def test_no_bootstrap_mode_refuses_to_install(co: Checkout) -> None:
     assert co.calls() == []
 
 
-def test_test_runs_ruff_mypy_then_pytest_from_the_checkout(co: Checkout) -> None:
+def test_test_runs_ruff_mypy_then_pytest_from_the_checkout(tmp_path: Path) -> None:
+    co = Checkout(tmp_path, installed="test")
     checks = ["ruff check .", "ruff format --check .", "mypy "]
     assert co.run("test", "-k", "units", "-x").returncode == 0
     assert co.calls() == [*checks, "pytest -k units -x"]

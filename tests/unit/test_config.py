@@ -192,31 +192,50 @@ def test_luigi_configuration_found_elsewhere_is_left_alone(tmp_path: Path) -> No
     assert probe(tmp_path, LUIGI_CONFIG_PATH=str(other)) == "8 rel.conf"
 
 
-def locked() -> dict[str, str]:
-    """requirements.lock as name -> pinned version; every line is a pin, a comment or blank."""
+def locked(lock: str) -> dict[str, str]:
+    """A lock file as name -> pinned version; every line is a pin, a comment or blank."""
     pins = {}
-    for line in (REPO / "requirements.lock").read_text().splitlines():
+    for line in (REPO / lock).read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([\w.+!-]+)", line)
-            assert match, f"requirements.lock: not a plain pin: {line!r}"  # no URL, no path
+            assert match, f"{lock}: not a plain pin: {line!r}"  # no URL, no path
             pins[canonicalize_name(match[1])] = match[2]
     return pins
 
 
-def test_the_lock_pins_every_runtime_and_test_dependency_within_setup_cfg() -> None:
+def declared(*keys: str) -> list[Requirement]:
+    """The requirements of setup.cfg's ``install_requires`` and of the extras named."""
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")
-    wanted = [
+    return [
         Requirement(line)
-        for key in ("install_requires", "test")
+        for key in keys
         for line in setup.get("options" if key == "install_requires" else "options.extras_require",
                               key).strip().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
     ]  # fmt: skip
-    pins = locked()
-    for req in wanted:
+
+
+@pytest.mark.parametrize(
+    ("lock", "keys"),
+    [("requirements.lock", ("install_requires",)),
+     ("requirements-test.lock", ("install_requires", "test"))],
+)  # fmt: skip
+def test_each_lock_pins_its_dependencies_within_setup_cfg(lock: str, keys: tuple[str, ...]) -> None:
+    pins = locked(lock)
+    for req in declared(*keys):
         name = canonicalize_name(req.name)
-        assert name in pins, f"{req.name} is not in requirements.lock"
+        assert name in pins, f"{req.name} is not in {lock}"
         assert req.specifier.contains(pins[name], prereleases=True), (req, pins[name])
+
+
+def test_the_runtime_lock_holds_the_runtime_only_at_the_test_locks_versions() -> None:
+    """A test venv runs what a runtime venv runs: the same versions; no test tool, no engine
+    the runtime does not use, in the runtime lock."""
+    runtime, test = locked("requirements.lock"), locked("requirements-test.lock")
+    assert {name: test.get(name) for name in runtime} == runtime
+    for absent in ("pytest", "ruff", "moto", "duckdb", "polars"):
+        assert absent not in runtime and (absent == "polars") != (absent in test)
 
 
 # -- every setting checked before a run (issue 10) ----------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pandas.testing as pdt
+import pytest
 
 from pipeline.devtools import duckdb_sql
 from tests.support import FIXTURES, expected
@@ -54,3 +55,42 @@ def test_run_as_a_file_the_script_loads_duckdb_alone(tmp_path: Path) -> None:
     loaded = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "duckdb" in loaded
     assert not {m for m in loaded if m.split(".")[0] in ("luigi", "pipeline", "pandas")}
+
+
+#: Runs a script as a file in an interpreter where ``import duckdb`` fails, as where the pipeline
+#: alone is installed.
+WITHOUT_DUCKDB = """
+import runpy, sys
+sys.modules["duckdb"] = None  # import duckdb: ImportError
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_without_duckdb_the_script_says_how_to_install_it(tmp_path: Path) -> None:
+    partition = tmp_path / "2026-11-25T17"
+    shutil.copytree(FIXTURES, partition / "jsons")
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DUCKDB, duckdb_sql.__file__, str(partition)],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == f"duckdb_sql.py: {duckdb_sql.INSTALL}\n"
+    assert "pip install -c requirements-test.lock -e '.[bench]'" in done.stderr
+    assert not (partition / "duckdb-sql").exists()
+
+
+def test_without_duckdb_the_benchmark_refuses_its_scenario_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.devtools import bench
+
+    real = bench.importlib.util.find_spec
+    monkeypatch.setattr(
+        bench.importlib.util, "find_spec", lambda name: None if name == "duckdb" else real(name)
+    )
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(["--only", "clean,duckdb-sql", "--root", str(tmp_path / "bench")])
+    assert exit_.value.code == 2
+    assert f"scenario duckdb-sql: {duckdb_sql.INSTALL}, or leave it out" in capsys.readouterr().err
+    assert not (tmp_path / "bench").exists()

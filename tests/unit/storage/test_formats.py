@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import os
 import sys
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,11 +14,13 @@ import pandas as pd
 import pandas.testing as pdt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import pytest
 
 from pipeline.storage import atomic
 from pipeline.storage import formats as storage
+from pipeline.storage.formats import csv as csv_format
+from pipeline.storage.formats import jsonl
+from pipeline.storage.formats import values as cell_values
 
 CARTS = [
     {"id": 2, "userId": 5, "total": 11.97, "discountedTotal": 10.0, "totalProducts": 2,
@@ -66,20 +68,20 @@ def ids(found: list[tuple[pd.DataFrame, pd.DataFrame]]) -> list[list[int]]:
 def test_cart_batches_have_a_fixed_size_and_never_split_a_cart_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(storage, "BATCH_CARTS", 3)
+    monkeypatch.setattr(jsonl, "BATCH_CARTS", 3)
     records = [cart(1), cart(2, lines=2), cart(3), cart(3), cart(3), cart(4), cart(5), cart(6)]
     found = batches(write_jsonl(tmp_path / "carts.jsonl", records))
     # Cart 3's duplicates, which begin the second batch, join the first one.
     assert ids(found) == [[1, 2, 3, 3, 3], [4], [5, 6]]
     assert [lines["cart_id"].tolist() for _, lines in found] == [[1, 2, 2, 3, 3, 3], [4], [5, 6]]
-    monkeypatch.setattr(storage, "BATCH_CARTS", 2)
+    monkeypatch.setattr(jsonl, "BATCH_CARTS", 2)
     assert ids(batches(tmp_path / "carts.jsonl")) == [[1, 2], [3, 3, 3], [4], [5, 6]]
 
 
 def test_cart_batches_stop_at_a_cart_out_of_order_or_sort_when_told(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(storage, "BATCH_CARTS", 2)
+    monkeypatch.setattr(jsonl, "BATCH_CARTS", 2)
     records = [cart(1), cart(3), {**cart(2), "userId": 7}, cart(4), {**cart(2), "userId": 8}]
     path = write_jsonl(tmp_path / "carts.jsonl", records)
     with pytest.raises(storage.CartsOutOfOrder):
@@ -101,7 +103,7 @@ def test_an_empty_carts_file_is_one_empty_batch(tmp_path: Path) -> None:
 def test_a_csv_written_in_parts_is_the_csv_written_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(storage, "CSV_CHUNK_ROWS", 2)
+    monkeypatch.setattr(csv_format, "CSV_CHUNK_ROWS", 2)
     frame = pd.DataFrame(
         {"cart_id": range(7), "name": ["a", "=b", "c", "d", "e", "f", "g"],
          "line_total": [0.125, 1.0, 2.005, 3.0, 4.0, 5.0, 99.94999999999999]}
@@ -120,12 +122,11 @@ def test_a_csv_written_in_parts_is_the_csv_written_at_once(
     assert out.rows == 7
 
 
-def test_parts_pyarrow_encodes_come_in_order_between_polars_ones(
+def test_parts_of_other_types_come_in_the_order_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Polars writes to the file's descriptor itself, pyarrow's bytes go through Python: the
-    parts still come in the order written (a float column is encoded by pyarrow)."""
-    monkeypatch.setattr(storage, "CSV_CHUNK_ROWS", 2)
+    """Whole numbers and fractions in one column, part after part: each encoded as it is."""
+    monkeypatch.setattr(csv_format, "CSV_CHUNK_ROWS", 2)
     ints = pd.DataFrame({"cart_id": range(5), "x": range(5)})
     floats = ints.assign(x=[0.5, 1.0, 2.25, 3.0, 4.0])
     with storage.CsvWriter(tmp_path / "mixed.csv", ["cart_id", "x"]) as out:
@@ -153,7 +154,7 @@ def test_a_frame_with_other_columns_than_the_header_is_refused(tmp_path: Path) -
 def test_csv_batches_read_a_csv_back_in_parts_with_its_types(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(storage, "CSV_BLOCK_BYTES", 64)
+    monkeypatch.setattr(csv_format, "CSV_BLOCK_BYTES", 64)
     frame = pd.DataFrame({"user_id": range(40), "postal_code": [f"{i:05d}" for i in range(40)]})
     storage.write_csv(frame, tmp_path / "x.csv")
     parts = list(storage.csv_batches(tmp_path / "x.csv"))
@@ -234,7 +235,7 @@ def test_cents_are_arrows_to_the_bit_and_odd_values_take_arrows_way() -> None:
         [-2.5, 0.49999999999999994],
     ])  # fmt: skip
     got = storage.to_cents(pa.array(values))
-    assert storage._cents(values) is not None  # computed, not handed to Arrow
+    assert cell_values._cents(values) is not None  # computed, not handed to Arrow
     assert got.equals(_arrow_cents(pa.array(values)))
     assert [str(c) for c in got[-12:]] == [
         "0.00", "0.00", "0.01", "-0.01", "0.02", "1.00", "2.68", "8.68", "0.29", "0.00",
@@ -246,8 +247,8 @@ def test_cents_are_arrows_to_the_bit_and_odd_values_take_arrows_way() -> None:
         got, expected = storage.to_cents(part), _arrow_cents(part)
         assert got.type == expected.type and got.to_pylist() == expected.to_pylist()
     # nulls, not-a-number and amounts beyond 2**52 cents go Arrow's way, with its errors
-    assert storage._cents(np.array([1.0, np.nan])) is None
-    assert storage._cents(np.array([1.0, 2.0**52 / 100])) is None
+    assert cell_values._cents(np.array([1.0, np.nan])) is None
+    assert cell_values._cents(np.array([1.0, 2.0**52 / 100])) is None
     with_null = pa.array([1.005, None])
     assert storage.to_cents(with_null).equals(_arrow_cents(with_null))
     with pytest.raises(pa.ArrowInvalid):
@@ -292,12 +293,6 @@ def test_formulas_are_found_in_slices_and_chunks_of_columns() -> None:
     assert large.to_pylist()[0] == "'=x"
 
 
-def _pyarrow_csv(table: pa.Table, header: bool = True) -> bytes:
-    out = pa.BufferOutputStream()
-    pa_csv.write_csv(table, out, pa_csv.WriteOptions(include_header=header))
-    return out.getvalue().to_pybytes()
-
-
 AWKWARD = pa.table(
     {
         "id": pa.array([1, None, -3, 0, 2**62], pa.int64()),
@@ -308,49 +303,37 @@ AWKWARD = pa.table(
             [Decimal("0.05"), Decimal("-0.05"), None, Decimal("1234567.10"), Decimal("-12.00")],
             storage.MONEY_TYPE,
         ),
+        "float": pa.array([41.0, None, 3.5, 1e20, -0.0]),
+        "flag": pa.array([True, None, False, True, False]),
     }
 )
 
 
 def _written(table: pa.Table, header: bool = True) -> bytes:
-    out = io.BytesIO()
-    storage._write_csv(table, out, (), header=header)
-    return out.getvalue()
+    out = pa.BufferOutputStream()
+    csv_format._write_csv(table, out, (), header=header)
+    return out.getvalue().to_pybytes()
 
 
-def test_polars_encodes_whole_numbers_money_and_text_as_pyarrow_does() -> None:
-    assert storage._polars_writes_as_pyarrow(AWKWARD)
-    for header in (True, False):
-        assert _written(AWKWARD, header) == _pyarrow_csv(AWKWARD, header)
-    assert _written(AWKWARD.slice(0, 0)) == b'"id","small","text","large","money"\n'
-
-
-@pytest.mark.parametrize(
-    "column",
-    [
-        pa.array([41.0, None, 3.5, 1e20, -0.0]),
-        pa.array([True, None, False, True, False]),
-        pa.array([Decimal("-1E-10")] * 5, pa.decimal128(20, 10)),
-    ],
-)
-def test_tables_polars_would_write_otherwise_are_encoded_by_pyarrow(column: pa.Array) -> None:
-    """Polars writes 41.0 where pyarrow writes 41, quotes booleans and spells out -1E-10:
-    pyarrow writes those."""
-    table = AWKWARD.append_column("other", column)
-    assert not storage._polars_writes_as_pyarrow(table)
-    assert _written(table) == _pyarrow_csv(table)
-
-
-@pytest.mark.parametrize("names", [["id", ""], ["id", "id"], []])
-def test_empty_repeated_or_no_column_names_are_encoded_by_pyarrow(names: list[str]) -> None:
-    table = pa.table([pa.array([1, 2])] * len(names), names=names) if names else pa.table({})
-    assert not storage._polars_writes_as_pyarrow(table)
-    assert _written(table) == _pyarrow_csv(table)
+def test_the_csv_dialect_quotes_text_leaves_nulls_empty_and_spells_numbers_plainly() -> None:
+    """The bytes every output CSV is made of (the outputs of earlier versions, Polars' and
+    pyarrow's encoders alike, were these): text always quoted, quotes doubled, nulls empty, money
+    at two decimals, whole floats without a fraction, booleans unquoted."""
+    assert _written(AWKWARD) == (
+        b'"id","small","text","large","money","float","flag"\n'
+        b'1,7,"a""b","q",0.05,41,true\n'
+        b",8,,,-0.05,,\n"
+        b'-3,,"","",,3.5,false\n'
+        b'0,0,"x,y\nz"," lead",1234567.10,1e+20,true\n'
+        b'4611686018427387904,-1,"\xc3\xa9 \xc3\xbcn\xc3\xaf","tail ",-12.00,-0,false\n'
+    )
+    assert _written(AWKWARD.slice(0, 0), header=False) == b""
+    assert _written(AWKWARD.slice(4), header=False).startswith(b"4611686018427387904,-1,")
 
 
 @pytest.fixture(scope="module")
 def large_carts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    """About 140 MB of carts: DuckDB then reads it in full 32 MiB buffers on every thread."""
+    """About 140 MB of carts: many of the JSON reader's blocks."""
     path, carts = tmp_path_factory.mktemp("large") / "carts.jsonl", 600_000
     line = (
         b'{"id":%d,"userId":7,"total":36.97,"discountedTotal":33.29,"products":['
@@ -364,15 +347,40 @@ def large_carts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("threads", [1, 2, 3, 4])
-def test_a_large_file_parses_within_duckdbs_memory_on_any_number_of_threads(
-    large_carts: tuple[Path, int], threads: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("block", [1 << 16, 16 << 20])
+def test_a_large_file_comes_in_batches_of_batch_carts_whatever_the_json_blocks(
+    large_carts: tuple[Path, int], block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each thread needs its buffers within the memory limit: a flat 128 MB ran out at 3 and 4
-    threads (machines with more cores than this one's two)."""
-    monkeypatch.setattr(storage, "DUCKDB_THREADS", threads)
+    """The parser's blocks (of bytes) are cut and joined into batches of ``BATCH_CARTS`` carts,
+    each in one piece, in file order."""
+    monkeypatch.setattr(jsonl, "JSON_BLOCK_BYTES", block)
     path, carts = large_carts
-    assert sum(batch.num_rows for batch in storage._cart_batches(path, in_order=True)) == carts
+    tables = list(jsonl._cart_tables(path, in_order=True))
+    assert [t.num_rows for t in tables] == [jsonl.BATCH_CARTS] * 4 + [carts - 4 * jsonl.BATCH_CARTS]
+    assert all(t.column("id").num_chunks == 1 for t in tables)
+    ids = np.concatenate([t.column("id").to_numpy() for t in tables])
+    assert (ids == np.arange(1, carts + 1)).all()
+
+
+def test_sorting_spills_buckets_and_keeps_equal_ids_in_file_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many buckets, an id repeated across the file's blocks and past a bucket's size: every
+    cart comes once, by id, equal ids in the order of the file, in batches of BATCH_CARTS."""
+    monkeypatch.setattr(jsonl, "BATCH_CARTS", 4)
+    monkeypatch.setattr(jsonl, "JSON_BLOCK_BYTES", 300)  # a few carts per block
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the buckets spill
+    order = [9, 3, 5, 5, 1, 12, 5, 7, 2, 11, 5, 5, 4, 10, 6, 8, 5, 0]
+    records = [{**cart(i), "userId": n} for n, i in enumerate(order)]
+    path = write_jsonl(tmp_path / "carts.jsonl", records)
+    found = batches(path, in_order=False)
+    carts = pd.concat([c for c, _ in found], ignore_index=True)
+    assert carts["id"].tolist() == sorted(order)
+    fives = carts.loc[carts["id"] == 5, "userId"].tolist()
+    assert fives == [n for n, i in enumerate(order) if i == 5]  # file order
+    # sorted, cut every 4 carts, and the 5s moved into the batch their first one is in
+    assert ids(found) == [[0, 1, 2, 3], [4, 5, 5, 5, 5, 5, 5], [6], [7, 8, 9, 10], [11, 12]]
+    assert not list(tmp_path.glob("pipeline-sort-*"))
 
 
 def test_text_with_line_breaks_is_read_back_as_written(tmp_path: Path) -> None:
