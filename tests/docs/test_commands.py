@@ -38,7 +38,7 @@ from tests.support.s3 import ObjectStore, object_store, s3_env
 QUICKSTART = """\
 ./run_pipeline.sh          # bootstrap .venv on first use, then the pipeline for the current UTC hour
 ./run_pipeline.sh demo     # the same, offline: against a generated shop served on 127.0.0.1
-./run_pipeline.sh test     # same bootstrap, then ruff and the whole test suite
+./run_pipeline.sh test     # adds the test tools, then ruff, mypy and the whole test suite
 """  # noqa: E501
 
 PLAIN_LUIGI = """\
