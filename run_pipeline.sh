@@ -68,9 +68,10 @@ case "${1:-}" in
         "$VENV/bin/mypy"  # pipeline/, as configured in pyproject.toml
         exec "$VENV/bin/pytest" "$@" ;;
     help | -h | --help)
-        printf '%s\n' "Usage: ./run_pipeline.sh bootstrap | test [--fast] [PYTEST ARGS] | [ARGS]" \
-            "  bootstrap: only create/update ./.venv (pinned by requirements.lock; all do it)" \
-            "  test: ruff, then pytest (--fast: without the slow end-to-end tests)" \
+        printf '%s\n' "Usage: ./run_pipeline.sh bootstrap [--test] | test [--fast] [PYTEST ARGS] | [ARGS]" \
+            "  bootstrap: only create/update ./.venv (the runtime: requirements.lock; all do)" \
+            "  bootstrap --test, test: the test tools too (requirements-test.lock)" \
+            "  test: ruff, mypy, then pytest (--fast: without the slow end-to-end tests)" \
             "  ARGS: python -m pipeline ARGS (below)" \
             "PIPELINE_NO_BOOTSTRAP=1: exit 2 rather than install (the systemd unit sets it)" ""
         exec "$VENV/bin/python" -P -m pipeline --help ;;

@@ -27,6 +27,7 @@ import orjson
 import pytest
 
 from pipeline import clock
+from pipeline.devtools.duckdb_sql import INSTALL
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from tests.docs.blocks import command_blocks, run_command, substitute, user_env
 from tests.support import PARTITION, REPO, fixture_records, next_hour_records, run_luigi
@@ -37,7 +38,7 @@ from tests.support.s3 import ObjectStore, object_store, s3_env
 QUICKSTART = """\
 ./run_pipeline.sh          # bootstrap .venv on first use, then the pipeline for the current UTC hour
 ./run_pipeline.sh demo     # the same, offline: against a generated shop served on 127.0.0.1
-./run_pipeline.sh test     # same bootstrap, then ruff and the whole test suite
+./run_pipeline.sh test     # adds the test tools, then ruff, mypy and the whole test suite
 """  # noqa: E501
 
 PLAIN_LUIGI = """\
@@ -72,13 +73,14 @@ $ python -c "import duckdb; duckdb.sql(\\"SELECT date_hour, carts, lines, units,
 """  # noqa: E501
 
 DEVELOPMENT = """\
-./run_pipeline.sh test                 # ruff check + format check + the whole suite (what CI runs: .ci/run)
+./run_pipeline.sh test                 # ruff, mypy, then the whole suite (what CI runs: .ci/run)
 ./run_pipeline.sh test --fast          # the same without the slow end-to-end tests (-m "not slow"), < 30 s
 ./run_pipeline.sh test -k cli -x       # arguments go to pytest
 """  # noqa: E501
 
-LOCK_REFRESH = """\
-.venv/bin/pip install pip-tools && .venv/bin/pip-compile --upgrade setup.cfg
+#: docs/performance.md: DuckDB for the benchmark's yardstick.
+BENCH_INSTALL = """\
+.venv/bin/pip install -c requirements-test.lock -e '.[bench]'
 """
 
 #: docs/dependencies.md: refreshing the two locks.
@@ -177,7 +179,7 @@ NOT_RUN = {
     (DEVELOPMENT, "./run_pipeline.sh test"): "the suite itself: .ci/run runs it, as written",
     (DEVELOPMENT, "./run_pipeline.sh test --fast"): "the suite's fast half, from inside the suite",
     (DEVELOPMENT, "./run_pipeline.sh test -k cli -x"): "a part of the suite, from inside the suite",
-    (LOCK_REFRESH, LOCK_REFRESH.strip()): "needs a package index; no test reaches the network",
+    (BENCH_INSTALL, BENCH_INSTALL.strip()): "needs a package index; no test reaches the network",
     **{
         (LOCKS_REFRESH, command): "needs a package index; no test reaches the network"
         for command in LOCKS_REFRESH.splitlines()
@@ -329,6 +331,11 @@ def test_help_prints_what_the_docs_show() -> None:
     for command, shown in transcript(HELP):
         result = run_command(command, user_env(COLUMNS="80"))
         assert (result.returncode, result.stdout + result.stderr) == (0, shown), command
+
+
+def test_the_yardstick_install_is_the_one_the_benchmark_prints() -> None:
+    """docs/performance.md gives the command the benchmark and the DuckDB script print."""
+    assert f"Install it with: {BENCH_INSTALL.strip()} (" in INSTALL
 
 
 @pytest.mark.slow

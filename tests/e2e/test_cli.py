@@ -269,7 +269,8 @@ def test_demo_end_to_end(caller: Path) -> None:
 def test_help_lists_the_shells_and_the_pipelines_subcommands(caller: Path) -> None:
     result, _ = run([str(SCRIPT), "help"], caller, clean_env())
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("Usage: ./run_pipeline.sh bootstrap | test [--fast]")
+    assert result.stdout.startswith("Usage: ./run_pipeline.sh bootstrap [--test] | test [--fast]")
+    assert "  test: ruff, mypy, then pytest" in result.stdout
     assert "usage: python -m pipeline [-h] SUBCOMMAND ..." in result.stdout
     for word in ("run", "demo", "units", "prune", "bench", "PIPELINE_NO_BOOTSTRAP=1"):
         assert word in result.stdout
@@ -402,7 +403,7 @@ def test_test_adds_the_test_tools_once_and_later_runs_keep_them(co: Checkout) ->
     result = co.run("test", "-q")
     assert result.returncode == 0, result.stderr
     assert co.calls() == [INSTALL["test"], "start", "end", "ruff check .",
-                          "ruff format --check .", "pytest -q"]  # fmt: skip
+                          "ruff format --check .", "mypy ", "pytest -q"]  # fmt: skip
     assert co.stamp.read_text() == stamp_of(co.root, "test")
     co.log.unlink()
     for args in (("demo",), ("bootstrap",), ("test",)):  # a plain run does not downgrade it
