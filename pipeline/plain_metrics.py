@@ -1,0 +1,154 @@
+"""The metrics of a plain ``luigi --module pipeline ...`` run, as ``python -m pipeline`` writes.
+
+Why this hook. luigi's command line (``luigi.retcodes.run_with_retcodes``) runs the tasks, turns
+the worker's summary into the exit code ([retcode]) and calls ``sys.exit`` at once: it offers
+no hook after the run, and an ``atexit`` function cannot see the exit code. Task events do not
+see all of it either: a task that luigid gave another worker (10) or did not let this one run
+(25) has no event, and with ``--workers`` above 1 failures happen in forked processes. So
+``install`` wraps ``luigi.interface._schedule_and_run``, the run itself, which luigi looks up
+when it calls it, after ``--module pipeline`` has been imported. Its result holds the worker,
+from which ``exit_code`` derives [retcode] as ``run_with_retcodes`` does next; what it raises is
+mapped as luigi maps it (a ``SystemExit``'s code, ``PidLockAlreadyTakenExit``: already_running,
+any other error: unhandled_exception, Ctrl-C: interrupted, 130).
+
+The wrapper writes only when this process is plain luigi and claimed an hour during the call
+(its run log went to a file: ``logs.plain_run_log``), so luigid, ``luigi.build`` and ``python
+-m pipeline`` (which writes its own) are untouched, and a plain run that found everything
+complete, claiming nothing, writes no metrics, as it writes no run log. The hour is the one it
+claimed; a range run that claimed several has none, as a backfill. Under a central scheduler,
+exit 10 or 25 with every claimed hour complete is a success (other workers did the rest, as
+``runner.done_with_others`` rules for ``python -m pipeline``); the exit code stays luigi's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pipeline import clock
+from pipeline.storage.fs import Location
+
+log = logging.getLogger("luigi-interface.pipeline")
+
+INTERRUPTED = 130  # 128 + SIGINT, as ``python -m pipeline`` exits on Ctrl-C
+
+#: (data root, hour) of every partition this process claimed (``PartitionTask.claim``).
+_claimed: set[tuple[Location, datetime]] = set()
+
+
+def claimed(root: Location, hour: datetime) -> None:
+    _claimed.add((root, hour))
+
+
+def exit_code(worker: Any) -> int:
+    """The exit code luigi's ``run_with_retcodes`` gives the run of ``worker`` ([retcode])."""
+    from luigi import execution_summary
+    from luigi.retcodes import retcode
+
+    codes = retcode()
+    sets = execution_summary._summary_dict(worker)
+    root = execution_summary._root_task(worker)
+    found = {name for name, tasks in sets.items() if tasks}
+    code = max(
+        (codes.missing_data if "still_pending_ext" in found else 0),
+        (codes.task_failed if "failed" in found else 0),
+        (codes.already_running if "run_by_other_worker" in found else 0),
+        (codes.scheduling_error if "scheduling_error" in found else 0),
+        (codes.not_run if "not_run" in found else 0),
+    )
+    if code == 0 and root not in sets["completed"] and root not in sets["already_done"]:
+        return codes.not_run
+    return code
+
+
+def _raised(exc: BaseException) -> tuple[int, str]:
+    """luigi's exit code (and the result) of a run that ``exc`` ended."""
+    import luigi.interface
+    from luigi.retcodes import retcode
+
+    from pipeline import interrupts
+
+    if isinstance(exc, interrupts.Interrupted):
+        return exc.exit_code, "interrupted"
+    if isinstance(exc, KeyboardInterrupt):
+        return INTERRUPTED, "interrupted"
+    if isinstance(exc, luigi.interface.PidLockAlreadyTakenExit):
+        return retcode().already_running, "failed"
+    if isinstance(exc, SystemExit):
+        code = (exc.code or 0) if isinstance(exc.code, int | None) else 1  # a message: 1
+        return code, "success" if code == 0 else "failed"
+    return retcode().unhandled_exception, "failed"
+
+
+def _done_by_others(rc: int) -> bool:
+    """A central scheduler's workers finished every hour this one claimed (see the top)."""
+    import luigi.interface
+    from luigi.retcodes import retcode
+
+    from pipeline.runner import complete
+
+    codes = retcode()
+    if rc not in (codes.already_running, codes.not_run) or luigi.interface.core().local_scheduler:
+        return False
+    try:
+        return all(complete(root, hour) for root, hour in _claimed)
+    except Exception:  # an object store gone: not proven done
+        return False
+
+
+def record(rc: int, result: str, began: tuple[datetime, float]) -> None:
+    """Write the run's metrics (``pipeline.metrics``); a problem is a warning line only."""
+    from pipeline import config, metrics
+
+    try:
+        if result == "failed" and _done_by_others(rc):
+            result = "success"
+        roots = {root for root, _ in _claimed}
+        hours = {hour for _, hour in _claimed}
+        root = next(iter(roots))
+        hour = next(iter(hours)) if len(hours) == 1 else None
+        run = metrics.Run(root, hour, rc, result, began[0], clock.now(),
+                          time.monotonic() - began[1])  # fmt: skip
+        cfg = config.metrics()
+        problems = metrics.record(run, str(cfg.directory), str(cfg.pushgateway_url))
+    except Exception as exc:  # the data run's outcome stands
+        problems = [f"metrics not written: {type(exc).__name__}: {exc}"]
+    for problem in problems:
+        log.warning("%s", problem)
+
+
+def _with_metrics(run: Callable[..., Any]) -> Callable[..., Any]:
+    def schedule_and_run(*args: Any, **kwargs: Any) -> Any:
+        from pipeline.logs import plain_run_log
+
+        before = plain_run_log()
+        _claimed.clear()
+        began = clock.now(), time.monotonic()
+        rc, result = 0, "success"
+        try:
+            outcome = run(*args, **kwargs)
+        except BaseException as exc:
+            rc, result = _raised(exc)
+            raise
+        else:
+            rc = exit_code(outcome.worker)
+            result = "success" if rc == 0 else "failed"
+            return outcome
+        finally:
+            if before is None and plain_run_log() is not None and _claimed:
+                record(rc, result, began)
+
+    schedule_and_run.__wrapped__ = run  # type: ignore[attr-defined]
+    return schedule_and_run
+
+
+def install() -> None:
+    """Wrap luigi's run once per process (see the top for why there)."""
+    import luigi.interface
+
+    current = luigi.interface._schedule_and_run
+    if not hasattr(current, "__wrapped__"):
+        luigi.interface._schedule_and_run = _with_metrics(current)
