@@ -16,8 +16,9 @@ The wrapper writes only when this process is plain luigi and claimed an hour dur
 -m pipeline`` (which writes its own) are untouched, and a plain run that found everything
 complete, claiming nothing, writes no metrics, as it writes no run log. The hour is the one it
 claimed; a range run that claimed several has none, as a backfill. Under a central scheduler,
-exit 10 or 25 with every claimed hour complete is a success (other workers did the rest, as
-``runner.done_with_others`` rules for ``python -m pipeline``); the exit code stays luigi's.
+exit 10 or 25 with every claimed hour complete and published is a success (other workers did
+the rest, as ``runner.done_with_others`` rules for ``python -m pipeline``); the exit code stays
+luigi's.
 """
 
 from __future__ import annotations
@@ -88,13 +89,16 @@ def _done_by_others(rc: int) -> bool:
     import luigi.interface
     from luigi.retcodes import retcode
 
-    from pipeline.runner import complete
+    from pipeline.storage import fs
+    from pipeline.storage.latest import latest_reached
+    from pipeline.storage.layout import Partition
 
     codes = retcode()
     if rc not in (codes.already_running, codes.not_run) or luigi.interface.core().local_scheduler:
         return False
+    parts = [Partition(root, hour) for root, hour in _claimed]
     try:
-        return all(complete(root, hour) for root, hour in _claimed)
+        return all(fs.exists(p.manifest) and latest_reached(p.root, p.name) for p in parts)
     except Exception:  # an object store gone: not proven done
         return False
 
