@@ -16,9 +16,8 @@ The wrapper writes only when this process is plain luigi and claimed an hour dur
 -m pipeline`` (which writes its own) are untouched, and a plain run that found everything
 complete, claiming nothing, writes no metrics, as it writes no run log. The hour is the one it
 claimed; a range run that claimed several has none, as a backfill. Under a central scheduler,
-exit 10 or 25 with every claimed hour complete and published is a success (other workers did
-the rest, as ``runner.done_with_others`` rules for ``python -m pipeline``); the exit code stays
-luigi's.
+exit 10 or 25 from a worker that left only what other workers ran or were running is a success
+(``left_to_others``: it may end before they publish the hour); the exit code stays luigi's.
 """
 
 from __future__ import annotations
@@ -84,23 +83,28 @@ def _raised(exc: BaseException) -> tuple[int, str]:
     return retcode().unhandled_exception, "failed"
 
 
-def _done_by_others(rc: int) -> bool:
-    """A central scheduler's workers finished every hour this one claimed (see the top)."""
-    import luigi.interface
-    from luigi.retcodes import retcode
+#: What in luigi's summary of a worker means that its part of the run went wrong.
+WENT_WRONG = (
+    "failed", "scheduling_error", "still_pending_ext", "upstream_failure",
+    "upstream_missing_dependency", "upstream_scheduling_error",
+)  # fmt: skip
 
-    from pipeline.storage import fs
-    from pipeline.storage.latest import latest_reached
-    from pipeline.storage.layout import Partition
+
+def left_to_others(rc: int, worker: Any) -> bool:
+    """Did this worker of a central scheduler do its part and leave the rest to other workers?
+    luigi then exits with [retcode] already_running or not_run although nothing went wrong:
+    scaling-out.md says 0, 10 and 25 all mean the hour was done. Not so when a task failed,
+    could not be scheduled or lacks input (then the exit code says so, or missing_data was
+    outranked by not_run)."""
+    import luigi.interface
+    from luigi import execution_summary
+    from luigi.retcodes import retcode
 
     codes = retcode()
     if rc not in (codes.already_running, codes.not_run) or luigi.interface.core().local_scheduler:
         return False
-    parts = [Partition(root, hour) for root, hour in _claimed]
-    try:
-        return all(fs.exists(p.manifest) and latest_reached(p.root, p.name) for p in parts)
-    except Exception:  # an object store gone: not proven done
-        return False
+    sets = execution_summary._summary_dict(worker)
+    return not any(sets.get(name) for name in WENT_WRONG)
 
 
 def record(rc: int, result: str, began: tuple[datetime, float]) -> None:
@@ -108,8 +112,6 @@ def record(rc: int, result: str, began: tuple[datetime, float]) -> None:
     from pipeline import config, metrics
 
     try:
-        if result == "failed" and _done_by_others(rc):
-            result = "success"
         roots = {root for root, _ in _claimed}
         hours = {hour for _, hour in _claimed}
         root = next(iter(roots))
@@ -139,7 +141,7 @@ def _with_metrics(run: Callable[..., Any]) -> Callable[..., Any]:
             raise
         else:
             rc = exit_code(outcome.worker)
-            result = "success" if rc == 0 else "failed"
+            result = "success" if rc == 0 or left_to_others(rc, outcome.worker) else "failed"
             return outcome
         finally:
             if before is None and plain_run_log() is not None and _claimed:

@@ -47,7 +47,7 @@ import luigi
 import luigi.interface
 import luigi.retcodes
 
-from pipeline import clock, config, config_check, interrupts, plain_metrics, progress
+from pipeline import clock, config, config_check, interrupts, lineage, plain_metrics, progress
 from pipeline.failures import explain
 from pipeline.logs import RUN_LOG_ENV, start_run_log, task_context, to_console
 from pipeline.runlog import run_log
@@ -284,6 +284,7 @@ class PartitionTask(luigi.Task):
         self._ticker, self.facts = None, facts
         facts.update(
             task=self.task_id,
+            run_id=lineage.run_id(),  # which run did it: its metrics count its own tasks only
             started=started.isoformat(timespec="milliseconds"),
             finished=clock.now().isoformat(timespec="milliseconds"),
             seconds=round(time.perf_counter() - t0, 3),
