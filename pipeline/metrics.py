@@ -1,8 +1,9 @@
 """Each run's Prometheus metrics: a node_exporter textfile, and a Pushgateway when configured.
 
-After every run that started (succeeded, failed or interrupted) ``python -m pipeline`` writes
-``etl_pipeline.prom`` in Prometheus' text format to ``[metrics] directory`` (default: the host's
-run-log folder, ``layout.logs_dir``), atomically: a hidden temporary file in the same folder,
+After every run that started (succeeded, failed or interrupted) ``python -m pipeline``, and a
+plain luigi run that claimed an hour (``plain_metrics``), writes ``etl_pipeline.prom`` in
+Prometheus' text format to ``[metrics] directory`` (default: the host's run-log folder,
+``layout.logs_dir``), atomically: a hidden temporary file in the same folder,
 renamed over the old one, so node_exporter's textfile collector never reads half a file. What
 is known only across runs (the last success, the runs counted by result) is carried over from
 the file the previous run left. docs/metrics.md lists every metric.
