@@ -127,25 +127,32 @@ def record(rc: int, result: str, began: tuple[datetime, float]) -> None:
 
 
 def _with_metrics(run: Callable[..., Any]) -> Callable[..., Any]:
+    """luigi's ``_schedule_and_run`` (``run``), then the metrics of a plain run that claimed an
+    hour in it; luigi's result and exceptions pass through unchanged."""
+
     def schedule_and_run(*args: Any, **kwargs: Any) -> Any:
         from pipeline.logs import plain_run_log
 
         before = plain_run_log()
         _claimed.clear()
         began = clock.now(), time.monotonic()
-        rc, result = 0, "success"
+        ended: tuple[int, str] | None = None
         try:
             outcome = run(*args, **kwargs)
         except BaseException as exc:
-            rc, result = _raised(exc)
+            ended = _raised(exc)
             raise
         else:
-            rc = exit_code(outcome.worker)
-            result = "success" if rc == 0 or left_to_others(rc, outcome.worker) else "failed"
+            try:
+                rc = exit_code(outcome.worker)
+                ok = rc == 0 or left_to_others(rc, outcome.worker)
+                ended = rc, "success" if ok else "failed"
+            except Exception as exc:  # luigi's own summary will say more; the run stands
+                log.warning("metrics not written: %s: %s", type(exc).__name__, exc)
             return outcome
         finally:
-            if before is None and plain_run_log() is not None and _claimed:
-                record(rc, result, began)
+            if ended and before is None and plain_run_log() is not None and _claimed:
+                record(*ended, began)
 
     schedule_and_run.__wrapped__ = run  # type: ignore[attr-defined]
     return schedule_and_run
