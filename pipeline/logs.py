@@ -157,6 +157,7 @@ class RunLogHandler(logging.StreamHandler[TextIO]):
     def __init__(self) -> None:
         super().__init__(sys.stderr)
         self.held: list[tuple[str, bool]] | None = None  # (text, shown on the console)
+        self.path: Path | None = None  # the file it writes to, once the run claimed its hour
         if _plain_luigi_run():
             global _console, _plain
             self.held, _plain = [], self
@@ -186,6 +187,7 @@ class RunLogHandler(logging.StreamHandler[TextIO]):
                 stream.write(text + self.terminator)
             self.held = None
             self.setStream(stream)
+        self.path = path
         return True
 
     def close(self) -> None:
@@ -197,6 +199,12 @@ class RunLogHandler(logging.StreamHandler[TextIO]):
 
 
 _plain: RunLogHandler | None = None
+
+
+def plain_run_log() -> Path | None:
+    """The file plain luigi's run log went to (``start_run_log``), or None: not a plain run, or
+    one that has claimed no hour (yet)."""
+    return None if _plain is None else _plain.path
 
 
 def start_run_log(path: Path) -> None:

@@ -1,8 +1,9 @@
 """Each run's Prometheus metrics: a node_exporter textfile, and a Pushgateway when configured.
 
-After every run that started (succeeded, failed or interrupted) ``python -m pipeline`` writes
-``etl_pipeline.prom`` in Prometheus' text format to ``[metrics] directory`` (default: the host's
-run-log folder, ``layout.logs_dir``), atomically: a hidden temporary file in the same folder,
+After every run that started (succeeded, failed or interrupted) ``python -m pipeline``, and a
+plain luigi run that claimed an hour (``plain_metrics``), writes ``etl_pipeline.prom`` in
+Prometheus' text format to ``[metrics] directory`` (default: the host's run-log folder,
+``layout.logs_dir``), atomically: a hidden temporary file in the same folder,
 renamed over the old one, so node_exporter's textfile collector never reads half a file. What
 is known only across runs (the last success, the runs counted by result) is carried over from
 the file the previous run left. docs/metrics.md lists every metric.
@@ -180,6 +181,7 @@ def _started(stats: dict[str, Any]) -> datetime | None:
 def hour_families(run: Run) -> list[Family]:
     """What the run's hour holds: durations of the tasks this run ran, records, API traffic,
     rejected rows, bytes, carts and revenue, anomalies and schema drift (as far as it got)."""
+    from pipeline import lineage
     from pipeline.api import tally
     from pipeline.schema import ENDPOINTS
     from pipeline.storage.layout import STATS, Partition
@@ -210,14 +212,24 @@ def hour_families(run: Run) -> list[Family]:
     part = Partition(run.built_in or run.root, run.hour)
     stats = {key: _read_json(part.stats(key)) for key in STATS}
     began = run.started.replace(microsecond=run.started.microsecond // 1000 * 1000)  # as stats
+    this_run = lineage.run_id()
+
+    def ran_here(facts: dict[str, Any]) -> bool:
+        """Did this run (its forked workers included) do the task? Its stats name the run; a
+        worker of another host under the same luigid is another run. Stats written before they
+        named it: a task started since this run began."""
+        if "run_id" in facts:
+            return bool(facts["run_id"] == this_run)
+        return (when := _started(facts)) is not None and when >= began
+
     for key, facts in stats.items():
-        if isinstance(facts, dict) and (when := _started(facts)) and when >= began:
+        if isinstance(facts, dict) and ran_here(facts):
             tasks.add(facts.get("seconds", 0.0), task=key)
     for endpoint in sorted(set(ENDPOINTS) | set(counted)):
         facts = stats.get(f"extract_{endpoint}") or {}
         if "records" in facts:
             records.add(facts["records"], endpoint=endpoint)
-        ran = (when := _started(facts)) is not None and when >= began
+        ran = ran_here(facts)
         for kind, family in api.items():
             own = counted.get(endpoint, {}).get(kind, 0)
             family.add(max(own, facts.get(kind, 0) if ran else 0), endpoint=endpoint)

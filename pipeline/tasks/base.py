@@ -47,7 +47,7 @@ import luigi
 import luigi.interface
 import luigi.retcodes
 
-from pipeline import clock, config, config_check, interrupts, progress
+from pipeline import clock, config, config_check, interrupts, lineage, plain_metrics, progress
 from pipeline.failures import explain
 from pipeline.logs import RUN_LOG_ENV, start_run_log, task_context, to_console
 from pipeline.runlog import run_log
@@ -250,6 +250,7 @@ class PartitionTask(luigi.Task):
         except fs.StoreError as exc:
             stop_run(str(exc))
         start_run_log(run_log(partition.root))  # plain luigi: its run log, now it writes
+        plain_metrics.claimed(partition.root, self.date_hour)  # ... and its metrics at the end
         if fresh and isinstance(partition.lock, fs.ObjectPath):
             from pipeline.storage import s3
 
@@ -283,6 +284,7 @@ class PartitionTask(luigi.Task):
         self._ticker, self.facts = None, facts
         facts.update(
             task=self.task_id,
+            run_id=lineage.run_id(),  # which run did it: its metrics count its own tasks only
             started=started.isoformat(timespec="milliseconds"),
             finished=clock.now().isoformat(timespec="milliseconds"),
             seconds=round(time.perf_counter() - t0, 3),

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline import lineage
 from pipeline.devtools.fakeapi import DummyJSONServer
-from tests.support import NOW, PARTITION, REPO, fixture_records, pipeline_env
+from tests.support import LUIGI, NOW, PARTITION, REPO, fixture_records, pipeline_env
 
 pytestmark = pytest.mark.slow
 
@@ -216,6 +216,91 @@ def test_a_good_run_then_a_failed_one(
     )
     assert value(failed, "etl_pipeline_newest_complete_hour_age_seconds") == 3.5 * 3600
     assert "warning" not in out  # no Pushgateway configured for this one: nothing pushed
+
+
+# -- a plain luigi run -----------------------------------------------------------------------------
+
+
+def plain(data: Path, api_url: str, *args: str, now: str = NOW) -> tuple[int, str]:
+    """``luigi --module pipeline ...`` as a user runs it: exit code, console."""
+    result = subprocess.run(
+        [LUIGI, "--module", "pipeline", *args, "--local-scheduler",
+         "--lock-pid-dir", str(data.parent / "pids")],
+        cwd=REPO, env=pipeline_env(api_url, data, PIPELINE_NOW=now),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_plain_luigi_runs_write_the_metrics_too(api: DummyJSONServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    prom = data / "logs" / "etl_pipeline.prom"
+    rc, out = plain(data, api.url, "Insights", "--date-hour", PARTITION)
+    assert rc == 0, out
+    found, _ = samples(prom.read_text())
+    served = fixture_records()
+    assert value(found, "etl_pipeline_last_run_success") == 1
+    assert value(found, "etl_pipeline_last_run_exit_code") == 0
+    assert value(found, "etl_pipeline_last_success_timestamp_seconds") == stamp(NOW)
+    assert value(found, "etl_pipeline_last_run_timestamp_seconds") == stamp(NOW)
+    assert by_label(found, "etl_pipeline_runs_total", "result") == {
+        "success": 1, "failed": 0, "interrupted": 0,
+    }  # fmt: skip
+    assert value(found, "etl_pipeline_run_hour_timestamp_seconds") == stamp(
+        "2026-11-25T17:00:00+00:00"
+    )
+    assert 0 < value(found, "etl_pipeline_run_duration_seconds") < 300
+    assert by_label(found, "etl_pipeline_records", "endpoint") == {
+        e: len(served[e]) for e in ENDPOINTS
+    }
+    assert by_label(found, "etl_pipeline_api_requests", "endpoint") == dict.fromkeys(ENDPOINTS, 1)
+    assert set(by_label(found, "etl_pipeline_task_duration_seconds", "task")) == TASKS
+    assert value(found, "etl_pipeline_hour_carts") == len(served["carts"])
+    assert value(found, "etl_pipeline_newest_complete_hour_age_seconds") == 2.5 * 3600
+
+    # The same hour again: complete, nothing claimed, so no run log and the file is untouched.
+    before, logs = prom.read_bytes(), sorted((data / "logs").glob("run-*.log"))
+    rc, out = plain(data, api.url, "Insights", "--date-hour", PARTITION)
+    assert rc == 0, out
+    assert prom.read_bytes() == before
+    assert sorted((data / "logs").glob("run-*.log")) == logs
+
+    # An hour later the API is down: exit 30 as luigi.cfg's [retcode] says; last success kept.
+    rc, out = plain(data, refused_url(), "Insights", "--date-hour", NEXT, now=LATER)
+    assert rc == 30, out
+    failed, _ = samples(prom.read_text())
+    assert value(failed, "etl_pipeline_last_run_success") == 0
+    assert value(failed, "etl_pipeline_last_run_exit_code") == 30
+    assert value(failed, "etl_pipeline_last_success_timestamp_seconds") == stamp(NOW)
+    assert value(failed, "etl_pipeline_last_run_timestamp_seconds") == stamp(LATER)
+    assert by_label(failed, "etl_pipeline_runs_total", "result") == {
+        "success": 1, "failed": 1, "interrupted": 0,
+    }  # fmt: skip
+    assert value(failed, "etl_pipeline_run_hour_timestamp_seconds") == stamp(
+        "2026-11-25T18:00:00+00:00"
+    )
+    assert by_label(failed, "etl_pipeline_api_requests", "endpoint") == {
+        "carts": 0, "products": 3, "users": 0,
+    }  # fmt: skip
+    assert by_label(failed, "etl_pipeline_records", "endpoint") == {}
+
+    # The API is back: a range run writes the two missing hours, 18 and 19; no single hour.
+    rc, out = plain(
+        data, api.url, "InsightsRange", "--start", NEXT, "--stop", "2026-11-25T20", now=LATER
+    )
+    assert rc == 0, out
+    ranged, types = samples(prom.read_text())
+    assert value(ranged, "etl_pipeline_last_run_success") == 1
+    assert value(ranged, "etl_pipeline_last_run_exit_code") == 0
+    assert value(ranged, "etl_pipeline_last_success_timestamp_seconds") == stamp(LATER)
+    assert by_label(ranged, "etl_pipeline_runs_total", "result") == {
+        "success": 2, "failed": 1, "interrupted": 0,
+    }  # fmt: skip
+    assert "etl_pipeline_run_hour_timestamp_seconds" not in types
+    assert by_label(ranged, "etl_pipeline_api_requests", "endpoint") == dict.fromkeys(ENDPOINTS, 2)
+    assert value(ranged, "etl_pipeline_newest_complete_hour_timestamp_seconds") == stamp(
+        "2026-11-25T19:00:00+00:00"
+    )
 
 
 # -- luigid's own metrics -------------------------------------------------------------------------

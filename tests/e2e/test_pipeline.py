@@ -109,8 +109,11 @@ def test_raw_users_hold_no_secrets_and_files_are_not_world_readable(
     assert all(SECRETS.isdisjoint(u) for u in users)
     raw = (data / PARTITION / "jsons/users.jsonl").read_text()
     assert "emilyspass" not in raw and "900-590-289" not in raw
+    prom = data / "logs" / "etl_pipeline.prom"  # 0644 for node_exporter: no personal data
+    assert prom.stat().st_mode & 0o777 == 0o644
+    assert not (data / "logs").stat().st_mode & stat.S_IXOTH  # in a folder others cannot enter
     for path in [data, *data.rglob("*")]:
-        if not path.is_symlink():
+        if not path.is_symlink() and path != prom:
             assert not path.stat().st_mode & stat.S_IROTH, path
 
 

@@ -14,9 +14,11 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from tests.support import FIXTURES, PARTITION, comparable, run_luigi
@@ -85,6 +87,19 @@ def start_three(
     return hosts
 
 
+def metrics_of(host: Host) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = (host.home / "logs" / "etl_pipeline.prom").read_text()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def labelled(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> dict:
+    return {labels[0][1]: v for (n, labels), v in found.items() if n == name}
+
+
 def assert_hour_published(store: ObjectStore, prefix: str, reference: Path, tmp: Path) -> None:
     assert store.read("latest", prefix) == f"{PARTITION}\n".encode()
     copy = store.download(tmp / f"copy-{prefix}", prefix)
@@ -112,6 +127,26 @@ def test_three_workers_one_luigid_run_every_task_once_extracts_side_by_side(
     # ([retcode] already_running) or not run (not_run): the hour is done all the same.
     for host, code in zip(hosts, codes, strict=True):
         assert code in DONE_ELSEWHERE, (host.name, code, host.output[-2000:])
+
+    # Each host's metrics (plain luigi): the hour done, luigi's exit code, and the API requests
+    # and tasks of that host alone (the stats files name the run that wrote them).
+    hour = datetime.fromisoformat(f"{PARTITION}:00:00+00:00").timestamp()
+    sent: dict[str, float] = dict.fromkeys(RECORDS, 0)
+    timed: list[str] = []
+    for host, code in zip(hosts, codes, strict=True):
+        found = metrics_of(host)
+        assert found[("etl_pipeline_last_run_success", ())] == 1, host.name
+        assert found[("etl_pipeline_last_run_exit_code", ())] == code, host.name
+        assert found[("etl_pipeline_run_hour_timestamp_seconds", ())] == hour
+        requests = labelled(found, "etl_pipeline_api_requests")
+        assert {e for e, n in requests.items() if n} == {
+            f.removeprefix("Extract").lower() for f in ran[host.name] if f in EXTRACTS
+        }, (host.name, requests)
+        sent = {e: sent[e] + requests[e] for e in RECORDS}
+        assert labelled(found, "etl_pipeline_records") == RECORDS
+        timed += labelled(found, "etl_pipeline_task_duration_seconds")
+    assert sent == RECORDS  # one record a page
+    assert len(timed) == len(set(timed)) == len(FAMILIES) - 1  # Insights writes no stats
 
     # Every page of every endpoint was asked for exactly once.
     pages = [(path, query["skip"]) for path, query in api.requests]
