@@ -1,6 +1,6 @@
 """Lineage where it is cheap: which run made an hour, from which code, from which source.
 
-The run's id is its run log's name (``run-20261207T142406Z-29620``, ``cli.log_path``): the log
+The run's id is its run log's name (``run-20261207T142406Z-29620``, ``runlog.log_path``): the log
 is where everything about the run is, so the id found in a manifest, a history row or a report
 leads to it. The code version is the checkout's git commit (``git describe --always --dirty``),
 else the installed package's version, else "unknown". A source on this machine (127.0.0.1,

@@ -23,7 +23,7 @@ import math
 import os
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -323,8 +323,9 @@ def freshness(root: Location, now: datetime) -> list[Family]:
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def families(run: Run, before: Samples) -> list[Family]:
-    """Every metric of ``run``; ``before`` is what the previous run's file said."""
+def families(run: Run, before: Samples, problems: list[str] | None = None) -> list[Family]:
+    """Every metric of ``run``; ``before`` is what the previous run's file said. A part that
+    cannot be read is counted in ``metrics_errors`` and told in ``problems``."""
     from pipeline import lineage
 
     ok = run.result == "success"
@@ -366,17 +367,24 @@ def families(run: Run, before: Samples) -> list[Family]:
                 "Start of the hour the last run wrote.",
             ).add(_stamp(run.hour.replace(tzinfo=UTC)))
         )
-    for part in (hour_families, lambda r: freshness(r.root, r.finished)):
+    errors = Family(
+        f"{PREFIX}metrics_errors",
+        "gauge",
+        "Parts of the metrics that could not be read (see the console).",
+    )
+    parts: dict[str, Callable[[Run], list[Family]]] = {
+        "hour": hour_families,
+        "freshness": lambda r: freshness(r.root, r.finished),
+    }
+    for name, part in parts.items():
         try:
             out += part(run)
         except Exception as exc:  # an unreachable store: the run's own figures still go out
-            out.append(
-                Family(
-                    f"{PREFIX}metrics_errors",
-                    "gauge",
-                    "Parts of the metrics that could not be read (see the console).",
-                ).add(1, part=type(exc).__name__)
-            )
+            errors.add(1, part=name)
+            if problems is not None:
+                problems.append(f"metrics of the {name} not read: {type(exc).__name__}: {exc}")
+    if errors.samples:  # one family, however many parts failed: a name twice voids the file
+        out.append(errors)
     return out
 
 
@@ -442,9 +450,9 @@ def push(url: str, found: list[Family], timeout: float = PUSH_TIMEOUT) -> None:
 def record(run: Run, configured_directory: str, pushgateway_url: str) -> list[str]:
     """Write the run's metrics file, and push them when a Pushgateway is configured; what went
     wrong, one line each (the run's outcome stands whatever happens here)."""
-    problems = []
+    problems: list[str] = []
     path = directory(run.root, configured_directory) / FILE
-    found = families(run, previous(path))
+    found = families(run, previous(path), problems)
     try:
         write(path, render(found))
     except OSError as exc:
@@ -455,3 +463,15 @@ def record(run: Run, configured_directory: str, pushgateway_url: str) -> list[st
         except Exception as exc:  # unreachable, refused, an HTTP error: the data run stands
             problems.append(f"metrics not pushed to the Pushgateway at {pushgateway_url}: {exc}")
     return problems
+
+
+def write_run(run: Run) -> list[str]:
+    """``record`` with the ``[metrics]`` settings luigi's configuration gives: what went wrong,
+    one line each, whatever it was (a run's outcome never depends on its metrics)."""
+    from pipeline import config
+
+    try:
+        cfg = config.metrics()
+        return record(run, str(cfg.directory), str(cfg.pushgateway_url))
+    except Exception as exc:
+        return [f"metrics not written: {type(exc).__name__}: {exc}"]

@@ -23,6 +23,7 @@ exit 10 or 25 from a worker that left only what other workers ran or were runnin
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -33,7 +34,6 @@ from pipeline.storage.fs import Location
 
 log = logging.getLogger("luigi-interface.pipeline")
 
-INTERRUPTED = 130  # 128 + SIGINT, as ``python -m pipeline`` exits on Ctrl-C
 
 #: (data root, hour) of every partition this process claimed (``PartitionTask.claim``).
 _claimed: set[tuple[Location, datetime]] = set()
@@ -74,7 +74,7 @@ def _raised(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, interrupts.Interrupted):
         return exc.exit_code, "interrupted"
     if isinstance(exc, KeyboardInterrupt):
-        return INTERRUPTED, "interrupted"
+        return 128 + signal.SIGINT, "interrupted"  # as ``python -m pipeline`` exits on Ctrl-C
     if isinstance(exc, luigi.interface.PidLockAlreadyTakenExit):
         return retcode().already_running, "failed"
     if isinstance(exc, SystemExit):
@@ -109,20 +109,14 @@ def left_to_others(rc: int, worker: Any) -> bool:
 
 def record(rc: int, result: str, began: tuple[datetime, float]) -> None:
     """Write the run's metrics (``pipeline.metrics``); a problem is a warning line only."""
-    from pipeline import config, metrics
+    from pipeline import metrics
 
-    try:
-        roots = {root for root, _ in _claimed}
-        hours = {hour for _, hour in _claimed}
-        root = next(iter(roots))
-        hour = next(iter(hours)) if len(hours) == 1 else None
-        run = metrics.Run(root, hour, rc, result, began[0], clock.now(),
-                          time.monotonic() - began[1])  # fmt: skip
-        cfg = config.metrics()
-        problems = metrics.record(run, str(cfg.directory), str(cfg.pushgateway_url))
-    except Exception as exc:  # the data run's outcome stands
-        problems = [f"metrics not written: {type(exc).__name__}: {exc}"]
-    for problem in problems:
+    hours = {hour for _, hour in _claimed}
+    root = next(iter({root for root, _ in _claimed}))
+    hour = next(iter(hours)) if len(hours) == 1 else None
+    run = metrics.Run(root, hour, rc, result, began[0], clock.now(),
+                      time.monotonic() - began[1])  # fmt: skip
+    for problem in metrics.write_run(run):
         log.warning("%s", problem)
 
 

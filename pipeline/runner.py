@@ -284,19 +284,18 @@ def write_metrics(
     began: tuple[datetime, float],
     interrupted: bool = False,
     built_in: Location | None = None,
+    published: bool = False,
 ) -> None:
-    """The run's Prometheus metrics (``pipeline.metrics``); a problem is a warning line only."""
+    """The run's Prometheus metrics (``pipeline.metrics``); a problem is a warning line only.
+    ``published``: the hour was published although the exit code is not 0 (a rerun's swap that
+    held a signal until it was done): a success, so no failed-run alert fires for it."""
     from pipeline import metrics
 
-    result = "interrupted" if interrupted else "success" if rc == 0 else "failed"
+    result = "success" if rc == 0 or published else "interrupted" if interrupted else "failed"
     run = metrics.Run(root, hour, rc, result, began[0], clock.now(),
                       time.monotonic() - began[1], built_in)  # fmt: skip
-    try:
-        with as_luigi_reads(luigi_args):
-            cfg = config.metrics()
-            problems = metrics.record(run, str(cfg.directory), str(cfg.pushgateway_url))
-    except Exception as exc:  # the data run's outcome stands
-        problems = [f"metrics not written: {type(exc).__name__}: {exc}"]
+    with as_luigi_reads(luigi_args):
+        problems = metrics.write_run(run)
     for problem in problems:
         say(f"warning: {problem}")
 

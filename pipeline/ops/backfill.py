@@ -121,9 +121,17 @@ def backfill_pipeline(
             f"the hours it completed stay. To go on: {resume}")  # fmt: skip
         return exc.exit_code
     remove_unused()
-    left = missing(root, start, stop)
-    built = len([h for h in todo if h not in left])
     runner.write_metrics(luigi_args, root, None, rc, began)
+    try:
+        with as_luigi_reads(luigi_args):
+            left = missing(root, start, stop)
+    except StoreError as exc:  # the store went away after the run: what it built stays
+        say(f"error: {exc}")
+        say(f"{'done' if rc == 0 else 'failed'} (exit {rc}): the hours built cannot be counted "
+            f"now (the data root does not answer); {command('status', in_checkout=True)} tells "
+            "once it does")  # fmt: skip
+        return rc
+    built = len([h for h in todo if h not in left])
     still = f"{len(left)} still missing ({ranges(left)})" if left else "none missing"
     if rc == 0:
         say(f"done (exit 0): {built} hour(s) built; {still}")

@@ -76,6 +76,34 @@ def environ(**values: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+@contextlib.contextmanager
+def own_metrics(out: Path) -> Iterator[None]:
+    """Inside the block the demo's metrics stay with its data: never over the host's file,
+    never pushed (its figures are not production's). Set in this process's configuration, so
+    that an option on the command line still wins (luigi reads an empty one there as not
+    given); the configuration is as it was after the block."""
+    import luigi.configuration
+
+    config = luigi.configuration.get_config()
+    had = config.has_section("metrics")
+    before = dict(config.items("metrics")) if had else {}
+    if not had:
+        config.add_section("metrics")
+    config.set("metrics", "directory", str(out / "logs"))
+    config.set("metrics", "pushgateway_url", "")
+    try:
+        yield
+    finally:
+        if not had:
+            config.remove_section("metrics")
+        else:
+            for option in ("directory", "pushgateway_url"):
+                if option in before:
+                    config.set("metrics", option, before[option])
+                else:
+                    config.remove_option("metrics", option)
+
+
 def demo(
     directory: Path | None, extra: Sequence[str] = (), scheduler_url: str | None = None
 ) -> int:
@@ -106,7 +134,10 @@ def demo(
     with demo_api() as url:
         say(f"demo API at {url}; data in {out}")
         rebuild = Partition(out, hour).dir.is_dir()
-        with environ(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(out), **{RERUN_ENV: again}):
+        with (
+            environ(PIPELINE_API_URL=url, PIPELINE_DATA_DIR=str(out), **{RERUN_ENV: again}),
+            own_metrics(out),
+        ):
             rc = (rerun_pipeline if rebuild else run_pipeline)(args, scheduler_url)
     if rc != 0:
         return rc

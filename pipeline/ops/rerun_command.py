@@ -163,7 +163,8 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         return SWAP_FAILED
     except interrupts.Interrupted as exc:
         note_run(root, hour, log, exc.exit_code)
-        runner.write_metrics(luigi_args, root, hour, exc.exit_code, began, interrupted=True)
+        runner.write_metrics(luigi_args, root, hour, exc.exit_code, began, interrupted=True,
+                             published=swapped)  # fmt: skip
         if not swapped:  # an error (a StoreError, superseded) cut the swap short meanwhile
             say(
                 f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rerun of "

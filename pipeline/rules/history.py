@@ -19,7 +19,7 @@ from pipeline.rules.numbers import cents, div_half_up, money, plural
 #: Columns of the history files and their pandas types, declared once (storage maps them to
 #: Parquet). Figures that do not apply to a level are null.
 COLUMNS: dict[str, str] = {
-    "level": "string",  # "hour" | "category" | "user"
+    "level": "string",  # "hour" | "category" | "user" | "drift"
     "category": "string",  # level "category" only
     "user_id": "Int64",  # level "user" only
     "carts": "Int64",  # hour, user

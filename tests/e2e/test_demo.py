@@ -155,3 +155,25 @@ def test_every_command_the_demo_suggests_works_as_printed(demos: Demos) -> None:
     assert again.stderr.splitlines()[-1] == (
         f"pipeline: done (exit 0): {HOUR} rebuilt and swapped in; latest -> {HOUR}"
     )
+
+
+def test_a_demo_keeps_its_metrics_with_its_data_not_the_hosts(tmp_path: Path) -> None:
+    """On a host whose configuration sends metrics elsewhere (a node_exporter folder, a
+    Pushgateway), the demo's run neither replaces that file nor pushes: its figures are not
+    production's. Its metrics file is beside its own data."""
+    host_metrics = tmp_path / "node-exporter"
+    config = (
+        (REPO / "luigi.cfg")
+        .read_text()
+        .replace("= config/logging.conf", f"= {REPO / 'config' / 'logging.conf'}")
+    )
+    (tmp_path / "luigi.cfg").write_text(  # luigi reads the working directory's luigi.cfg
+        f"{config}\n[metrics]\ndirectory = {host_metrics}\n"
+        "pushgateway_url = http://127.0.0.1:9\n"  # nothing listens: a push would warn
+    )
+    demo = run([str(SCRIPT), "demo", "out"], tmp_path)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "warning" not in demo.stderr  # no push tried (nothing listens: it would warn)
+    assert not host_metrics.exists()
+    text = (tmp_path / "out" / "logs" / "etl_pipeline.prom").read_text()
+    assert "etl_pipeline_last_run_success 1\n" in text

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline import config, interrupts, metrics, runner
 from pipeline.api import tally
 from pipeline.ops.backfill import backfill_pipeline
-from pipeline.storage.fs import ObjectPath
+from pipeline.storage.fs import ObjectPath, StoreError
 from pipeline.storage.layout import Partition
 
 HOUR = datetime(2026, 11, 25, 17)
@@ -279,3 +279,57 @@ def test_each_run_counts_its_own_requests_and_a_backfill_has_no_hour(
     assert of(found, "etl_pipeline_api_retries")[frozenset({("endpoint", "carts")})] == 1
     names = {name for name, _ in found}
     assert not {"etl_pipeline_run_hour_timestamp_seconds", "etl_pipeline_records"} & names
+
+
+def test_parts_that_cannot_be_read_are_one_family_and_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store gone for both the hour's figures and the freshness: one ``metrics_errors``
+    family (a name given twice makes node_exporter drop the whole file), one line each."""
+
+    def gone(*args: object) -> list[metrics.Family]:
+        raise StoreError("LIST s3://shop/etl: the store did not answer")
+
+    monkeypatch.setattr(metrics, "hour_families", gone)
+    monkeypatch.setattr(metrics, "freshness", gone)
+    problems: list[str] = []
+    text = metrics.render(metrics.families(a_run(tmp_path), {}, problems))
+    assert text.count("# TYPE etl_pipeline_metrics_errors gauge") == 1
+    assert of(parsed(text), "etl_pipeline_metrics_errors") == {
+        frozenset({("part", "hour")}): 1,
+        frozenset({("part", "freshness")}): 1,
+    }
+    assert problems == [
+        f"metrics of the {part} not read: StoreError: LIST s3://shop/etl: the store did not answer"
+        for part in ("hour", "freshness")
+    ]
+    assert of(parsed(text), "etl_pipeline_last_run_success") == {frozenset(): 1}
+
+
+def test_a_backfill_whose_store_goes_away_after_the_run_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hours are counted again after the run: a store gone by then is one line, the run's
+    exit code, and its metrics are written first."""
+    from pipeline.ops import backfill
+
+    answers = iter([["2026-11-25T18"]])
+
+    def listing(*args: object) -> list[str]:
+        for answer in answers:
+            return answer
+        raise StoreError("LIST s3://shop/etl: the store did not answer")
+
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(runner, "run_luigi", lambda args: 0)
+    monkeypatch.setattr(backfill, "missing", listing)
+    assert backfill_pipeline(1, False, None, []) == 0
+    said = capsys.readouterr().err.splitlines()
+    assert said[-2:] == [
+        "pipeline: error: LIST s3://shop/etl: the store did not answer",
+        "pipeline: done (exit 0): the hours built cannot be counted now (the data root does not "
+        "answer); ./run_pipeline.sh status tells once it does",
+    ]
+    found = parsed((tmp_path / "data" / "logs" / "etl_pipeline.prom").read_text())
+    assert found[("etl_pipeline_last_run_success", frozenset())] == 1
