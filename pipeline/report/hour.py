@@ -278,7 +278,7 @@ def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None
 
 def next_complete(root: Location, name: str) -> str | None:
     """The oldest complete hour after ``name``, or None."""
-    from pipeline.storage.history import partition_names
+    from pipeline.storage.fs import partition_names
 
     for candidate in sorted(n for n in partition_names(root) if n > name):
         if exists(partition(root, candidate).manifest):

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from pipeline.rules.history import COLUMNS, HOUR_FORMAT, PARTITION_KEY
 from pipeline.storage.atomic import atomic_path, remove_stale_temporaries
-from pipeline.storage.fs import Location, ObjectPath, exists, local_copy
+from pipeline.storage.fs import Location, ObjectPath, exists, local_copy, partition_names
 from pipeline.storage.layout import (
     HISTORY_FILE,
     PARTITION_FORMAT,
@@ -200,19 +200,6 @@ def _prune_objects(
             log.info("pruned history %s (older than %d days)", folder.name, retention_days)
             pruned.append(folder)
     return pruned
-
-
-def partition_names(root: Location) -> list[str]:
-    """The names of the partitions under ``root`` (complete or not), oldest first."""
-    if isinstance(root, ObjectPath):
-        from pipeline.storage import s3
-
-        return sorted(s3.partition_names(root))
-    if not Path(root).is_dir():
-        return []
-    return sorted(
-        p.name for p in Path(root).iterdir() if PARTITION_RE.match(p.name) and not p.is_symlink()
-    )
 
 
 def trailing(root: Location, name: str, hours: int) -> pd.DataFrame:
