@@ -193,14 +193,7 @@ def test_a_good_run_then_a_failed_one(
     # An hour later the API is down: the next hour fails; the last success is kept.
     rc, out, _ = run(data, refused_url(), NEXT, now=LATER)
     assert rc == 30, out
-    failed, _ = samples(prom.read_text())
-    assert value(failed, "etl_pipeline_last_run_success") == 0
-    assert value(failed, "etl_pipeline_last_run_exit_code") == 30
-    assert value(failed, "etl_pipeline_last_success_timestamp_seconds") == stamp(NOW)
-    assert value(failed, "etl_pipeline_last_run_timestamp_seconds") == stamp(LATER)
-    assert by_label(failed, "etl_pipeline_runs_total", "result") == {
-        "success": 1, "failed": 1, "interrupted": 0,
-    }  # fmt: skip
+    failed = failed_an_hour_later(prom)
     # products: the first request and its two retries ([api] refused_retries); the circuit then
     # kept the other extracts from asking at all.
     assert by_label(failed, "etl_pipeline_api_requests", "endpoint") == {
@@ -216,6 +209,20 @@ def test_a_good_run_then_a_failed_one(
     )
     assert value(failed, "etl_pipeline_newest_complete_hour_age_seconds") == 3.5 * 3600
     assert "warning" not in out  # no Pushgateway configured for this one: nothing pushed
+
+
+def failed_an_hour_later(prom: Path) -> Samples:
+    """The metrics of the run an hour after a good one, with the API down: a failure (exit 30)
+    that keeps the good run's time as the last success."""
+    failed, _ = samples(prom.read_text())
+    assert value(failed, "etl_pipeline_last_run_success") == 0
+    assert value(failed, "etl_pipeline_last_run_exit_code") == 30
+    assert value(failed, "etl_pipeline_last_success_timestamp_seconds") == stamp(NOW)
+    assert value(failed, "etl_pipeline_last_run_timestamp_seconds") == stamp(LATER)
+    assert by_label(failed, "etl_pipeline_runs_total", "result") == {
+        "success": 1, "failed": 1, "interrupted": 0,
+    }  # fmt: skip
+    return failed
 
 
 # -- a plain luigi run -----------------------------------------------------------------------------
@@ -268,14 +275,7 @@ def test_plain_luigi_runs_write_the_metrics_too(api: DummyJSONServer, tmp_path: 
     # An hour later the API is down: exit 30 as luigi.cfg's [retcode] says; last success kept.
     rc, out = plain(data, refused_url(), "Insights", "--date-hour", NEXT, now=LATER)
     assert rc == 30, out
-    failed, _ = samples(prom.read_text())
-    assert value(failed, "etl_pipeline_last_run_success") == 0
-    assert value(failed, "etl_pipeline_last_run_exit_code") == 30
-    assert value(failed, "etl_pipeline_last_success_timestamp_seconds") == stamp(NOW)
-    assert value(failed, "etl_pipeline_last_run_timestamp_seconds") == stamp(LATER)
-    assert by_label(failed, "etl_pipeline_runs_total", "result") == {
-        "success": 1, "failed": 1, "interrupted": 0,
-    }  # fmt: skip
+    failed = failed_an_hour_later(prom)
     assert value(failed, "etl_pipeline_run_hour_timestamp_seconds") == stamp(
         "2026-11-25T18:00:00+00:00"
     )
