@@ -22,7 +22,6 @@ from pipeline.tasks.clean import CleanCarts, CleanProducts, CleanUsers
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pyarrow as pa
 
 #: The cleaned inputs an insight may read besides the cart lines, and the task writing each.
 SOURCES: dict[str, type[PartitionTask]] = {"users": CleanUsers, "catalogue": CleanProducts}
@@ -147,13 +146,13 @@ class CartDetails(InsightTask):
         from pipeline.storage import formats
 
         buyers, products = insights.buyers(self.users()), insights.products(self.catalogue())
-
-        def detail(lines: pd.DataFrame) -> pa.Table:
-            return formats.arrow(insights.cart_details(lines, buyers, products))
-
         path = self.partition.insight(self.name)
         columns = insights.CART_DETAIL_COLUMNS
         with atomic_path(path) as tmp, formats.CsvWriter(tmp, columns, self.money) as out:
+
+            def detail(lines: pd.DataFrame) -> formats.Encoded:
+                return out.encode(insights.cart_details(lines, buyers, products))
+
             for details in ordered_map(detail, self.lines()):
                 out.write(details)
                 self.report(f"{self.name}.csv: {out.rows} rows")

@@ -11,7 +11,7 @@ re-exported here (``formats.read_csv``); a module's own settings (``jsonl.BATCH_
 ``csv.CSV_CHUNK_ROWS``) are read where they are used, so set them on that module.
 """
 
-from pipeline.storage.formats.csv import CsvWriter, arrow, csv_batches, read_csv, write_csv
+from pipeline.storage.formats.csv import CsvWriter, Encoded, arrow, csv_batches, read_csv, write_csv
 from pipeline.storage.formats.ipc import (
     CopyLacksColumns,
     ExactWriter,
@@ -41,6 +41,7 @@ __all__ = [
     "CartsOutOfOrder",
     "CopyLacksColumns",
     "CsvWriter",
+    "Encoded",
     "ExactWriter",
     "arrow",
     "cart_batches",

@@ -122,6 +122,27 @@ def test_a_csv_written_in_parts_is_the_csv_written_at_once(
     assert out.rows == 7
 
 
+def test_parts_encoded_in_any_order_are_written_in_the_order_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``encode`` touches no file, so a task's threads encode batches as they finish: the file
+    has them in the order they are written, the header first."""
+    monkeypatch.setattr(csv_format, "CSV_CHUNK_ROWS", 2)
+    frame = pd.DataFrame({"cart_id": range(7), "line_total": [i + 0.125 for i in range(7)]})
+    with storage.CsvWriter(tmp_path / "x.csv", ["cart_id", "line_total"], ("line_total",)) as out:
+        parts = [frame.iloc[:5], frame.iloc[5:]]
+        late, early = out.encode(parts[1]), out.encode(parts[0], threads=2)
+        assert (tmp_path / "x.csv").read_bytes() == b'"cart_id","line_total"\n'
+        assert [len(early.chunks), early.rows, len(late.chunks), late.rows] == [3, 5, 1, 2]
+        out.write(early)
+        out.write(late)
+    assert (tmp_path / "x.csv").read_bytes().splitlines() == [
+        b'"cart_id","line_total"', b"0,0.13", b"1,1.13", b"2,2.13", b"3,3.13", b"4,4.13",
+        b"5,5.13", b"6,6.13",
+    ]  # fmt: skip
+    assert out.rows == 7
+
+
 def test_parts_of_other_types_come_in_the_order_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -310,9 +331,7 @@ AWKWARD = pa.table(
 
 
 def _written(table: pa.Table, header: bool = True) -> bytes:
-    out = pa.BufferOutputStream()
-    csv_format._write_csv(table, out, (), header=header)
-    return out.getvalue().to_pybytes()
+    return csv_format._encode(table, (), header=header).to_pybytes()
 
 
 def test_the_csv_dialect_quotes_text_leaves_nulls_empty_and_spells_numbers_plainly() -> None:
