@@ -193,7 +193,10 @@ def _change_table(report: Report) -> str:
         "Category", "Revenue before", "Revenue now", "Change", "Units before", "Units now",
         "Change",
     ]  # fmt: skip
-    caption = f"Revenue and units by category, {report.changes.previous} against {report.partition}"
+    caption = (
+        f"Revenue and units by category: before is {report.changes.previous}, "
+        f"now is {report.partition}"
+    )
     return _table(headers, rows, {1, 2, 3, 4, 5, 6}, caption)
 
 

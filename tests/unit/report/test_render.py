@@ -158,6 +158,14 @@ def test_nothing_is_fetched_from_elsewhere_and_nothing_runs(page: str) -> None:
     assert "url(" not in text and "@import" not in text
 
 
+def test_the_change_table_says_which_hour_is_before_and_which_now(page: str) -> None:
+    """Its columns go before, now, change: the caption names the hours in that order."""
+    caption = ET.fromstring(page).find(".//section[@id='changes']//table/caption")
+    assert caption is not None and caption.text == (
+        "Revenue and units by category: before is 2026-11-25T16, now is 2026-11-25T17"
+    )
+
+
 def test_data_is_escaped_and_shown_as_text(page: str) -> None:
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
