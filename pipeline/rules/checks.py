@@ -21,7 +21,9 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.rules import anomalies
 from pipeline.rules.anomalies import ANOMALY, OK, SHARE
+from pipeline.rules.history import ADDED, drift_entries
 from pipeline.rules.numbers import count, money, plural
 
 Check = dict[str, Any]
@@ -159,19 +161,25 @@ def failure_message(checks: Sequence[Check], hour: str) -> str:
     )
 
 
+def hour_verdict(
+    history: pd.DataFrame, hour: str, settings: anomalies.Settings, fail: bool
+) -> dict[str, Any]:
+    """Hour ``hour``'s anomaly checks against the complete hours before it (``history``: rows of
+    the trailing window and of the hour, with ``date_hour``), as the hour's stats keep them.
+
+    With ``fail`` (``[quality] anomalies = fail``) an anomaly raises AnomalyError naming each
+    check, its value and its band, before anything of the hour is written.
+    """
+    found = anomalies.check(history, hour, settings)
+    records = anomaly_checks(found)
+    if fail and any(c["status"] == ANOMALY for c in records):
+        raise anomalies.AnomalyError(failure_message(records, hour))
+    window = {"hours": int(found["hours"].iloc[0]) if len(found) else 0,
+              "window": settings.window, "needed": settings.min_hours, "k": settings.k}  # fmt: skip
+    return {"anomalies": records, "anomaly_window": window}
+
+
 # --- schema drift ---------------------------------------------------------------------------------
-
-ADDED, MISSING = "added", "missing"
-
-
-def drift_entries(drift: Mapping[str, Mapping[str, Sequence[str]]]) -> list[tuple[str, str, str]]:
-    """(endpoint, "added" | "missing", field) of an hour's schema drift, in a stable order."""
-    return [
-        (endpoint, kind, name)
-        for endpoint in sorted(drift)
-        for kind in (ADDED, MISSING)
-        for name in sorted(drift[endpoint].get(kind, ()))
-    ]
 
 
 def first_seen(

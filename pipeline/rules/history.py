@@ -9,7 +9,7 @@ the files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,15 +124,22 @@ def _rows(level: str, run_id: str | None, **values: Sequence[Any]) -> pd.DataFra
     return pd.DataFrame(columns)
 
 
-def drift_rows(drift: dict[str, dict[str, list[str]]], run_id: str | None = None) -> pd.DataFrame:
-    """One history row per field of the hour's schema drift (the manifest's ``schema_drift``)."""
-    found = [
-        (endpoint, name, kind)
+ADDED, MISSING = "added", "missing"
+
+
+def drift_entries(drift: Mapping[str, Mapping[str, Sequence[str]]]) -> list[tuple[str, str, str]]:
+    """(endpoint, "added" | "missing", field) of an hour's schema drift, in a stable order."""
+    return [
+        (endpoint, kind, name)
         for endpoint in sorted(drift)
-        for kind in ("added", "missing")
+        for kind in (ADDED, MISSING)
         for name in sorted(drift[endpoint].get(kind, ()))
     ]
-    endpoint, field, kind = ([row[i] for row in found] for i in range(3))
+
+
+def drift_rows(drift: dict[str, dict[str, list[str]]], run_id: str | None = None) -> pd.DataFrame:
+    """One history row per field of the hour's schema drift (the manifest's ``schema_drift``)."""
+    endpoint, kind, field = ([entry[i] for entry in drift_entries(drift)] for i in range(3))
     return _rows("drift", run_id, endpoint=endpoint, field=field, drift=kind)
 
 

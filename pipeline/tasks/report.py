@@ -91,14 +91,8 @@ def hour_anomalies(root: Any, name: str, rows: pd.DataFrame) -> dict[str, Any]:
     settings = anomalies.Settings(cfg.anomaly_window_hours, cfg.anomaly_k, cfg.anomaly_min_hours)
     past_root = root.parent if is_staging(root) else root  # a rerun: the data root's history
     past = trailing(past_root, name, settings.window)
-    found = anomalies.check(pd.concat([past, rows.assign(date_hour=name)]), name, settings)
-    records = checks.anomaly_checks(found)
-    hours = int(found["hours"].iloc[0]) if len(found) else 0
-    if cfg.anomalies == "fail" and any(c["status"] == anomalies.ANOMALY for c in records):
-        raise anomalies.AnomalyError(checks.failure_message(records, name))
-    window = {"hours": hours, "window": settings.window, "needed": settings.min_hours,
-              "k": settings.k}  # fmt: skip
-    return {"anomalies": records, "anomaly_window": window}
+    history = pd.concat([past, rows.assign(date_hour=name)])
+    return checks.hour_verdict(history, name, settings, fail=cfg.anomalies == "fail")
 
 
 class HourReport(PartitionTask):

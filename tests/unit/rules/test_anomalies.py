@@ -120,6 +120,21 @@ def test_carts_dropping_by_sixty_percent_is_an_anomaly_of_carts_lines_units_and_
     assert got["share:a"] == (60.0, 57.0, 63.0, "ok")  # the mix did not change
 
 
+def test_the_verdict_fails_the_hour_only_when_asked_and_only_outside_the_band() -> None:
+    """``checks.hour_verdict``: what HistoryHour keeps of the checks, or, with ``fail``, the one
+    error naming each anomaly; 105 carts is the band's edge, so no error."""
+    drop = frame(*steady(24), rows(HOUR, 40, {"a": 240.0, "b": 160.0}))
+    kept = checks.hour_verdict(drop, HOUR, Settings(), fail=False)
+    assert kept["anomaly_window"] == {"hours": 24, "window": 24, "needed": 12, "k": 3.5}
+    assert [c["name"] for c in kept["anomalies"] if c["status"] == "anomaly"] == [
+        "carts", "lines", "units", "revenue",
+    ]  # fmt: skip
+    with pytest.raises(anomalies.AnomalyError, match=r"^2026-11-25T17: .*carts = 40 outside"):
+        checks.hour_verdict(drop, HOUR, Settings(), fail=True)
+    edge = frame(*steady(24), rows(HOUR, 105, {"a": 630.0, "b": 420.0}))
+    assert checks.hour_verdict(edge, HOUR, Settings(), fail=True)["anomalies"][0]["status"] == "ok"
+
+
 def test_a_category_whose_share_triples_is_named() -> None:
     cats = {"a": 600.0, "b": 300.0, "c": 100.0}
     found = anomalies.check(
