@@ -1,10 +1,10 @@
 """Our own CSVs (``cleaned/``, ``insights/``), written and read back by pyarrow.
 
 Written batch after batch (``CsvWriter``): prepared as Arrow tables (money to cents, formulas
-neutralised: ``values.prepare``) and encoded by pyarrow straight into the file, text always
-quoted; each write starts the file's way to disk (``atomic.start_writeback``). Read back with
-the declared column types (``values.CSV_TYPES``), whole (``read_csv``) or in batches
-(``csv_batches``).
+neutralised: ``values.prepare``), encoded by pyarrow on the caller's threads, text always quoted,
+and appended in order; each write starts the file's way to disk (``atomic.start_writeback``).
+Read back with the declared column types (``values.CSV_TYPES``), whole (``read_csv``) or in
+batches (``csv_batches``).
 """
 
 from __future__ import annotations
@@ -137,6 +137,7 @@ class CsvWriter:
         def chunk(start: int) -> pa.Buffer:
             return _encode(table.slice(start, CSV_CHUNK_ROWS), self.money, header=False)
 
+        threads = min(threads, len(starts))  # one chunk: no pool to start
         return Encoded(list(ordered_map(chunk, starts, threads)), table.num_rows)
 
     def write(self, frame: pd.DataFrame | pa.Table | Encoded) -> int:
