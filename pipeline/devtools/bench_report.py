@@ -30,6 +30,8 @@ from pipeline.devtools.datagen import write_dataset
 from pipeline.schema import ENDPOINTS
 
 EARLIER, HOUR = "2026-11-25T16", "2026-11-25T17"
+#: Where the staged extracts say they came from (the report names the source of its data).
+STUB_SOURCE = "http://127.0.0.1:9/bench-report"
 KEEP = ("--history-retention-days", "100000")  # the fixed hours stay, whatever the clock
 #: Runs a command as its child and writes its wall seconds, CPU seconds (user + system, all its
 #: threads) and peak RSS in kB: CPU time shows the cost even when other jobs share the machine.
@@ -71,7 +73,8 @@ def _stage(source: Path, data: Path, hour: str, scale: Scale) -> None:
     counts = {"carts": scale.carts, "users": scale.users, "products": scale.products}
     for endpoint in ENDPOINTS:
         os.link(source / f"{endpoint}.jsonl", part / "jsons" / f"{endpoint}.jsonl")
-        stats = {"endpoint": endpoint, "records": counts[endpoint], "seconds": 0.0}
+        stats = {"endpoint": endpoint, "records": counts[endpoint], "seconds": 0.0,
+                 "url": f"{STUB_SOURCE}/{endpoint}"}  # fmt: skip
         (part / "_stats" / f"Extract-{endpoint}.json").write_bytes(orjson.dumps(stats))
 
 
