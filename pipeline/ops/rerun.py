@@ -104,7 +104,10 @@ def _swap_objects(root: ObjectPath, staging: ObjectPath, name: str) -> None:
     old, new = root / name, staging / name
 
     def relative(folder: ObjectPath) -> set[str]:
-        return {k.removeprefix(folder.prefix) for k in s3.keys_under(folder)} - {LOCK, SWAPPING}
+        """The data's keys under ``folder``: not the mark, not a lock (the hour's claim, or a
+        report's being re-rendered by another run), which are no data to swap."""
+        keys = {k.removeprefix(folder.prefix) for k in s3.keys_under(folder)}
+        return {k for k in keys if k.rsplit("/", 1)[-1] != LOCK} - {SWAPPING}
 
     rebuilt, before = relative(new), relative(old)
     s3.put_if(old / SWAPPING, b"", None)  # first: a plain run is refused (kept if already there)

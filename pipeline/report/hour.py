@@ -8,9 +8,10 @@ stats file (``_stats/HourReport.json``, key ``previous``); the console summary a
 ``python -m pipeline report`` compare with that same hour, so all three agree. Every run that
 publishes an hour then calls ``refresh_around``: the hour's own report and the next complete
 hour's are re-rendered (atomically, file by file, the record last) if a newer earlier hour has
-completed since they were written. A report is re-rendered under a lock on its partition's
-folder (local roots), with the hour to compare with looked up inside the lock, so of two runs
-completing hours side by side the last one to look sees both.
+completed since they were written. A report is re-rendered under a lock (``report_lock``: an
+``flock`` on its partition's folder, on an object store a lease object), with the hour to compare
+with looked up inside the lock, so of two runs completing hours side by side the last one to
+look sees both.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -234,36 +236,67 @@ def compared_with(root: Location, name: str) -> str | None:
     return previous_complete(root, name) if found is _UNRECORDED else found
 
 
+#: Seconds between looks at a report's lease held by another run (object stores).
+REPORT_LOCK_POLL = 0.5
+
+
 @contextlib.contextmanager
-def _locked(part: Partition) -> Iterator[None]:
-    """Hold an exclusive lock on the partition's folder (local roots; a no-op on object stores,
-    where two runs re-rendering one report at once is left to chance)."""
-    if not isinstance(part.dir, Path):
-        yield
+def report_lock(part: Partition) -> Iterator[None]:
+    """Hold an exclusive lock on re-rendering the partition's report: an ``flock`` on its folder
+    on local disk; on an object store a lease object (``storage.lease``) at ``report/.lock``,
+    waited for while another run holds it (at most ``[storage] lease_seconds``)."""
+    if isinstance(part.dir, Path):
+        fd = os.open(part.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
         return
-    fd = os.open(part.dir, os.O_RDONLY | os.O_DIRECTORY)
+    import socket
+
+    from pipeline import config
+    from pipeline.storage import lease
+    from pipeline.storage.locks import PartitionBusy
+
+    location = part.report_lock
+    owner = f"{socket.gethostname()} pid {os.getpid()} report"
+    seconds = config.storage().lease_seconds
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fresh = lease.acquire(location, owner, seconds, release_at_exit=True)
+            break
+        except PartitionBusy as exc:
+            if time.monotonic() > deadline:
+                raise PartitionBusy(
+                    f"the report of {part.name} is being re-rendered by another run; "
+                    f"waited {seconds} s ({exc})"
+                ) from None
+            time.sleep(REPORT_LOCK_POLL)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)
+        if fresh:
+            lease.release(location)
 
 
 def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None:
     """Re-render complete hour ``name``'s report if an earlier hour newer than the one it compared
     with has completed since, or if the hour it compares with is ``rebuilt`` (its figures may
-    have changed); return the hour it now compares with (None: nothing was done)."""
-    from pipeline.storage.history import previous_complete
+    have changed); return the hour it now compares with (None: nothing was done).
 
+    Whether to is decided before taking the lock (most runs find the report up to date, and
+    take no lock) and again inside it, as another run may have re-rendered it meanwhile."""
     part = partition(root, name)
     if not exists(part.manifest):
         return None  # its own run is not done: it refreshes itself when it is
-    with _locked(part):
-        was = recorded(part)
-        now = previous_complete(root, name)
-        newer = was is None or (was is not _UNRECORDED and now is not None and was < now)
-        if now is None or was is _UNRECORDED or not (newer or now == rebuilt):
-            return None  # up to date, or the newer hour it compared with was pruned since
+    if _compare_with(part, rebuilt) is None:
+        return None
+    with report_lock(part):
+        now = _compare_with(part, rebuilt)
+        if now is None:
+            return None
         from pipeline.lineage import Lineage
 
         stats = read_json(part.stats("hour_report"))  # the run that made the hour, not this one
@@ -273,6 +306,19 @@ def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None
         report = write(part, now, settings(), made)
         stats.update(facts(report, now), refreshed=clock.now().isoformat(timespec="seconds"))
         write_json(part.stats("hour_report"), stats)  # last: the record names what is written
+    return now
+
+
+def _compare_with(part: Partition, rebuilt: str | None) -> str | None:
+    """The hour ``part``'s report should now compare with, if it must be re-rendered for it;
+    None when it is up to date, or the newer hour it compared with was pruned since."""
+    from pipeline.storage.history import previous_complete
+
+    was = recorded(part)
+    now = previous_complete(part.root, part.name)
+    newer = was is None or (was is not _UNRECORDED and now is not None and was < now)
+    if now is None or was is _UNRECORDED or not (newer or now == rebuilt):
+        return None
     return now
 
 

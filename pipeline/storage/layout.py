@@ -113,6 +113,12 @@ class Partition(Generic[L]):
         return self.dir / LOCK
 
     @property
+    def report_lock(self) -> L:
+        """Held while the report is re-rendered (``report.hour.report_lock``), on object stores:
+        a lease object as ``lock``; local roots lock the partition's folder instead."""
+        return self.report_dir / LOCK
+
+    @property
     def swapping(self) -> L:
         """There while a rerun swaps its rebuild in (and after, if the swap was cut short): a
         plain run of the hour must not publish it, the same rerun finishes it."""

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
+from pipeline.storage import lease
 from tests.support import (
     FIXTURES,
     PARTITION,
@@ -441,9 +442,11 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
         gone = rerun[rerun.index(("DELETE", marker)) + 1 :]  # the staging root, manifest first
         assert gone[0] == ("DELETE_MANY", f"{staging[1]}/{manifest}")
         assert f".{older}.rerun-1/{older}/manifest.json" in store.keys("entry")
+        report_lock = f"{PARTITION}/report/.lock"  # taken to bring the report up to date
         assert [k for k in store.keys("entry") if older not in k] == [
-            *PARTITION_KEYS, HISTORY_KEY, "latest",
+            *sorted([*PARTITION_KEYS, report_lock]), HISTORY_KEY, "latest",
         ]  # fmt: skip
+        assert not lease.live(orjson.loads(store.read(report_lock, "entry")))  # and let go
         assert orjson.loads(store.read(manifest, "entry"))["min_product_price"] == 25
         assert sorted(p.name for p in logs.iterdir()) == sorted(
             [
@@ -464,7 +467,8 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
             f"{older}/{k.removeprefix(part)}" for k in PARTITION_KEYS if k != f"{part}.lock"
         ]
         assert store.keys("entry") == [  # .lock too; the other hour's staging is no partition
-            f".{older}.rerun-1/{older}/manifest.json", *PARTITION_KEYS, HISTORY_KEY, "latest",
+            f".{older}.rerun-1/{older}/manifest.json",
+            *sorted([*PARTITION_KEYS, report_lock]), HISTORY_KEY, "latest",
         ]  # fmt: skip
     finally:
         proxy.stop()

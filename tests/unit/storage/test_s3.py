@@ -292,3 +292,60 @@ def test_previous_complete_and_the_summary_read_the_store(root: ObjectPath) -> N
     assert summary.summary_lines(root, "2026-11-25T14")[4] == "Report: none for this hour"
     with pytest.raises(summary.NoSummary, match=r"2026-11-25T16 under s3://.* is not complete"):
         summary.summary_lines(root, "2026-11-25T16")
+
+
+def _foreign_claim(location: ObjectPath, seconds: float) -> None:
+    """``location`` claimed by another host's run, as that run's process would write it."""
+    assert lease.acquire(location, "host-b pid 2 report", seconds, release_at_exit=False)
+    lease._held.clear()  # held by the other process, not by this one
+
+
+def _expire(location: ObjectPath) -> None:
+    """The other run lets go of its claim: marked expired, as ``lease.release`` does."""
+    claim, etag = lease.read(location)  # type: ignore[misc]
+    claim["expires_at"] = time.time() - 1
+    assert s3.put_if(location, orjson.dumps(claim), etag) is not None
+
+
+def test_a_report_re_rendered_elsewhere_is_waited_for_then_locked_and_let_go(
+    root: ObjectPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an object store the report's lock is a lease at ``report/.lock``: a run waits while
+    another holds it, holds it for the block, and releases it (another run may take it at once)."""
+    from pipeline.report.hour import partition, report_lock
+
+    part = partition(root, "2026-11-25T17")
+    location = part.report_lock
+    _foreign_claim(location, 60)
+    monkeypatch.setattr("pipeline.report.hour.REPORT_LOCK_POLL", 0.05)
+    let_go = threading.Timer(1.0, _expire, [location])  # the other run is done after 1 s
+    let_go.start()
+    started = time.monotonic()
+    with report_lock(part):
+        waited = time.monotonic() - started
+        claim = orjson.loads(s3.get(location)[0])  # type: ignore[index]
+        assert claim["owner"].endswith(f"pid {os.getpid()} report") and lease.live(claim)
+    let_go.join()
+    assert waited >= 1.0
+    assert not lease.live(orjson.loads(s3.get(location)[0]))  # type: ignore[index]
+    _foreign_claim(location, 60)  # another run takes it at once
+
+
+def test_a_report_held_by_another_run_for_longer_than_a_lease_is_left_to_it(
+    root: ObjectPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.report.hour import partition, report_lock
+
+    part = partition(root, "2026-11-25T17")
+    _foreign_claim(part.report_lock, 60)
+    monkeypatch.setattr(config.storage(), "lease_seconds", 1)  # luigi.Config instances are cached
+    monkeypatch.setattr("pipeline.report.hour.REPORT_LOCK_POLL", 0.05)
+    with (
+        pytest.raises(
+            PartitionBusy,
+            match=r"^the report of 2026-11-25T17 is being re-rendered by "
+            r"another run; waited 1 s \(.*host-b pid 2 report",
+        ),
+        report_lock(part),
+    ):
+        pytest.fail("the block ran without the lock")  # pragma: no cover
