@@ -409,8 +409,9 @@ class storage(luigi.Config):
     lease_seconds = Int(
         default=120,
         allowed=at_least(1),
-        description="An hour's claim object lasts this long unless renewed (every quarter of "
-        "it while the claiming run lives); a claim left by a dead run expires after it.",
+        description="An hour's claim object (and a report's, while it is re-rendered) lasts "
+        "this long unless renewed (every quarter of it while the claiming run lives); a claim "
+        "left by a dead run expires after it.",
     )
 
 

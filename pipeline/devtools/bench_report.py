@@ -1,5 +1,5 @@
 """Benchmark of the hourly report and history at scale: ``python -m pipeline.devtools.bench_report``
-(not in the tests).
+(a test walks it on a tiny shop; its figures are not tested).
 
 Two hours of the same generated shop (default 1M carts / 500k users / 20k products, the raw
 extract hard-linked into both partitions) are cleaned and summarised once; the earlier hour gets a

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import clock
 from pipeline.storage.atomic import atomic_path, read_json, write_json
-from pipeline.storage.fs import Location, exists, local_copy
+from pipeline.storage.fs import Location, ObjectPath, exists, local_copy
 from pipeline.storage.layout import PARTITION_FORMAT, Partition
 
 if TYPE_CHECKING:
@@ -236,7 +236,10 @@ def compared_with(root: Location, name: str) -> str | None:
     return previous_complete(root, name) if found is _UNRECORDED else found
 
 
-#: Seconds between looks at a report's lease held by another run (object stores).
+#: How long a run waits for another run re-rendering the same report on an object store (it
+#: takes seconds), and how often it looks. Publishing holds signals back (``interrupts.deferred``)
+#: and a report is cosmetic: a run gives up at once when told to stop, and after the wait.
+REPORT_LOCK_WAIT = 30.0
 REPORT_LOCK_POLL = 0.5
 
 
@@ -244,7 +247,8 @@ REPORT_LOCK_POLL = 0.5
 def report_lock(part: Partition) -> Iterator[None]:
     """Hold an exclusive lock on re-rendering the partition's report: an ``flock`` on its folder
     on local disk; on an object store a lease object (``storage.lease``) at ``report/.lock``,
-    waited for while another run holds it (at most ``[storage] lease_seconds``)."""
+    waited for while another run holds it (``REPORT_LOCK_WAIT``). Raises PartitionBusy naming
+    the holder when it gives up."""
     if isinstance(part.dir, Path):
         fd = os.open(part.dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -255,24 +259,21 @@ def report_lock(part: Partition) -> Iterator[None]:
         return
     import socket
 
-    from pipeline import config
+    from pipeline import config, interrupts
     from pipeline.storage import lease
     from pipeline.storage.locks import PartitionBusy
 
     location = part.report_lock
     owner = f"{socket.gethostname()} pid {os.getpid()} report"
-    seconds = config.storage().lease_seconds
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + REPORT_LOCK_WAIT
     while True:
         try:
-            fresh = lease.acquire(location, owner, seconds, release_at_exit=True)
+            fresh = lease.acquire(location, owner, config.storage().lease_seconds, True)
             break
-        except PartitionBusy as exc:
-            if time.monotonic() > deadline:
-                raise PartitionBusy(
-                    f"the report of {part.name} is being re-rendered by another run; "
-                    f"waited {seconds} s ({exc})"
-                ) from None
+        except PartitionBusy as busy:
+            if interrupts.received() is not None or time.monotonic() > deadline:
+                why = "the run is stopping" if interrupts.received() else "waited too long"
+                raise PartitionBusy(f"{busy}; {why}") from None
             time.sleep(REPORT_LOCK_POLL)
     try:
         yield
@@ -305,6 +306,10 @@ def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None
             made = unrecorded(part)
         report = write(part, now, settings(), made)
         stats.update(facts(report, now), refreshed=clock.now().isoformat(timespec="seconds"))
+        if isinstance(part.report_lock, ObjectPath):  # the record is outside the lease's folder
+            from pipeline.storage import lease
+
+            lease.check(part.report_lock)  # still this run's, or ClaimLost
         write_json(part.stats("hour_report"), stats)  # last: the record names what is written
     return now
 

@@ -21,6 +21,7 @@ PARTITION_FORMAT = "%Y-%m-%dT%H"
 PARTITION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 LATEST = "latest"
 LOCK = ".lock"  # held by the run writing a partition
+REPORT = "report"  # a partition's report folder
 SWAPPING = ".swapping"  # a rerun is swapping its rebuild in: the partition is part old, part new
 LOGS = "logs"  # per-run log files of `python -m pipeline run` and failed-run.env: per host
 LOG_DIR_ENV = "PIPELINE_LOG_DIR"  # where they go on this host when the data root is a bucket
@@ -102,7 +103,7 @@ class Partition(Generic[L]):
     @property
     def report_dir(self) -> L:
         """The hour's report: ``index.html`` and ``findings.md``."""
-        return self.dir / "report"
+        return self.dir / REPORT
 
     @property
     def manifest(self) -> L:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import orjson
 
 from pipeline.storage import s3
+from pipeline.storage.layout import REPORT
 from pipeline.storage.location import ObjectPath
 from pipeline.storage.locks import PartitionBusy
 
@@ -50,7 +51,21 @@ class Lease:
 
     @property
     def partition(self) -> ObjectPath:
+        """The folder the lease guards: its partition, or the partition's report folder."""
         return self.location.parent
+
+    @property
+    def guarded(self) -> str:
+        return guarded(self.location)
+
+
+def guarded(location: ObjectPath) -> str:
+    """What a lease at ``location`` guards, as messages name it: ``partition <hour>`` for an
+    hour's claim, ``the report of <hour>`` for ``<hour>/report/.lock``."""
+    folder = location.parent
+    if folder.name == REPORT:
+        return f"the report of {folder.parent.name}"
+    return f"partition {folder.name}"
 
 
 #: How often the renewer looks at the leases it holds (seconds).
@@ -109,7 +124,7 @@ def acquire(location: ObjectPath, owner: str, seconds: float, release_at_exit: b
             claim, seen = current
             if claim.get("owner") != owner and live(claim):
                 raise PartitionBusy(
-                    f"partition {location.parent.name} is being written by another run "
+                    f"{guarded(location)} is being written by another run "
                     f"({claim.get('owner')}, claim valid until {claim.get('expires')}); "
                     "this run leaves it alone"
                 )
@@ -119,7 +134,7 @@ def acquire(location: ObjectPath, owner: str, seconds: float, release_at_exit: b
                 _held[key] = Lease(location, owner, seconds, etag, expires, release_at_exit)
             _start_renewer()
             return True
-    raise PartitionBusy(f"partition {location.parent.name}: its claim kept changing; leaving it")
+    raise PartitionBusy(f"{guarded(location)}: its claim kept changing; leaving it")
 
 
 def renew(lease: Lease) -> bool:
@@ -134,27 +149,27 @@ def renew(lease: Lease) -> bool:
         if current is None or current[0].get("owner") != lease.owner:
             with _mutex:
                 _held.pop(str(lease.location), None)
-            log.error("lost the claim on partition %s to %s", lease.partition.name, current)
+            log.error("lost the claim on %s to %s", lease.guarded, current)
             return False
         lease.etag = current[1]  # another worker of the same luigid renewed it: fine
     return False
 
 
 def check(location: ObjectPath) -> None:
-    """Before writing ``location``: if it is in a partition this process claimed, the claim
-    must still be ours (renewed now if it is due), or ClaimLost is raised. Objects outside a
-    claimed partition (``latest``) are guarded by their own conditional writes instead."""
-    for lease in list(_held.values()):
-        if not location.key.startswith(lease.partition.prefix):
-            continue
-        if time.time() < lease.expires - lease.seconds / 2:
-            return
-        if not renew(lease):
-            raise ClaimLost(
-                f"partition {lease.partition.name}: this run's claim expired or was taken "
-                f"over; {location} not written"
-            )
+    """Before writing ``location``: if it is in a folder this process holds a lease on, the
+    lease must still be ours (renewed now if it is due), or ClaimLost is raised. Of two leases
+    over it (the hour's claim and its report's), the one on the nearer folder answers. Objects
+    outside a claimed folder (``latest``) are guarded by their own conditional writes instead."""
+    holding = [h for h in list(_held.values()) if location.key.startswith(h.partition.prefix)]
+    if not holding:
         return
+    lease = max(holding, key=lambda h: len(h.partition.prefix))
+    if time.time() < lease.expires - lease.seconds / 2:
+        return
+    if not renew(lease):
+        raise ClaimLost(
+            f"{lease.guarded}: this run's claim expired or was taken over; {location} not written"
+        )
 
 
 def release(location: ObjectPath) -> None:
@@ -179,7 +194,7 @@ def _release_at_exit() -> None:
             try:
                 release(lease.location)
             except Exception:  # the claim then simply expires
-                log.warning("could not release the claim on %s", lease.partition.name)
+                log.warning("could not release the claim on %s", lease.guarded)
 
 
 def _renew_forever() -> None:
@@ -191,7 +206,7 @@ def _renew_forever() -> None:
                 try:
                     renew(lease)
                 except Exception as exc:  # retried on the next tick; check() decides
-                    log.warning("could not renew the claim on %s: %s", lease.partition.name, exc)
+                    log.warning("could not renew the claim on %s: %s", lease.guarded, exc)
 
 
 _owner_pid = os.getpid()

@@ -24,7 +24,7 @@ from pipeline.storage.atomic import start_writeback
 from pipeline.storage.formats.prefetch import prefetch
 from pipeline.storage.formats.values import CSV_TYPES, prepare
 
-#: Rows per CSV chunk: memory holds one chunk's prepared copy (money and neutralised text).
+#: Rows per CSV chunk: what one thread prepares (money and neutralised text) and encodes at once.
 CSV_CHUNK_ROWS = 1 << 17
 
 #: Bytes of CSV parsed per batch by ``csv_batches``: some 300k rows of cleaned cart lines.
@@ -97,6 +97,7 @@ def _encode(table: pa.Table, money: Iterable[str], header: bool) -> pa.Buffer:
 class Encoded:
     """Rows of a ``CsvWriter``'s file, encoded (``CsvWriter.encode``) and not yet written."""
 
+    columns: tuple[str, ...]  # of the writer that encoded them: another writer refuses them
     chunks: list[pa.Buffer]
     rows: int
 
@@ -104,12 +105,13 @@ class Encoded:
 class CsvWriter:
     """One CSV file written frame after frame, as one ``write_csv`` of them all would write it.
 
-    The header comes from ``columns``, so a file that gets no rows still has it. Each frame is
-    encoded in chunks of ``CSV_CHUNK_ROWS``, so memory holds a frame's rows twice at most, not
-    the file's. Encoding is apart from writing (``encode``, then ``write``) so that a task's
-    threads encode their batches side by side and the file gets them in order; a frame given to
-    ``write`` has its chunks encoded on several threads. ``path`` is a temporary path that the
-    caller renames (``atomic.atomic_path``).
+    The header comes from ``columns``, so a file that gets no rows still has it. Rows are
+    encoded in chunks of ``CSV_CHUNK_ROWS``. Encoding is apart from writing so that it runs on
+    several threads: a frame given to ``write`` has its chunks encoded side by side and written
+    as they come (memory holds a chunk per thread, not the file); a task's own threads may
+    ``encode`` their batches (memory then holds the batches they have done, encoded) and hand
+    them to ``write`` in order. ``path`` is a temporary path that the caller renames
+    (``atomic.atomic_path``).
     """
 
     def __init__(
@@ -124,30 +126,43 @@ class CsvWriter:
             self._out.close()
             raise
 
-    def encode(self, frame: pd.DataFrame | pa.Table, threads: int = 1) -> Encoded:
-        """``frame``'s rows (its columns must be ``columns``, in order) as this file's CSV bytes,
-        on ``threads`` threads. Touches no file: any thread may call it."""
+    def encode(self, frame: pd.DataFrame | pa.Table) -> Encoded:
+        """``frame``'s rows as this file's CSV bytes. Touches no file: any thread may call it."""
+        table = self._table(frame)
+        return Encoded(tuple(self.columns), list(self._chunks(table, threads=1)), table.num_rows)
+
+    def write(self, frame: pd.DataFrame | pa.Table | Encoded) -> int:
+        """Append ``frame``'s rows (its columns must be ``columns``, in order); return them."""
+        if isinstance(frame, Encoded):
+            if list(frame.columns) != self.columns:
+                raise ValueError(f"rows encoded for {list(frame.columns)}, not {self.columns}")
+            chunks: Iterable[pa.Buffer] = frame.chunks
+            rows = frame.rows
+        else:
+            table = self._table(frame)
+            chunks, rows = self._chunks(table, THREADS), table.num_rows
+        for chunk in chunks:
+            self._out.write(chunk)
+        self.rows += rows
+        start_writeback(self._out.fileno())
+        return rows
+
+    def _table(self, frame: pd.DataFrame | pa.Table) -> pa.Table:
         table = frame
         if not isinstance(table, pa.Table):
             table = pa.Table.from_pandas(table, preserve_index=False)
         if table.column_names != self.columns:
             raise ValueError(f"columns {table.column_names} are not {self.columns}")
+        return table
+
+    def _chunks(self, table: pa.Table, threads: int) -> Iterator[pa.Buffer]:
+        """The encoded chunks of ``table`` in order, encoded on ``threads`` threads."""
         starts = range(0, table.num_rows, CSV_CHUNK_ROWS)
 
         def chunk(start: int) -> pa.Buffer:
             return _encode(table.slice(start, CSV_CHUNK_ROWS), self.money, header=False)
 
-        threads = min(threads, len(starts))  # one chunk: no pool to start
-        return Encoded(list(ordered_map(chunk, starts, threads)), table.num_rows)
-
-    def write(self, frame: pd.DataFrame | pa.Table | Encoded) -> int:
-        """Append ``frame``'s rows (encoded first unless they are); return them."""
-        encoded = frame if isinstance(frame, Encoded) else self.encode(frame, THREADS)
-        for chunk in encoded.chunks:
-            self._out.write(chunk)
-        self.rows += encoded.rows
-        start_writeback(self._out.fileno())
-        return encoded.rows
+        return ordered_map(chunk, starts, min(threads, len(starts)))  # one chunk: no pool
 
     def close(self) -> None:
         self._out.close()

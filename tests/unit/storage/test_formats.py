@@ -131,7 +131,7 @@ def test_parts_encoded_in_any_order_are_written_in_the_order_given(
     frame = pd.DataFrame({"cart_id": range(7), "line_total": [i + 0.125 for i in range(7)]})
     with storage.CsvWriter(tmp_path / "x.csv", ["cart_id", "line_total"], ("line_total",)) as out:
         parts = [frame.iloc[:5], frame.iloc[5:]]
-        late, early = out.encode(parts[1]), out.encode(parts[0], threads=2)
+        late, early = out.encode(parts[1]), out.encode(parts[0])
         assert (tmp_path / "x.csv").read_bytes() == b'"cart_id","line_total"\n'
         assert [len(early.chunks), early.rows, len(late.chunks), late.rows] == [3, 5, 1, 2]
         out.write(early)
@@ -141,6 +141,17 @@ def test_parts_encoded_in_any_order_are_written_in_the_order_given(
         b"5,5.13", b"6,6.13",
     ]  # fmt: skip
     assert out.rows == 7
+
+
+def test_rows_encoded_for_another_file_are_refused(tmp_path: Path) -> None:
+    with (
+        storage.CsvWriter(tmp_path / "a.csv", ["cart_id"]) as a,
+        storage.CsvWriter(tmp_path / "b.csv", ["user_id"]) as b,
+    ):
+        encoded = a.encode(pd.DataFrame({"cart_id": [1]}))
+        with pytest.raises(ValueError, match=r"rows encoded for \['cart_id'\], not \['user_id'\]"):
+            b.write(encoded)
+    assert (tmp_path / "b.csv").read_bytes() == b'"user_id"\n'
 
 
 def test_parts_of_other_types_come_in_the_order_written(

@@ -318,9 +318,9 @@ def test_a_report_re_rendered_elsewhere_is_waited_for_then_locked_and_let_go(
     location = part.report_lock
     _foreign_claim(location, 60)
     monkeypatch.setattr("pipeline.report.hour.REPORT_LOCK_POLL", 0.05)
+    started = time.monotonic()
     let_go = threading.Timer(1.0, _expire, [location])  # the other run is done after 1 s
     let_go.start()
-    started = time.monotonic()
     with report_lock(part):
         waited = time.monotonic() - started
         claim = orjson.loads(s3.get(location)[0])  # type: ignore[index]
@@ -331,21 +331,72 @@ def test_a_report_re_rendered_elsewhere_is_waited_for_then_locked_and_let_go(
     _foreign_claim(location, 60)  # another run takes it at once
 
 
-def test_a_report_held_by_another_run_for_longer_than_a_lease_is_left_to_it(
-    root: ObjectPath, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("stopping", [False, True])
+def test_a_report_held_by_another_run_is_left_to_it_after_the_wait_or_when_stopping(
+    root: ObjectPath, monkeypatch: pytest.MonkeyPatch, stopping: bool
 ) -> None:
+    """Publishing holds signals back: a run told to stop gives up at once; else after the wait."""
+    from pipeline import interrupts
     from pipeline.report.hour import partition, report_lock
 
     part = partition(root, "2026-11-25T17")
     _foreign_claim(part.report_lock, 60)
-    monkeypatch.setattr(config.storage(), "lease_seconds", 1)  # luigi.Config instances are cached
+    monkeypatch.setattr("pipeline.report.hour.REPORT_LOCK_WAIT", 60.0 if stopping else 0.5)
     monkeypatch.setattr("pipeline.report.hour.REPORT_LOCK_POLL", 0.05)
+    if stopping:
+        monkeypatch.setattr(interrupts, "_received", 15)  # SIGTERM came while publishing
+    why = "the run is stopping" if stopping else "waited too long"
+    started = time.monotonic()
     with (
         pytest.raises(
             PartitionBusy,
-            match=r"^the report of 2026-11-25T17 is being re-rendered by "
-            r"another run; waited 1 s \(.*host-b pid 2 report",
+            match=rf"^the report of 2026-11-25T17 is being written by "
+            rf"another run \(host-b pid 2 report, .*\); .*; {why}$",
         ),
         report_lock(part),
     ):
         pytest.fail("the block ran without the lock")  # pragma: no cover
+    assert time.monotonic() - started < 30  # not the minute it would have waited
+
+
+def test_of_two_leases_over_an_object_the_nearer_folders_answers(root: ObjectPath) -> None:
+    """A run holding its hour's claim and the report's lease: a write under report/ is checked
+    against the report's lease, which it lost, even though the hour's claim is still its own."""
+    from pipeline.report.hour import partition
+
+    part = partition(root, "2026-11-25T17")
+    assert lease.acquire(part.lock, "host-a pid 1", 60, release_at_exit=False)
+    assert lease.acquire(part.report_lock, "host-a pid 1 report", 1, release_at_exit=False)
+    mine = dict(lease._held)
+    lease._held.clear()
+    time.sleep(1.1)  # the report's lease lapses: another run takes it over
+    _foreign_claim(part.report_lock, 60)
+    lease._held.update(mine)  # both held by this process, as it believes
+    lease.check(part.dir / "_stats/CleanUsers.json")  # the hour's claim: still its own
+    with pytest.raises(lease.ClaimLost, match=r"^the report of 2026-11-25T17: this run's claim"):
+        lease.check(part.report_dir / "index.html")
+    lease._held.clear()
+
+
+def test_a_rerun_swap_copies_and_deletes_data_but_never_a_lock(root: ObjectPath) -> None:
+    """The old hour's report lease (another run may be re-rendering it) stays as it is, and a
+    lock object in the rebuild is not copied over: locks are no data."""
+    from pipeline.ops.rerun import staging_root, swap_in
+
+    name = "2026-11-25T17"
+    staging = staging_root(root, name, 4242)
+    assert isinstance(staging, ObjectPath)
+    objects = {
+        root / name / "manifest.json": b'{"old": 1}', root / name / "cleaned/gone.csv": b"old",
+        root / name / "report/.lock": b"theirs", root / name / ".lock": b"the hour's",
+        staging / name / "manifest.json": b'{"new": 1}', staging / name / "cleaned/a.csv": b"new",
+        staging / name / "report/.lock": b"stray",
+    }  # fmt: skip
+    for location, body in objects.items():
+        assert s3.put_if(location, body, None) is not None
+    assert swap_in(root, staging, name) is False  # object by object
+    hour = root / name
+    names = [key.removeprefix(hour.prefix) for key in s3.keys_under(hour)]
+    left = {rel: s3.get(hour / rel)[0] for rel in names}  # type: ignore[index]
+    assert left == {".lock": b"the hour's", "cleaned/a.csv": b"new",
+                    "manifest.json": b'{"new": 1}', "report/.lock": b"theirs"}  # fmt: skip
