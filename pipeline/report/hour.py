@@ -265,10 +265,10 @@ def report_lock(part: Partition) -> Iterator[None]:
 
     location = part.report_lock
     owner = f"{socket.gethostname()} pid {os.getpid()} report"
-    deadline = time.monotonic() + REPORT_LOCK_WAIT
+    seconds, deadline = config.storage().lease_seconds, time.monotonic() + REPORT_LOCK_WAIT
     while True:
         try:
-            fresh = lease.acquire(location, owner, config.storage().lease_seconds, True)
+            fresh = lease.acquire(location, owner, seconds, release_at_exit=True)
             break
         except PartitionBusy as busy:
             if interrupts.received() is not None or time.monotonic() > deadline:
