@@ -12,6 +12,7 @@ import contextlib
 import math
 import signal
 import socket
+import socketserver
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -162,6 +163,13 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # the default backlog of 5 drops parallel benchmark connects
     app: DummyJSONServer
+
+    def server_bind(self) -> None:
+        """Bind as HTTPServer does, without its reverse DNS lookup of the address
+        (``socket.getfqdn``): a local server needs no name, and must not wait on a resolver."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from pipeline.checkout import CHECKOUT, DEMO_DIR
 from pipeline.console import CliError, say
@@ -29,36 +32,87 @@ DEMO_API_TIMEOUT = 120.0  # seconds; it starts in well under one, unless the mac
 
 @contextlib.contextmanager
 def demo_api(timeout: float = DEMO_API_TIMEOUT) -> Iterator[str]:
-    """Serve ``pipeline.devtools.demo_api`` on a free 127.0.0.1 port; yield its URL; stop it."""
-    with tempfile.TemporaryFile() as out:
+    """Serve ``pipeline.devtools.demo_api`` on a free 127.0.0.1 port; yield its URL; stop it.
+
+    Its one line of stdout, the URL, comes through a pipe (read by a thread, which then drains
+    the pipe), its stderr goes to a file read only once it has stopped: no reading a file while
+    the child writes through the same offset.
+    """
+    with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.devtools.demo_api", "--host", "127.0.0.1"],
-            cwd=CHECKOUT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            # -X faulthandler: a child stopped for taking too long prints where it was
+            [sys.executable, "-X", "faulthandler", "-m", "pipeline.devtools.demo_api",
+             "--host", "127.0.0.1"],
+            cwd=CHECKOUT, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            url = _wait_for_url(proc, out, timeout)
+            url = _wait_for_url(proc, errors, timeout)
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
 
 
-def _wait_for_url(proc: subprocess.Popen[bytes], out: BinaryIO, timeout: float) -> str:
+def _stop(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signum)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _lines(stream: IO[bytes]) -> queue.SimpleQueue[str | None]:
+    """The lines of ``stream`` as a thread reads them, then None at its end."""
+    found: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+
+    def pump() -> None:
+        with stream:
+            for line in stream:
+                found.put(line.decode(errors="replace"))
+        found.put(None)
+
+    threading.Thread(target=pump, name="demo-api-stdout", daemon=True).start()
+    return found
+
+
+def _wait_for_url(proc: subprocess.Popen[bytes], errors: IO[bytes], timeout: float) -> str:
+    """The URL the child announces on stdout; a CliError naming why when it exits first or
+    stays silent for ``timeout`` seconds (then it is stopped, and says where it was)."""
+    assert proc.stdout is not None
+    lines = _lines(proc.stdout)
+    said: list[str] = []  # lines before the URL, shown if it never comes
     deadline = time.monotonic() + timeout
-    while True:
-        out.seek(0)
-        text = out.read().decode(errors="replace")
-        if match := re.search(r"^serving (http\S+)", text, re.M):
-            return match[1]
-        if proc.poll() is not None:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:  # stdout closed: it is exiting
+            proc.wait()
+            errors.seek(0)
+            text = "".join(said) + errors.read().decode(errors="replace")
             raise CliError(f"demo API exited early (status {proc.returncode}):\n{text.rstrip()}")
-        if time.monotonic() > deadline:
-            raise CliError(f"demo API did not report its URL within {timeout:g} s")
-        time.sleep(0.05)
+        if match := re.match(r"serving (http\S+)", line):
+            return match[1]
+        said.append(line)
+    _stop(proc, signal.SIGABRT)  # faulthandler prints its threads' stacks on its way out
+    errors.seek(0)
+    where = _innermost(errors.read().decode(errors="replace"))
+    raise CliError(
+        f"demo API (pid {proc.pid}) did not report its URL within {timeout:g} s"
+        + (f"; it was stopped in {where}" if where else "")
+        + ". Is the machine overloaded? Try again."
+    )
+
+
+def _innermost(dump: str) -> str:
+    """``function (file:line)`` of the innermost frame of the thread that took the signal
+    (the main one while it starts), from faulthandler's dump (``File "<path>", line <n> in
+    <function>``, most recent call first); "" if there is none."""
+    main = dump.split("Current thread", 1)[-1]
+    found = re.search(r'File "([^"]+)", line (\d+) in (\S+)', main)
+    return f"{found[3]} ({found[1]}:{found[2]})" if found else ""
 
 
 @contextlib.contextmanager

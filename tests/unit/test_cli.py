@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import termios
@@ -19,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import luigi.configuration
 import pytest
@@ -559,14 +561,42 @@ def test_a_failed_demo_run_keeps_its_exit_code_and_stops_the_api(
         get(f"{urls[0]}/carts")
 
 
+def child(code: str, errors: IO[bytes]) -> subprocess.Popen[bytes]:
+    """A stand-in for the demo API, started as ``demo_api`` starts it."""
+    return subprocess.Popen([sys.executable, "-X", "faulthandler", "-c", code],
+                            stdout=subprocess.PIPE, stderr=errors)  # fmt: skip
+
+
+def test_the_demo_apis_url_is_its_first_serving_line(tmp_path: Path) -> None:
+    with open(tmp_path / "errors", "w+b") as errors:
+        proc = child("print('loading'); print('serving http://127.0.0.1:5', flush=True); "
+                     "import time; time.sleep(60)", errors)  # fmt: skip
+        try:
+            assert demo_cmd._wait_for_url(proc, errors, timeout=60) == "http://127.0.0.1:5"
+        finally:
+            proc.kill()
+            proc.wait()
+
+
 def test_a_demo_api_that_dies_is_reported_with_its_output(tmp_path: Path) -> None:
-    with open(tmp_path / "out", "w+b") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "print('boom: port taken'); raise SystemExit(3)"], stdout=out
-        )
-        proc.wait()
-        with pytest.raises(cli.CliError, match=r"exited early \(status 3\):\nboom: port taken"):
-            demo_cmd._wait_for_url(proc, out, timeout=10)
+    with open(tmp_path / "errors", "w+b") as errors:
+        proc = child("import sys; print('starting'); sys.stderr.write('boom: port taken')\n"
+                     "raise SystemExit(3)", errors)  # fmt: skip
+        with pytest.raises(cli.CliError) as raised:
+            demo_cmd._wait_for_url(proc, errors, timeout=60)
+    assert str(raised.value) == "demo API exited early (status 3):\nstarting\nboom: port taken"
+
+
+def test_a_silent_demo_api_is_stopped_and_says_where_it_was(tmp_path: Path) -> None:
+    with open(tmp_path / "errors", "w+b") as errors:
+        proc = child("import time\nprint('loading', flush=True)\ntime.sleep(60)", errors)
+        with pytest.raises(cli.CliError) as raised:
+            demo_cmd._wait_for_url(proc, errors, timeout=1)
+    assert str(raised.value) == (
+        f"demo API (pid {proc.pid}) did not report its URL within 1 s; it was stopped in "
+        "<module> (<string>:3). Is the machine overloaded? Try again."
+    )
+    assert proc.returncode == -signal.SIGABRT  # gone
 
 
 # -- import weight ------------------------------------------------------------------------------
