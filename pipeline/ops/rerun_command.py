@@ -83,6 +83,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
     """Rebuild the hour of ``--date-hour`` in a staging root and swap it in when complete."""
     from luigi.retcodes import retcode
 
+    from pipeline.report.hour import report_lock
     from pipeline.storage import fs
     from pipeline.storage.latest import advance_latest, latest_partition
     from pipeline.storage.layout import Partition
@@ -142,15 +143,30 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         say(outcome(rc or 1, old.name, root, False, log))
         say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
         return rc or 1
-    swapped = False
+    locked = swapped = False
     try:
         # One step as far as signals go: a signal meanwhile is acted on once all of it is done.
-        with as_luigi_reads(luigi_args), interrupts.deferred():
+        # The hour's report lock is held from before the swap until the rebuilt report is
+        # brought up to date: a run re-rendering the old report meanwhile (another hour's run
+        # refreshing it) would write figures of the old data over the rebuilt ones.
+        with as_luigi_reads(luigi_args), interrupts.deferred(), report_lock(old):
+            locked = True
             atomic = rerun.swap_in(root, staging, old.name)
             advance_latest(root, old.name, last_partition())
             release_hour(old.lock)
             _after_rebuild(root, old.name)
             swapped = True
+    except PartitionBusy as exc:
+        if locked:
+            raise
+        note_run(root, hour, log, retcode().already_running)
+        runner.write_metrics(luigi_args, root, hour, retcode().already_running, began)
+        say(f"error: {exc}")
+        say(
+            f"{old.name} is unchanged: its swap did not begin (the rebuild stays in {staging}); "
+            f"to rebuild it: {resume}"
+        )
+        return retcode().already_running
     except fs.StoreError as exc:  # the store went away mid-swap: the hour is marked unfinished
         note_run(root, hour, log, SWAP_FAILED)
         runner.write_metrics(luigi_args, root, hour, SWAP_FAILED, began)
@@ -165,7 +181,13 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         note_run(root, hour, log, exc.exit_code)
         runner.write_metrics(luigi_args, root, hour, exc.exit_code, began, interrupted=True,
                              published=swapped)  # fmt: skip
-        if not swapped:  # an error (a StoreError, superseded) cut the swap short meanwhile
+        if not locked:  # it stopped the wait for the report lock
+            say(
+                f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rerun of "
+                f"{old.name} before its swap began; {old.name} is unchanged (the rebuild stays "
+                f"in {staging}). To rebuild it: {resume}"
+            )
+        elif not swapped:  # an error (a StoreError, superseded) cut the swap short meanwhile
             say(
                 f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rerun of "
                 f"{old.name} after an error cut its swap short ({exc.__context__}); a plain "

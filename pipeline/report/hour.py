@@ -21,10 +21,10 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline import clock
 from pipeline.storage.atomic import atomic_path, read_json, write_json
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from pipeline.rules.checks import HourChecks
 
 log = logging.getLogger("luigi-interface.pipeline")
+T = TypeVar("T")
 
 HTML = "index.html"
 MARKDOWN = "findings.md"
@@ -236,9 +237,9 @@ def compared_with(root: Location, name: str) -> str | None:
     return previous_complete(root, name) if found is _UNRECORDED else found
 
 
-#: How long a run waits for another run re-rendering the same report on an object store (it
-#: takes seconds), and how often it looks. Publishing holds signals back (``interrupts.deferred``)
-#: and a report is cosmetic: a run gives up at once when told to stop, and after the wait.
+#: How long a run waits for another run re-rendering the same report (it takes seconds), and how
+#: often it looks. Publishing holds signals back (``interrupts.deferred``) and a report is
+#: cosmetic: a run gives up at once when told to stop, and after the wait.
 REPORT_LOCK_WAIT = 30.0
 REPORT_LOCK_POLL = 0.5
 
@@ -246,40 +247,66 @@ REPORT_LOCK_POLL = 0.5
 @contextlib.contextmanager
 def report_lock(part: Partition) -> Iterator[None]:
     """Hold an exclusive lock on re-rendering the partition's report: an ``flock`` on its folder
-    on local disk; on an object store a lease object (``storage.lease``) at ``report/.lock``,
-    waited for while another run holds it (``REPORT_LOCK_WAIT``). Raises PartitionBusy naming
-    the holder when it gives up."""
+    on local disk; on an object store a lease object (``storage.lease``) at ``report/.lock``.
+    Waited for while another run holds it (``REPORT_LOCK_WAIT``); raises PartitionBusy naming
+    the holder when it gives up. A rerun holds it across its swap and the refresh after it;
+    taken again inside, it does not wait for itself: the lease is this process's already, and
+    on disk the folder then locked is the rebuilt one, not the one the rerun locked."""
     if isinstance(part.dir, Path):
         fd = os.open(part.dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _waited(lambda: _flock(fd, part))
             yield
         finally:
             os.close(fd)
         return
     import socket
 
-    from pipeline import config, interrupts
+    from pipeline import config
     from pipeline.storage import lease
-    from pipeline.storage.locks import PartitionBusy
 
     location = part.report_lock
     owner = f"{socket.gethostname()} pid {os.getpid()} report"
-    seconds, deadline = config.storage().lease_seconds, time.monotonic() + REPORT_LOCK_WAIT
-    while True:
-        try:
-            fresh = lease.acquire(location, owner, seconds, release_at_exit=True)
-            break
-        except PartitionBusy as busy:
-            if interrupts.received() is not None or time.monotonic() > deadline:
-                why = "the run is stopping" if interrupts.received() else "waited too long"
-                raise PartitionBusy(f"{busy}; {why}") from None
-            time.sleep(REPORT_LOCK_POLL)
+    seconds = config.storage().lease_seconds
+    fresh = _waited(lambda: lease.acquire(location, owner, seconds, release_at_exit=True))
     try:
         yield
     finally:
         if fresh:
             lease.release(location)
+
+
+def _flock(fd: int, part: Partition) -> None:
+    from pipeline.storage.locks import PartitionBusy, lock_holder
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = lock_holder(part.dir)
+        raise PartitionBusy(
+            f"the report of {part.name} is being re-rendered by another run"
+            + (f" (pid {pid})" if pid else "")
+        ) from None
+
+
+def _waited(take: Callable[[], T]) -> T:
+    """``take()``, tried again while it raises PartitionBusy, for ``REPORT_LOCK_WAIT`` seconds
+    at most and not once the run is told to stop."""
+    from pipeline import interrupts
+    from pipeline.storage.locks import PartitionBusy
+
+    deadline, said = time.monotonic() + REPORT_LOCK_WAIT, False
+    while True:
+        try:
+            return take()
+        except PartitionBusy as busy:
+            if interrupts.received() is not None or time.monotonic() > deadline:
+                why = "the run is stopping" if interrupts.received() else "waited too long"
+                raise PartitionBusy(f"{busy}; {why}") from None
+            if not said:
+                log.info("waiting up to %g s: %s", REPORT_LOCK_WAIT, busy, extra={"console": True})
+                said = True
+        time.sleep(REPORT_LOCK_POLL)
 
 
 def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None:

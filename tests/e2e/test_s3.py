@@ -439,10 +439,18 @@ def test_run_report_prune_and_rerun_through_the_cli_on_an_s3_root(
                         # then its report is brought up to date: it now has an earlier hour
                         *(("PUT", f"{part}{k}") for k in ("report/findings.md",
                           "report/index.html", "_stats/HourReport.json"))]  # fmt: skip
+        # The report's lease is taken before the mark and let go after the re-rendered report's
+        # record (copied with the hour, then written by the refresh): a run re-rendering the old
+        # report cannot write over the rebuilt one.
+        report_lock, record = f"{part}report/.lock", f"{part}_stats/HourReport.json"
+        written = [key.removeprefix("entry/") for req in proxy.requests[read:] if req.op in WRITES
+                   for key in req.keys or (req.key,)]  # fmt: skip
+        assert [k for k in written if k in (report_lock, marker, record)] == [
+            report_lock, marker, record, marker, record, report_lock,
+        ]  # fmt: skip
         gone = rerun[rerun.index(("DELETE", marker)) + 1 :]  # the staging root, manifest first
         assert gone[0] == ("DELETE_MANY", f"{staging[1]}/{manifest}")
         assert f".{older}.rerun-1/{older}/manifest.json" in store.keys("entry")
-        report_lock = f"{PARTITION}/report/.lock"  # taken to bring the report up to date
         assert [k for k in store.keys("entry") if older not in k] == [
             *sorted([*PARTITION_KEYS, report_lock]), HISTORY_KEY, "latest",
         ]  # fmt: skip

@@ -7,6 +7,7 @@ handlers); tests/e2e/test_interrupts.py sends them to real runs.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,8 @@ from pipeline import cli, interrupts, runlog, runner, suggested
 from pipeline.config import CHECKOUT
 from pipeline.failures import RERUN_ENV
 from pipeline.ops import rerun_command
+from pipeline.storage.layout import Partition
+from pipeline.storage.locks import PartitionBusy
 
 
 @pytest.fixture(autouse=True)
@@ -244,6 +247,96 @@ def test_a_signal_during_the_swap_of_a_rerun_is_held_until_the_whole_swap_is_don
         "to resume"
     )
     assert failed_run(old_hour)[1] == f"PIPELINE_EXIT_CODE={code}"  # not "under way" for good
+
+
+def hold(folder: Path) -> int:
+    """An ``flock`` on ``folder`` through another open file, as another run re-rendering its
+    report holds it; closing the returned descriptor lets it go."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_a_rerun_waits_for_a_run_re_rendering_the_hours_report_before_it_swaps(
+    old_hour: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run refreshing the hour's report has read the old figures: swapped meanwhile, it
+    would write them over the rebuilt report. The rerun holds the report's lock from before the
+    swap until its own refresh is done."""
+    from pipeline.report import hour
+
+    monkeypatch.setattr(hour, "REPORT_LOCK_POLL", 0.05)
+    other, seen = hold(old_hour / HOUR), []
+    take = hour._flock
+
+    def busy_once(fd: int, part: Partition) -> None:
+        try:
+            take(fd, part)
+        except PartitionBusy:
+            seen.append((old_hour / "latest" / "manifest.json").read_text())  # not swapped yet
+            os.close(other)  # the other run is done
+            raise
+
+    def after_rebuild(root: Path, name: str) -> None:  # the refresh, as the rerun does it
+        with hour.report_lock(hour.partition(root, name)):
+            seen.append("report")
+
+    monkeypatch.setattr(hour, "_flock", busy_once)
+    monkeypatch.setattr(rerun_command, "_after_rebuild", after_rebuild)
+    with interrupts.handling():
+        assert rerun_command.rerun_pipeline(["--date-hour", HOUR]) == 0
+    assert seen == ["old", "report"]
+    assert (old_hour / "latest" / "manifest.json").read_text() == "new"
+
+
+@pytest.mark.parametrize(("signum", "code"), [(None, 10), (signal.SIGTERM, 143)])
+def test_a_rerun_whose_hours_report_stays_locked_leaves_the_hour_as_it_was(
+    signum: int | None,
+    code: int,
+    old_hour: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It gives up after the wait (exit 10, as for a busy hour), or at once when told to stop,
+    before the swap begins: the old hour is whole, the rebuild stays for a look."""
+    from pipeline.report import hour
+
+    monkeypatch.setattr(hour, "REPORT_LOCK_WAIT", 0.3 if signum is None else 60.0)
+    monkeypatch.setattr(hour, "REPORT_LOCK_POLL", 0.05)
+    take = hour._flock
+
+    def busy(fd: int, part: Partition) -> None:
+        if signum is not None:
+            send(signum)  # held back: the rerun is publishing
+        take(fd, part)
+
+    monkeypatch.setattr(hour, "_flock", busy)
+    other = hold(old_hour / HOUR)
+    try:
+        with interrupts.handling():
+            assert rerun_command.rerun_pipeline(["--date-hour", HOUR]) == code
+    finally:
+        os.close(other)
+    staging = old_hour / f".{HOUR}.rerun-{os.getpid()}"
+    assert (old_hour / "latest" / "manifest.json").read_text() == "old"
+    assert not (old_hour / HOUR / ".swapping").exists()  # the swap never began
+    assert (staging / HOUR / "manifest.json").read_text() == "new"
+    assert (old_hour / f"history/date_hour={HOUR}/part-0.parquet").read_text() == "old rows"
+    resume = f"PIPELINE_DATA_DIR={old_hour} ./run_pipeline.sh rerun --date-hour {HOUR}"
+    holder = f"the report of {HOUR} is being re-rendered by another run (pid {os.getpid()})"
+    if signum is None:
+        assert capsys.readouterr().err.splitlines()[-2:] == [
+            f"pipeline: error: {holder}; waited too long",
+            f"pipeline: {HOUR} is unchanged: its swap did not begin (the rebuild stays in "
+            f"{staging}); to rebuild it: {resume}",
+        ]
+    else:
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"pipeline: interrupted (exit 143): SIGTERM stopped the rerun of {HOUR} before its "
+            f"swap began; {HOUR} is unchanged (the rebuild stays in {staging}). To rebuild it: "
+            f"{resume}"
+        )
+    assert failed_run(old_hour)[1] == f"PIPELINE_EXIT_CODE={code}"
 
 
 @pytest.mark.parametrize("demo", [False, True])
