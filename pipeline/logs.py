@@ -89,6 +89,11 @@ def use_console(fd: int) -> Iterator[None]:
         stream.close()
 
 
+def console_active() -> bool:
+    """Is a console handler showing records now (a run under way, or plain luigi)?"""
+    return _console is not None
+
+
 def shown_on_console(record: logging.LogRecord) -> bool:
     """What an operator needs live: records meant for the console, and warnings and errors,
     except luigi's tracebacks (each failure has its own one-line cause)."""

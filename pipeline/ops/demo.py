@@ -30,19 +30,25 @@ from pipeline.suggested import script, shown
 DEMO_API_TIMEOUT = 120.0  # seconds; it starts in well under one, unless the machine is swamped
 
 
+#: Starts the demo API with a way to say where it is (``faulthandler`` on SIGUSR1, set before
+#: anything is imported), so a child that stays silent can be asked before it is stopped.
+_BOOT = (
+    "import faulthandler, runpy, signal; faulthandler.register(signal.SIGUSR1); "
+    "runpy.run_module('pipeline.devtools.demo_api', run_name='__main__')"
+)
+
+
 @contextlib.contextmanager
 def demo_api(timeout: float = DEMO_API_TIMEOUT) -> Iterator[str]:
     """Serve ``pipeline.devtools.demo_api`` on a free 127.0.0.1 port; yield its URL; stop it.
 
     Its one line of stdout, the URL, comes through a pipe (read by a thread, which then drains
-    the pipe), its stderr goes to a file read only once it has stopped: no reading a file while
-    the child writes through the same offset.
+    the pipe); its stderr goes to a file read only once it is done: no reading a file while the
+    child writes through the same offset.
     """
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
-            # -X faulthandler: a child stopped for taking too long prints where it was
-            [sys.executable, "-X", "faulthandler", "-m", "pipeline.devtools.demo_api",
-             "--host", "127.0.0.1"],
+            [sys.executable, "-c", _BOOT, "--host", "127.0.0.1"],
             cwd=CHECKOUT, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         try:
@@ -52,9 +58,10 @@ def demo_api(timeout: float = DEMO_API_TIMEOUT) -> Iterator[str]:
             _stop(proc)
 
 
-def _stop(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the child as a user would (SIGTERM: it closes its server), killed if it lingers."""
     if proc.poll() is None:
-        proc.send_signal(signum)
+        proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -89,29 +96,44 @@ def _wait_for_url(proc: subprocess.Popen[bytes], errors: IO[bytes], timeout: flo
         except queue.Empty:
             break
         if line is None:  # stdout closed: it is exiting
-            proc.wait()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _stop(proc)
             errors.seek(0)
             text = "".join(said) + errors.read().decode(errors="replace")
             raise CliError(f"demo API exited early (status {proc.returncode}):\n{text.rstrip()}")
         if match := re.match(r"serving (http\S+)", line):
             return match[1]
         said.append(line)
-    _stop(proc, signal.SIGABRT)  # faulthandler prints its threads' stacks on its way out
-    errors.seek(0)
-    where = _innermost(errors.read().decode(errors="replace"))
+    where = _where(proc, errors)
+    _stop(proc)
     raise CliError(
-        f"demo API (pid {proc.pid}) did not report its URL within {timeout:g} s"
-        + (f"; it was stopped in {where}" if where else "")
+        f"demo API did not report its URL within {timeout:g} s"
+        + (f"; it was in {where}" if where else "")
         + ". Is the machine overloaded? Try again."
     )
+
+
+def _where(proc: subprocess.Popen[bytes], errors: IO[bytes]) -> str:
+    """Where a silent child is: its stacks, asked for with SIGUSR1, from ``errors``."""
+    if proc.poll() is not None:
+        return ""
+    proc.send_signal(signal.SIGUSR1)
+    for _ in range(40):  # the dump is written at once, unless the machine is swamped
+        time.sleep(0.05)
+        errors.seek(0)
+        if where := _innermost(errors.read().decode(errors="replace")):
+            return where
+    return ""
 
 
 def _innermost(dump: str) -> str:
     """``function (file:line)`` of the innermost frame of the thread that took the signal
     (the main one while it starts), from faulthandler's dump (``File "<path>", line <n> in
-    <function>``, most recent call first); "" if there is none."""
+    <function>``, most recent call first); "" if there is none yet."""
     main = dump.split("Current thread", 1)[-1]
-    found = re.search(r'File "([^"]+)", line (\d+) in (\S+)', main)
+    found = re.search(r'File "([^"]+)", line (\d+) in (\S+)\n', main)  # a whole line
     return f"{found[3]} ({found[1]}:{found[2]})" if found else ""
 
 

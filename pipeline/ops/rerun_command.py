@@ -79,6 +79,14 @@ def _after_rebuild(root: Location, name: str) -> None:
     summary.print_summary(root, name)
 
 
+def unswapped(name: str, staging: Location, resume: str) -> str:
+    """What the console says of a complete rebuild that was not swapped in."""
+    return (
+        f"{name} is unchanged: its swap did not begin (the rebuild is left in {staging}; a "
+        f"rerun starts afresh); to rebuild it: {resume}"
+    )
+
+
 def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     """Rebuild the hour of ``--date-hour`` in a staging root and swap it in when complete."""
     from luigi.retcodes import retcode
@@ -162,12 +170,16 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         note_run(root, hour, log, retcode().already_running)
         runner.write_metrics(luigi_args, root, hour, retcode().already_running, began)
         say(f"error: {exc}")
-        say(
-            f"{old.name} is unchanged: its swap did not begin (the rebuild stays in {staging}); "
-            f"to rebuild it: {resume}"
-        )
+        say(unswapped(old.name, staging, resume))
         return retcode().already_running
-    except fs.StoreError as exc:  # the store went away mid-swap: the hour is marked unfinished
+    except fs.StoreError as exc:
+        if not locked:  # the store failed as the report's lease was taken: nothing swapped
+            code = retcode().scheduling_error
+            note_run(root, hour, log, code)
+            runner.write_metrics(luigi_args, root, hour, code, began)
+            say(f"error: {exc}")
+            say(unswapped(old.name, staging, resume))
+            return code  # the store went away mid-swap: the hour is marked unfinished
         note_run(root, hour, log, SWAP_FAILED)
         runner.write_metrics(luigi_args, root, hour, SWAP_FAILED, began)
         say(f"error: {exc}")
@@ -184,8 +196,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         if not locked:  # it stopped the wait for the report lock
             say(
                 f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rerun of "
-                f"{old.name} before its swap began; {old.name} is unchanged (the rebuild stays "
-                f"in {staging}). To rebuild it: {resume}"
+                f"{old.name} before its swap began; {unswapped(old.name, staging, resume)}"
             )
         elif not swapped:  # an error (a StoreError, superseded) cut the swap short meanwhile
             say(

@@ -304,9 +304,22 @@ def _waited(take: Callable[[], T]) -> T:
                 why = "the run is stopping" if interrupts.received() else "waited too long"
                 raise PartitionBusy(f"{busy}; {why}") from None
             if not said:
-                log.info("waiting up to %g s: %s", REPORT_LOCK_WAIT, busy, extra={"console": True})
+                _notice(f"waiting up to {REPORT_LOCK_WAIT:g} s: {busy}")
                 said = True
         time.sleep(REPORT_LOCK_POLL)
+
+
+def _notice(text: str) -> None:
+    """A line for the console: through the run's log records while a run shows them, else
+    (a rerun's swap, after its run) as the command line's own."""
+    from pipeline import logs
+
+    if logs.console_active():
+        log.info("%s", text, extra={"console": True})
+    else:
+        from pipeline.console import say
+
+        say(text)
 
 
 def refresh(root: Location, name: str, rebuilt: str | None = None) -> str | None:

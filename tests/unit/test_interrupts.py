@@ -7,7 +7,6 @@ handlers); tests/e2e/test_interrupts.py sends them to real runs.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,7 @@ from pipeline.failures import RERUN_ENV
 from pipeline.ops import rerun_command
 from pipeline.storage.layout import Partition
 from pipeline.storage.locks import PartitionBusy
+from tests.support.locks import hold, locked
 
 
 @pytest.fixture(autouse=True)
@@ -249,14 +249,6 @@ def test_a_signal_during_the_swap_of_a_rerun_is_held_until_the_whole_swap_is_don
     assert failed_run(old_hour)[1] == f"PIPELINE_EXIT_CODE={code}"  # not "under way" for good
 
 
-def hold(folder: Path) -> int:
-    """An ``flock`` on ``folder`` through another open file, as another run re-rendering its
-    report holds it; closing the returned descriptor lets it go."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
-
-
 def test_a_rerun_waits_for_a_run_re_rendering_the_hours_report_before_it_swaps(
     old_hour: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -265,8 +257,9 @@ def test_a_rerun_waits_for_a_run_re_rendering_the_hours_report_before_it_swaps(
     swap until its own refresh is done."""
     from pipeline.report import hour
 
-    monkeypatch.setattr(hour, "REPORT_LOCK_POLL", 0.05)
+    monkeypatch.setattr(hour, "REPORT_LOCK_POLL", 0.01)
     other, seen = hold(old_hour / HOUR), []
+    old_folder = os.open(old_hour / HOUR, os.O_RDONLY | os.O_DIRECTORY)  # where it is swapped to
     take = hour._flock
 
     def busy_once(fd: int, part: Partition) -> None:
@@ -279,13 +272,14 @@ def test_a_rerun_waits_for_a_run_re_rendering_the_hours_report_before_it_swaps(
 
     def after_rebuild(root: Path, name: str) -> None:  # the refresh, as the rerun does it
         with hour.report_lock(hour.partition(root, name)):
-            seen.append("report")
+            seen.append(f"report, old folder locked: {locked(old_folder)}")  # still held
 
     monkeypatch.setattr(hour, "_flock", busy_once)
     monkeypatch.setattr(rerun_command, "_after_rebuild", after_rebuild)
     with interrupts.handling():
         assert rerun_command.rerun_pipeline(["--date-hour", HOUR]) == 0
-    assert seen == ["old", "report"]
+    os.close(old_folder)
+    assert seen == ["old", "report, old folder locked: True"]
     assert (old_hour / "latest" / "manifest.json").read_text() == "new"
 
 
@@ -324,19 +318,48 @@ def test_a_rerun_whose_hours_report_stays_locked_leaves_the_hour_as_it_was(
     assert (old_hour / f"history/date_hour={HOUR}/part-0.parquet").read_text() == "old rows"
     resume = f"PIPELINE_DATA_DIR={old_hour} ./run_pipeline.sh rerun --date-hour {HOUR}"
     holder = f"the report of {HOUR} is being re-rendered by another run (pid {os.getpid()})"
+    unswapped = (
+        f"{HOUR} is unchanged: its swap did not begin (the rebuild is left in {staging}; a rerun "
+        f"starts afresh); to rebuild it: {resume}"
+    )
+    err = capsys.readouterr().err.splitlines()
     if signum is None:
-        assert capsys.readouterr().err.splitlines()[-2:] == [
+        assert err[-3:] == [
+            f"pipeline: waiting up to 0.3 s: {holder}",
             f"pipeline: error: {holder}; waited too long",
-            f"pipeline: {HOUR} is unchanged: its swap did not begin (the rebuild stays in "
-            f"{staging}); to rebuild it: {resume}",
+            f"pipeline: {unswapped}",
         ]
     else:
-        assert capsys.readouterr().err.splitlines()[-1] == (
+        assert err[-1] == (
             f"pipeline: interrupted (exit 143): SIGTERM stopped the rerun of {HOUR} before its "
-            f"swap began; {HOUR} is unchanged (the rebuild stays in {staging}). To rebuild it: "
-            f"{resume}"
+            f"swap began; {unswapped}"
         )
     assert failed_run(old_hour)[1] == f"PIPELINE_EXIT_CODE={code}"
+
+
+def test_a_store_failing_as_the_reports_lock_is_taken_leaves_the_hour_as_it_was(
+    old_hour: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not "the swap was cut short": it never began, so no plain run of the hour is refused."""
+    from pipeline.report import hour
+    from pipeline.storage.fs import StoreError
+
+    def store_gone(fd: int, part: Partition) -> None:
+        raise StoreError("the store did not answer (as on s3://, where the lock is an object)")
+
+    monkeypatch.setattr(hour, "_flock", store_gone)
+    with interrupts.handling():
+        assert rerun_command.rerun_pipeline(["--date-hour", HOUR]) == 35  # scheduling_error
+    staging = old_hour / f".{HOUR}.rerun-{os.getpid()}"
+    assert (old_hour / "latest" / "manifest.json").read_text() == "old"
+    assert not (old_hour / HOUR / ".swapping").exists()
+    assert capsys.readouterr().err.splitlines()[-2:] == [
+        "pipeline: error: the store did not answer (as on s3://, where the lock is an object)",
+        f"pipeline: {HOUR} is unchanged: its swap did not begin (the rebuild is left in "
+        f"{staging}; a rerun starts afresh); to rebuild it: PIPELINE_DATA_DIR={old_hour} "
+        f"./run_pipeline.sh rerun --date-hour {HOUR}",
+    ]
+    assert failed_run(old_hour)[1] == "PIPELINE_EXIT_CODE=35"
 
 
 @pytest.mark.parametrize("demo", [False, True])

@@ -326,3 +326,18 @@ def test_mutate_fault_rewrites_the_envelope(http, server):
     assert ids(get(http, server, "/carts", limit=2).json()) == ["1", "2"]
     with pytest.raises(ValueError):
         server.add_fault("mutate")
+
+
+def test_the_server_starts_without_asking_a_resolver_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """http.server looks the address up (``socket.getfqdn``) when it binds; a resolver that
+    does not answer would hold the demo's start for minutes."""
+    import socket
+
+    def no_resolver(name: str = "") -> str:
+        raise AssertionError(f"getfqdn({name!r}) asked")
+
+    monkeypatch.setattr(socket, "getfqdn", no_resolver)
+    with DummyJSONServer(Dataset.load(FIXTURES)) as server:
+        assert requests.get(f"{server.url}/carts?limit=1", timeout=10).json()["limit"] == 1
