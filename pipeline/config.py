@@ -318,7 +318,7 @@ class quality(luigi.Config):
         default=3.5,
         allowed=between(0.5, 100),
         description="Width of the band in scaled MADs: median +/- k x 1.4826 x MAD, never "
-        "narrower than 5 % of the median or one unit of the figure.",
+        "narrower than 5 percent of the median or one unit of the figure.",
     )
     anomaly_min_hours = Int(
         default=12,

@@ -31,7 +31,7 @@ from pipeline.config import CHECKOUT
 from pipeline.devtools.fakeapi import Dataset, DummyJSONServer
 from pipeline.ops import demo as demo_cmd
 from pipeline.storage.fs import ObjectPath
-from tests.support import FIXTURES
+from tests.support import FIXTURES, LUIGI
 
 
 @pytest.fixture(autouse=True)
@@ -680,6 +680,20 @@ def test_an_hour_finished_by_workers_of_one_scheduler_together_is_a_success(
         "done (exit 0): 2026-11-25T17 is complete, with other workers of the scheduler; "
         "latest -> 2026-11-25T17"
     )
+
+
+@pytest.mark.parametrize("entry", [[LUIGI, "--module", "pipeline", "Insights"],
+                                   [sys.executable, "-m", "pipeline", "run"]])  # fmt: skip
+def test_the_list_of_every_option_that_messages_point_to_is_printed(
+    entry: list[str], tmp_path: Path
+) -> None:
+    """argparse formats each option's help with ``%``: a description must not hold one."""
+    result = subprocess.run([*entry, "--help-all"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert (result.returncode, result.stderr) == (0, "")
+    text = " ".join(result.stdout.split())
+    assert "--quality-anomaly-k QUALITY_ANOMALY_K Width of the band in scaled MADs" in text
+    assert "narrower than 5 percent of the median" in text
 
 
 def test_an_option_luigi_does_not_know_is_one_line_not_its_usage(
