@@ -39,10 +39,12 @@ def _own_id() -> str:
     return f"run-{clock.now():%Y%m%dT%H%M%SZ}-{os.getpid()}"
 
 
-def run_id() -> str:
-    """The run's id: the name of its run log (``PIPELINE_RUN_LOG``, which both ``python -m
-    pipeline`` and plain luigi set, and forked workers inherit), else one of this process."""
-    log = os.environ.get(RUN_LOG_ENV, "")
+def run_id(log: str | os.PathLike[str] | None = None) -> str:
+    """The run's id: the name of its run log (``log``, else ``PIPELINE_RUN_LOG``, which both
+    ``python -m pipeline`` and plain luigi set while the run is under way, and forked workers
+    inherit), else one of this process."""
+    if log is None:
+        log = os.environ.get(RUN_LOG_ENV, "")
     name = Path(log).name.removesuffix(".log")
     return name if RUN_ID.match(name) else _own_id()
 

@@ -64,6 +64,7 @@ class Run:
     started: datetime  # clock.now() when it began (UTC)
     finished: datetime
     seconds: float  # wall time
+    run_id: str  # the name of its run log, which the stats of the tasks it ran carry
     built_in: Location | None = None  # where the hour was built, if not in root (a rerun's)
 
 
@@ -181,7 +182,6 @@ def _started(stats: dict[str, Any]) -> datetime | None:
 def hour_families(run: Run) -> list[Family]:
     """What the run's hour holds: durations of the tasks this run ran, records, API traffic,
     rejected rows, bytes, carts and revenue, anomalies and schema drift (as far as it got)."""
-    from pipeline import lineage
     from pipeline.api import tally
     from pipeline.schema import ENDPOINTS
     from pipeline.storage.layout import STATS, Partition
@@ -212,7 +212,7 @@ def hour_families(run: Run) -> list[Family]:
     part = Partition(run.built_in or run.root, run.hour)
     stats = {key: _read_json(part.stats(key)) for key in STATS}
     began = run.started.replace(microsecond=run.started.microsecond // 1000 * 1000)  # as stats
-    this_run = lineage.run_id()
+    this_run = run.run_id
 
     def ran_here(facts: dict[str, Any]) -> bool:
         """Did this run (its forked workers included) do the task? Its stats name the run; a

@@ -109,13 +109,13 @@ def left_to_others(rc: int, worker: Any) -> bool:
 
 def record(rc: int, result: str, began: tuple[datetime, float]) -> None:
     """Write the run's metrics (``pipeline.metrics``); a problem is a warning line only."""
-    from pipeline import metrics
+    from pipeline import lineage, metrics
 
     hours = {hour for _, hour in _claimed}
     root = next(iter({root for root, _ in _claimed}))
     hour = next(iter(hours)) if len(hours) == 1 else None
     run = metrics.Run(root, hour, rc, result, began[0], clock.now(),
-                      time.monotonic() - began[1])  # fmt: skip
+                      time.monotonic() - began[1], lineage.run_id())  # fmt: skip
     for problem in metrics.write_run(run):
         log.warning("%s", problem)
 

@@ -255,7 +255,7 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     except interrupts.Interrupted as exc:
         note_run(root, hour, log, exc.exit_code)
         name = f"{hour:%Y-%m-%dT%H}"
-        write_metrics(luigi_args, root, hour, exc.exit_code, began, interrupted=True)
+        write_metrics(luigi_args, root, hour, exc.exit_code, began, log, interrupted=True)
         say(stopped(exc, name, root, resume_command(extra, name, scheduler_url)))
         return exc.exit_code
     remove_unused()  # a run that wrote nothing leaves no hour folder holding only its lock
@@ -263,7 +263,7 @@ def run_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> int:
     if shared:
         rc = 0
     note_run(root, hour, log, rc)
-    write_metrics(luigi_args, root, hour, rc, began)
+    write_metrics(luigi_args, root, hour, rc, began, log)
     say(outcome(rc, f"{hour:%Y-%m-%dT%H}", root, was_complete, log, shared))
     return rc
 
@@ -282,18 +282,21 @@ def write_metrics(
     hour: datetime | None,
     rc: int,
     began: tuple[datetime, float],
+    log: Path,
     interrupted: bool = False,
     built_in: Location | None = None,
     published: bool = False,
 ) -> None:
     """The run's Prometheus metrics (``pipeline.metrics``); a problem is a warning line only.
-    ``published``: the hour was published although the exit code is not 0 (a rerun's swap that
-    held a signal until it was done): a success, so no failed-run alert fires for it."""
-    from pipeline import metrics
+    ``log`` is the run's log, whose name its tasks' stats carry (the run is over: the
+    environment no longer names it). ``published``: the hour was published although the exit
+    code is not 0 (a rerun's swap that held a signal until it was done): a success, so no
+    failed-run alert fires for it."""
+    from pipeline import lineage, metrics
 
     result = "success" if rc == 0 or published else "interrupted" if interrupted else "failed"
     run = metrics.Run(root, hour, rc, result, began[0], clock.now(),
-                      time.monotonic() - began[1], built_in)  # fmt: skip
+                      time.monotonic() - began[1], lineage.run_id(log), built_in)  # fmt: skip
     with as_luigi_reads(luigi_args):
         problems = metrics.write_run(run)
     for problem in problems:

@@ -115,13 +115,13 @@ def backfill_pipeline(
     try:
         rc = run_logged(luigi_args, log, scheduler, runner.run_luigi)
     except interrupts.Interrupted as exc:
-        runner.write_metrics(luigi_args, root, None, exc.exit_code, began, interrupted=True)
+        runner.write_metrics(luigi_args, root, None, exc.exit_code, began, log, interrupted=True)
         resume = resume_backfill(days, newest_first, task_limit, extra, scheduler_url)
         say(f"interrupted (exit {exc.exit_code}): {exc.name} stopped the backfill {exc.during}; "
             f"the hours it completed stay. To go on: {resume}")  # fmt: skip
         return exc.exit_code
     remove_unused()
-    runner.write_metrics(luigi_args, root, None, rc, began)
+    runner.write_metrics(luigi_args, root, None, rc, began, log)
     try:
         with as_luigi_reads(luigi_args):
             left = missing(root, start, stop)

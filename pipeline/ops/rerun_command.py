@@ -133,7 +133,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         rc = run_logged(luigi_args, log, scheduler, runner.run_luigi)
     except interrupts.Interrupted as exc:
         note_run(root, hour, log, exc.exit_code)
-        runner.write_metrics(luigi_args, root, hour, exc.exit_code, began, True, staging)
+        runner.write_metrics(luigi_args, root, hour, exc.exit_code, began, log, True, staging)
         say(
             f"interrupted (exit {exc.exit_code}): {exc.name} stopped the rebuild of {old.name} "
             f"{exc.during}; {old.name} is unchanged (the rebuild so far stays in {staging}). "
@@ -147,7 +147,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             os.environ["PIPELINE_DATA_DIR"] = before
     if rc != 0 or not fs.exists(Partition(staging, hour).manifest):
         note_run(root, hour, log, rc or 1)
-        runner.write_metrics(luigi_args, root, hour, rc or 1, began, built_in=staging)
+        runner.write_metrics(luigi_args, root, hour, rc or 1, began, log, built_in=staging)
         say(outcome(rc or 1, old.name, root, False, log))
         say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
         return rc or 1
@@ -168,7 +168,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         if locked:
             raise
         note_run(root, hour, log, retcode().already_running)
-        runner.write_metrics(luigi_args, root, hour, retcode().already_running, began)
+        runner.write_metrics(luigi_args, root, hour, retcode().already_running, began, log)
         say(f"error: {exc}")
         say(unswapped(old.name, staging, resume))
         return retcode().already_running
@@ -176,12 +176,12 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         if not locked:  # the store failed as the report's lease was taken: nothing swapped
             code = retcode().scheduling_error
             note_run(root, hour, log, code)
-            runner.write_metrics(luigi_args, root, hour, code, began)
+            runner.write_metrics(luigi_args, root, hour, code, began, log)
             say(f"error: {exc}")
             say(unswapped(old.name, staging, resume))
             return code  # the store went away mid-swap: the hour is marked unfinished
         note_run(root, hour, log, SWAP_FAILED)
-        runner.write_metrics(luigi_args, root, hour, SWAP_FAILED, began)
+        runner.write_metrics(luigi_args, root, hour, SWAP_FAILED, began, log)
         say(f"error: {exc}")
         say(
             f"failed (exit {SWAP_FAILED}): the swap of {old.name} was cut short, so it does not "
@@ -191,7 +191,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         return SWAP_FAILED
     except interrupts.Interrupted as exc:
         note_run(root, hour, log, exc.exit_code)
-        runner.write_metrics(luigi_args, root, hour, exc.exit_code, began, interrupted=True,
+        runner.write_metrics(luigi_args, root, hour, exc.exit_code, began, log, interrupted=True,
                              published=swapped)  # fmt: skip
         if not locked:  # it stopped the wait for the report lock
             say(
@@ -212,7 +212,7 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             )
         return exc.exit_code
     note_run(root, hour, log, 0)
-    runner.write_metrics(luigi_args, root, hour, 0, began)
+    runner.write_metrics(luigi_args, root, hour, 0, began, log)
     how = ""
     if not atomic:
         how = (

@@ -4,6 +4,7 @@ file is read back with prometheus_client's parser, as Prometheus would read it."
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -39,7 +40,7 @@ def of(found: dict, name: str) -> dict[frozenset[tuple[str, str]], float]:
 
 
 def a_run(root: Path, result: str = "success", at: datetime = T0, code: int = 0) -> metrics.Run:
-    return metrics.Run(root, HOUR, code, result, at, at, 1.5)
+    return metrics.Run(root, HOUR, code, result, at, at, 1.5, "run-20261125T193000Z-7")
 
 
 def test_anomalies_and_schema_drift_as_the_manifest_records_them(tmp_path: Path) -> None:
@@ -256,6 +257,41 @@ def test_an_interrupted_run_is_counted_as_one_and_keeps_the_last_success(
     assert found[("etl_pipeline_last_run_timestamp_seconds", frozenset())] == T1.timestamp()
     assert {dict(k)["result"]: v for k, v in of(found, "etl_pipeline_runs_total").items()} == {
         "success": 1, "failed": 0, "interrupted": 1,
+    }  # fmt: skip
+
+
+def test_the_tasks_a_run_ran_are_told_by_its_run_log_however_long_it_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tasks name the run in their stats (its run log's name, ``run-<start>-<pid>``); the
+    metrics are written once the run is over, an hour later here, when the environment no
+    longer names the log: they still count this run's tasks, and not another run's."""
+    from pipeline import lineage
+
+    part = Partition(tmp_path / "data", HOUR)
+    ran: list[str] = []
+
+    def an_hour_long_run(args: object) -> int:
+        ran.append(lineage.run_id())  # as its tasks record it
+        part.dir.joinpath("_stats").mkdir(parents=True)
+        for key, run_id in (("extract_carts", ran[0]), ("extract_users", "run-20261125T180000Z-1")):
+            facts = {"run_id": run_id, "seconds": 2.5, "records": 6, "requests": 3}
+            part.stats(key).write_bytes(orjson.dumps(facts))
+        monkeypatch.setenv("PIPELINE_NOW", T1.isoformat())  # it ends an hour later
+        return 0
+
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(runner, "run_luigi", an_hour_long_run)
+    assert runner.run_pipeline(["--date-hour", "2026-11-25T17"]) == 0
+    assert ran == [f"run-20261125T193000Z-{os.getpid()}"]
+    found = parsed((tmp_path / "data" / "logs" / "etl_pipeline.prom").read_text())
+    assert of(found, "etl_pipeline_task_duration_seconds") == {
+        frozenset({("task", "extract_carts")}): 2.5  # not extract_users: another run's
+    }
+    requests = of(found, "etl_pipeline_api_requests")
+    assert {dict(k)["endpoint"]: v for k, v in requests.items()} == {
+        "carts": 3, "products": 0, "users": 0,
     }  # fmt: skip
 
 
