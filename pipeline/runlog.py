@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline import clock, interrupts, logs
-from pipeline.console import CliError, say, tee_output
+from pipeline.console import say, tee_output
 from pipeline.logs import RUN_LOG_ENV
 from pipeline.storage.fs import Location
 from pipeline.storage.layout import FAILED_RUN, logs_dir
@@ -35,12 +35,25 @@ def log_path(root: Location, now: datetime | None = None, pid: int | None = None
 
 
 def new_log(root: Location) -> Path:
+    """Create this run's log. Raises ConfigError (exit 78, as for a data root found unusable
+    before the run) when its folder cannot be written: the check before the run only looks,
+    and some folders (``/proc``, a full disk) refuse only when written."""
+    from pipeline.config import ConfigError
+
     log = run_log(root)
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.touch()
     except OSError as exc:
-        raise CliError(f"cannot write run logs in {log.parent}: {exc}") from None
+        where = (
+            "the data root (PIPELINE_DATA_DIR / [paths] data_dir)"
+            if isinstance(root, Path)
+            else "$PIPELINE_LOG_DIR"  # an object store's run logs stay on this host
+        )
+        raise ConfigError(
+            f"cannot write run logs in {log.parent}: {exc.strerror or exc}; nothing was "
+            f"written. Fix {where} or its permissions"
+        ) from None
     return log.resolve()
 
 

@@ -58,11 +58,11 @@ RERUN = """\
 """
 
 HISTORY_QUERIES = """\
-$ python -c 'import pandas as pd; print(pd.read_parquet("data/history", filters=[("level", "==", "hour")])[["date_hour", "carts", "lines", "users", "units", "revenue", "revenue_discounted"]])'
+$ .venv/bin/python -c 'import pandas as pd; print(pd.read_parquet("data/history", filters=[("level", "==", "hour")])[["date_hour", "carts", "lines", "users", "units", "revenue", "revenue_discounted"]])'
        date_hour  carts  lines  users  units  revenue  revenue_discounted
 0  2026-11-25T17      6     14      5     38  2163.64             1951.28
 1  2026-11-25T18      6     15      4     42  2108.60             1909.06
-$ python -c "import duckdb; duckdb.sql(\\"SELECT date_hour, carts, lines, units, revenue FROM read_parquet('data/history/*/*.parquet', hive_partitioning = true) WHERE level = 'hour' ORDER BY date_hour\\").show()"
+$ .venv/bin/python -c "import duckdb; duckdb.sql(\\"SELECT date_hour, carts, lines, units, revenue FROM read_parquet('data/history/*/*.parquet', hive_partitioning = true) WHERE level = 'hour' ORDER BY date_hour\\").show()"
 ┌───────────────┬───────┬───────┬───────┬─────────┐
 │   date_hour   │ carts │ lines │ units │ revenue │
 │    varchar    │ int64 │ int64 │ int64 │ double  │
@@ -96,7 +96,7 @@ python -m pipeline.devtools.bench --only clean,hour,duckdb-sql,rerun \\
 """
 
 SYSTEMD_INSTALL = """\
-sudo useradd --system --home /srv/etl-pipeline etl           # or reuse an account
+sudo useradd --system --create-home --home-dir /srv/etl-pipeline etl  # or reuse an account
 sudo -u etl git clone … /srv/etl-pipeline/app && cd /srv/etl-pipeline/app
 sudo -u etl ./run_pipeline.sh test                            # bootstraps .venv, runs the suite
 sudo install -d -o etl -g etl /srv/etl-pipeline/data          # must exist: the sandbox's only writable path
@@ -188,7 +188,7 @@ NOT_RUN = {
         BENCHMARK,
         " ".join(BENCHMARK.replace("\\\n", " ").split()).replace("rerun ", "rerun      "),
     ): ("millions of carts for tens of minutes: a benchmark, never a test"),
-    (SYSTEMD_INSTALL, "sudo useradd --system --home /srv/etl-pipeline etl"): ROOT,
+    (SYSTEMD_INSTALL, "sudo useradd --system --create-home --home-dir /srv/etl-pipeline etl"): ROOT,
     (
         SYSTEMD_INSTALL,
         "sudo -u etl git clone … /srv/etl-pipeline/app && cd /srv/etl-pipeline/app",
@@ -340,15 +340,15 @@ def test_the_yardstick_install_is_the_one_the_benchmark_prints() -> None:
 
 @pytest.mark.slow
 def test_history_queries_print_what_the_docs_show(tmp_path: Path) -> None:
-    """From a folder whose data/ holds the fixture hour and the next, as the example shows, with
-    the checkout's venv first on PATH (python = the venv's)."""
+    """From a folder standing in for the checkout: its data/ holds the fixture hour and the
+    next, as the example shows, and .venv is the checkout's."""
     data = tmp_path / "data"
     for hour, records in ((PARTITION, fixture_records()), ("2026-11-25T18", next_hour_records())):
         with DummyJSONServer(Dataset.from_records(records)) as server:
             assert run_luigi(server.url, data, date_hour=hour).returncode == 0
-    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
     for command, shown in transcript(HISTORY_QUERIES):
-        result = run_command(command, user_env(PATH=path), cwd=tmp_path)
+        result = run_command(command, user_env(), cwd=tmp_path)
         printed = result.stdout.rstrip("\n") + "\n"  # a transcript shows no trailing blank line
         assert (result.returncode, printed) == (0, shown), result.stderr[-2000:]
 

@@ -696,6 +696,23 @@ def test_the_list_of_every_option_that_messages_point_to_is_printed(
     assert "narrower than 5 percent of the median" in text
 
 
+def test_a_run_log_that_cannot_be_written_refuses_the_run_as_an_unusable_data_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The data root is checked before the run by looking only; a folder that refuses only
+    when written (``/proc``, a full disk; here ``logs`` is a file) is refused as unusable too."""
+    (tmp_path / "logs").write_text("not a folder")
+    monkeypatch.setenv("PIPELINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(runner, "configured_scheduler_url", lambda: "")
+    monkeypatch.setattr(runner, "run_luigi", lambda args: pytest.fail("luigi must not run"))
+    assert cli.main(["--date-hour", "2026-11-25T17"]) == 78
+    assert capsys.readouterr().err == (
+        f"pipeline: error: cannot write run logs in {tmp_path}/logs: File exists; nothing was "
+        "written. Fix the data root (PIPELINE_DATA_DIR / [paths] data_dir) or its permissions\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["logs"]
+
+
 def test_an_option_luigi_does_not_know_is_one_line_not_its_usage(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
