@@ -99,13 +99,16 @@ def assess(
     failed_run: FailedRun | None = None,
     anomalies: list[str] | None = None,
     schema_drift: list[str] | None = None,
+    first_on_record: str | None = None,
 ) -> Health:
     """The verdict on ``states`` (hour -> complete | running | failed, for the hours present
     under the root) at ``now``: pure, so every threshold is tested without a data root.
 
     ``failed_run`` (from ``failed-run.env``) makes its hour failed when the run ended with a
     non-zero exit code and the hour has no manifest and no run holds it: a run that fails before
-    writing anything leaves no folder behind."""
+    writing anything leaves no folder behind. No hour before the first on record (the oldest
+    partition, ``first_on_record``, or a failed run's hour) counts as missing: on a new install
+    the hours before its first run were never due, and pruned ones were done."""
     current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
     window = hours(current - timedelta(days=days) + timedelta(hours=1), current)
     if (
@@ -117,6 +120,11 @@ def assess(
         states = states | {failed_run.hour: "failed"}
     else:
         failed_run = None
+    span = f"in the last {days} day(s)"
+    on_record = [h for h in (first_on_record, *states) if h is not None]
+    if on_record and (oldest := min(on_record)) > window[0]:
+        window = [h for h in window if h >= oldest]
+        span = f"since {oldest}, the first hour on record"
     complete = sorted(h for h, s in states.items() if s == "complete")
     newest = complete[-1] if complete else None
     age = None
@@ -136,7 +144,7 @@ def assess(
         fresh = f"newest complete hour {newest} ({age} h old{fresh})"
     if missing or failed:
         code = max(code, WARNING)
-    gaps = f"{len(missing)} hour(s) missing and {len(failed)} failed in the last {days} day(s)"
+    gaps = f"{len(missing)} hour(s) missing and {len(failed)} failed {span}"
     reasons = [fresh, gaps]
     if anomalies and newest is not None:  # the newest hour's figures are out of their bands
         code = max(code, WARNING)
@@ -239,12 +247,13 @@ def check(root: Location, now: datetime, days: int, warn: int, critical: int) ->
     ``failed-run.env``, and assess them."""
     current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
     first = (current - timedelta(days=days) + timedelta(hours=1)).strftime(PARTITION_FORMAT)
-    states = observe(root, [n for n in partition_names(root) if n >= first])
+    names = partition_names(root)
+    states = observe(root, [n for n in names if n >= first])
     anomalies, drift = checked(root, states)
     return assess(states, newest_report(root, states), now, days=days, warn_after_hours=warn,
                   critical_after_hours=critical, root=str(root),
                   failed_run=last_failed_run(root), anomalies=anomalies,
-                  schema_drift=drift)  # fmt: skip
+                  schema_drift=drift, first_on_record=min(names, default=None))  # fmt: skip
 
 
 def ranges(names: list[str]) -> str:

@@ -254,7 +254,8 @@ FAMILIES = [
 
 @pytest.mark.slow
 def test_quickstart_and_status(api: DummyJSONServer, tmp_path: Path) -> None:
-    """The first run, then `status` on its data root: fresh, but the week before is missing."""
+    """The first run, then `status` on its data root: fresh, and nothing missing (no hour before
+    the first one was ever due)."""
     first, demo = runnable(QUICKSTART)
     data = tmp_path / "data"
     env = user_env(PIPELINE_API_URL=api.url, PIPELINE_DATA_DIR=str(data))
@@ -264,13 +265,13 @@ def test_quickstart_and_status(api: DummyJSONServer, tmp_path: Path) -> None:
     )
     assert os.readlink(data / "latest") == NOW_HOUR
     human, machine = (run_command(c, env) for c in runnable(STATUS))
-    assert (human.returncode, human.stdout.splitlines()[0]) == (1, (
-        f"WARNING: newest complete hour {NOW_HOUR} (0 h old); 167 hour(s) missing and 0 failed "
-        "in the last 7 day(s)"
+    assert (human.returncode, human.stdout.splitlines()[0]) == (0, (
+        f"OK: newest complete hour {NOW_HOUR} (0 h old); 0 hour(s) missing and 0 failed since "
+        f"{NOW_HOUR}, the first hour on record"
     ))  # fmt: skip
     facts = orjson.loads(machine.stdout)
     assert (machine.returncode, facts["status"], facts["newest_report"]) == (
-        1, "WARNING", str(data / NOW_HOUR / "report" / "index.html"),
+        0, "OK", str(data / NOW_HOUR / "report" / "index.html"),
     )  # fmt: skip
     usage = run_command("./run_pipeline.sh status --days 367", env)  # through the wrapper too
     assert (usage.returncode, usage.stdout.splitlines()) == (3, [

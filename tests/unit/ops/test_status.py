@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import cli, runlog
 from pipeline.ops import status
-from pipeline.ops.status import CRITICAL, OK, UNKNOWN, WARNING, assess
+from pipeline.ops.status import CRITICAL, OK, UNKNOWN, WARNING, Health, assess
 from pipeline.storage import lease, s3
 from pipeline.storage.fs import ObjectPath
 from pipeline.storage.locks import hold_partition_lock
@@ -70,6 +70,37 @@ def test_the_current_hour_is_due_not_missing_and_the_window_has_days_times_24_ho
     assert week.window == ("2026-11-18T20", "2026-11-25T19") and len(week.missing) == 7 * 24 - 1
 
 
+def test_no_hour_before_the_first_on_record_is_missing() -> None:
+    """A new install is not a week of gaps, nor a pruned root its pruned hours. The edge: a
+    first hour at the window's start (or before it) keeps the whole window."""
+
+    def health(first: str) -> Health:
+        states = {first: "complete", "2026-11-25T18": "complete"}  # the oldest partition, and 18
+        return assess({h: v for h, v in states.items() if h >= "2026-11-24T20"}, None, NOW,
+                      days=1, warn_after_hours=2, critical_after_hours=6,
+                      first_on_record=first)  # fmt: skip
+
+    before, at_start, later = (
+        health("2026-11-01T00"),
+        health("2026-11-24T20"),
+        health("2026-11-24T21"),
+    )
+    assert [(h.window[0], h.missing[0], len(h.missing)) for h in (before, at_start, later)] == [
+        ("2026-11-24T20", "2026-11-24T20", 22),  # 20..17 (19 is due)
+        ("2026-11-24T20", "2026-11-24T21", 21),
+        ("2026-11-24T21", "2026-11-24T22", 20),
+    ]
+    assert [h.reasons[1] for h in (before, at_start, later)] == [
+        "22 hour(s) missing and 0 failed in the last 1 day(s)",
+        "21 hour(s) missing and 0 failed in the last 1 day(s)",
+        "20 hour(s) missing and 0 failed since 2026-11-24T21, the first hour on record",
+    ]
+    new_install = health("2026-11-25T18")
+    assert (new_install.exit_code, new_install.missing, new_install.window) == (
+        OK, [], ("2026-11-25T18", "2026-11-25T19"),
+    )  # fmt: skip
+
+
 def test_the_text_names_each_fact_and_folds_consecutive_hours() -> None:
     states = full_day() | {"2026-11-25T05": "failed", "2026-11-25T19": "running"}
     for gone in ("2026-11-25T02", "2026-11-25T03", "2026-11-25T04", "2026-11-25T09"):
@@ -104,6 +135,7 @@ def test_a_local_root_through_the_command_line(
 ) -> None:
     """complete = manifest; failed = a folder without one that no run holds; running = its lock
     held; the newest report of a complete hour; exit code and JSON as documented."""
+    make_hour(tmp_path, "2026-11-24T21")  # the first hour on record: none before it is missing
     make_hour(tmp_path, "2026-11-25T16", report=True)
     make_hour(tmp_path, "2026-11-25T17")  # complete, no report (the report is newest of 16)
     make_hour(tmp_path, "2026-11-25T18", complete=False)
@@ -113,11 +145,11 @@ def test_a_local_root_through_the_command_line(
     assert cli.main(["status", "--data-dir", str(tmp_path), "--days", "1"]) == WARNING
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (
-        "WARNING: newest complete hour 2026-11-25T17 (2 h old, warning from 2 h); 20 hour(s) "
-        "missing and 1 failed in the last 1 day(s)"
+        "WARNING: newest complete hour 2026-11-25T17 (2 h old, warning from 2 h); 18 hour(s) "
+        "missing and 1 failed since 2026-11-24T21, the first hour on record"
     )
     assert out[-4:] == [
-        "  missing: 2026-11-24T20..2026-11-25T15 (20 h)",
+        "  missing: 2026-11-24T22..2026-11-25T15 (18 h)",
         "  failed: 2026-11-25T18",
         "  running: 2026-11-25T19",
         f"  newest report: {tmp_path}/2026-11-25T16/report/index.html",
@@ -278,23 +310,24 @@ def test_a_run_that_failed_before_writing_is_failed_on_the_command_line(
 ) -> None:
     """``failed-run.env`` as ``runlog.note_run`` writes it, beside the partitions of a local root:
     the hour (no folder left) is failed, and the text says the exit code and the run log."""
+    make_hour(tmp_path, "2026-11-24T20")  # at the window's start: the whole window is looked at
     make_hour(tmp_path, "2026-11-25T18")
     log = tmp_path / "logs" / "run-20261125T190500Z-42.log"
     log.parent.mkdir()
     runlog.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=30)
     code, out = said(["--data-dir", str(tmp_path), "--days", "1"], capsys)
     assert (code, out[0]) == (WARNING, (
-        "WARNING: newest complete hour 2026-11-25T18 (1 h old); 22 hour(s) missing and 1 failed "
+        "WARNING: newest complete hour 2026-11-25T18 (1 h old); 21 hour(s) missing and 1 failed "
         "in the last 1 day(s)"
     ))  # fmt: skip
     assert out[3:6] == [
-        "  missing: 2026-11-24T20..2026-11-25T17 (22 h)",
+        "  missing: 2026-11-24T21..2026-11-25T17 (21 h)",
         "  failed: 2026-11-25T19",
         f"  failed run: 2026-11-25T19 exited 30; run log: {log}",
     ]
     runlog.note_run(tmp_path, datetime(2026, 11, 25, 19), log, rc=None)  # run again: under way
     code, out = said(["--data-dir", str(tmp_path), "--days", "1"], capsys)
-    assert (code, out[0].endswith("22 hour(s) missing and 0 failed in the last 1 day(s)")) == (
+    assert (code, out[0].endswith("21 hour(s) missing and 0 failed in the last 1 day(s)")) == (
         WARNING, True,
     )  # fmt: skip
 
@@ -333,8 +366,8 @@ def test_an_object_store_root(
         WARNING, "2026-11-25T18", ["2026-11-25T16", "2026-11-25T17"], ["2026-11-25T19"],
     )  # fmt: skip
     assert health.newest_report == "s3://shop-data/etl/2026-11-25T18/report/index.html"
-    missing = health.missing  # the window's hours before 16 with no object at all
-    assert (len(missing), missing[0], missing[-1]) == (20, "2026-11-24T20", "2026-11-25T15")
+    assert health.missing == []  # 16, the failed run's hour, is the first on record
+    assert health.window == ("2026-11-25T16", "2026-11-25T19")
     assert health.failed_run == status.FailedRun(
         "2026-11-25T16", "30", str(tmp_path / "host-logs" / "run.log")
     )
