@@ -64,3 +64,42 @@ def test_a_day_with_two_gaps_is_filled_newest_first_one_at_a_time(
         "OK: newest complete hour 2026-11-25T19 (0 h old); 0 hour(s) missing and 0 failed in "
         "the last 1 day(s)"
     ))  # fmt: skip
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_the_missing_hours_run_in_the_order_asked_each_compared_with_the_one_before(
+    newest_first: bool, api: DummyJSONServer, tmp_path: Path
+) -> None:
+    """luigi promises no order within a batch (it ran the newest first): the hours carry it as
+    priorities. Oldest first, each hour's summary compares with the hour before it at once;
+    only the hour after the gap (a report made before them) is brought up to date each time."""
+    data = tmp_path / "data"
+    env = pipeline_env(api.url, data)
+    assert backfill(env, "--date-hour", f"{CURRENT:%Y-%m-%dT%H}").returncode == 0
+    gaps = [f"{CURRENT - timedelta(hours=i):%Y-%m-%dT%H}" for i in (23, 22, 21)]  # the oldest
+    after = f"{CURRENT - timedelta(hours=20):%Y-%m-%dT%H}"
+    for i in range(1, 21):
+        name = f"{CURRENT - timedelta(hours=i):%Y-%m-%dT%H}"
+        shutil.copytree(data / f"{CURRENT:%Y-%m-%dT%H}", data / name, symlinks=True)
+
+    args = ["backfill", "--days", "1", *(["--newest-first"] if newest_first else [])]
+    result = backfill(env, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    built = [line.split()[1].rstrip(":") for line in lines if line.startswith("Snapshot ")]
+    assert built == (gaps[::-1] if newest_first else gaps)
+    refreshed = [line.split(" ", 1)[1] for line in result.stderr.splitlines()
+                 if line.endswith(tuple(gaps)) and "brought up to date" in line]  # fmt: skip
+    if newest_first:  # each hour's report is redone once the hour before it is built
+        pairs = [(after, gaps[2]), (gaps[2], gaps[1]), (gaps[1], gaps[0])]
+    else:
+        assert [line for line in lines if line.startswith("Change")] == [
+            "Change: no earlier complete snapshot to compare with",
+            f"Change since {gaps[0]}: carts +0, revenue +$0.00 (+0.0%)",
+            f"Change since {gaps[1]}: carts +0, revenue +$0.00 (+0.0%)",
+        ]
+        pairs = [(after, gap) for gap in gaps]
+    assert refreshed == [
+        f"report of {hour} brought up to date: it now compares with {before}"
+        for hour, before in pairs
+    ]
