@@ -106,6 +106,17 @@ sudo systemctl daemon-reload
 sudo systemctl enable --now etl-pipeline.timer                # (+ luigid.service with --with-luigid)
 """  # noqa: E501
 
+TRY_SHOP = """\
+.venv/bin/python -m pipeline.devtools.demo_api --port 8000   # serving http://127.0.0.1:8000; Ctrl-C stops it
+"""  # noqa: E501
+
+TRY_COMMANDS = """\
+export PIPELINE_API_URL=http://127.0.0.1:8000 PIPELINE_DATA_DIR=/tmp/shop-try
+./run_pipeline.sh backfill --days 1   # the last 24 hours, oldest first, each compared with the one before
+./run_pipeline.sh status              # OK: fresh, nothing missing since the first hour
+./run_pipeline.sh report              # the newest hour's summary again
+"""  # noqa: E501
+
 BACKFILL = """\
 ./run_pipeline.sh backfill --days 3                                # the missing hours of the last 3 days
 ./run_pipeline.sh backfill --days 3 --newest-first --task-limit 6  # the 6 most recent gaps first
@@ -168,6 +179,8 @@ RUN = {
     SCALE_OUT: "test_scale_out_three_hosts_on_one_luigid_and_a_backfill",
     LUIGID: "test_watch_a_run_in_a_local_luigid",
     BACKFILL: "test_backfill_fills_the_gaps_only",
+    TRY_SHOP: "test_every_command_offline_against_the_demo_shop",
+    TRY_COMMANDS: "test_every_command_offline_against_the_demo_shop",
     METRICS_RUN: "test_a_runs_metrics_file_where_node_exporter_reads_it",
     METRICS_FILE: "test_a_runs_metrics_file_where_node_exporter_reads_it",
 }
@@ -448,6 +461,45 @@ def test_watch_a_run_in_a_local_luigid(api: DummyJSONServer, tmp_path: Path) -> 
     finally:
         os.killpg(server.pid, signal.SIGINT)
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_every_command_offline_against_the_demo_shop(tmp_path: Path) -> None:
+    """The shop in one 'terminal' (on a free port: 8000 may be taken here), the commands in
+    another: a day backfilled oldest first, then status and report on it."""
+    (serve,) = runnable(TRY_SHOP)
+    export, *rest = runnable(TRY_COMMANDS)
+    port = str(free_port())
+    shop = subprocess.Popen(["bash", "-c", f"exec {substitute(serve, {'8000': port})}"],
+                            cwd=REPO, env=user_env(), stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        assert shop.stdout is not None
+        assert shop.stdout.readline() == f"serving http://127.0.0.1:{port}\n"
+        export = substitute(export, {"8000": port, "/tmp/shop-try": str(tmp_path / "try")})
+        backfill, status, report = (run_command(f"{export}; {c}", user_env()) for c in rest)
+    finally:
+        os.killpg(shop.pid, signal.SIGINT)  # Ctrl-C
+        assert shop.wait(timeout=30) == 0
+    first = f"{clock.current_hour() - timedelta(hours=23):%Y-%m-%dT%H}"
+    assert (
+        ok(backfill).splitlines()[-1] == "pipeline: done (exit 0): 24 hour(s) built; none missing"
+    )
+    changes = [line for line in backfill.stdout.splitlines() if line.startswith("Change")]
+    assert changes[0] == "Change: no earlier complete snapshot to compare with"
+    assert changes[1:] == [
+        f"Change since {clock.current_hour() - timedelta(hours=h):%Y-%m-%dT%H}: carts +0, "
+        "revenue +$0.00 (+0.0%)"
+        for h in range(23, 0, -1)
+    ]
+    assert (status.returncode, status.stdout.splitlines()[0]) == (0, (
+        f"OK: newest complete hour {NOW_HOUR} (0 h old); 0 hour(s) missing and 0 failed since "
+        f"{first}, the first hour on record"
+    ))  # fmt: skip
+    assert ok(report) == ""
+    assert report.stdout.splitlines()[0] == (
+        f"Snapshot {NOW_HOUR}: 60 carts, 185 lines, 40 users, 30 products"
+    )
 
 
 @pytest.fixture
