@@ -181,7 +181,14 @@ def prune_logs(
 
 def main(argv: list[str] | None = None) -> int:
     """Manual pruning, e.g. after lowering the retention (``--dry-run`` first)."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline prune", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline prune",
+        description="Delete the hourly partitions, and this host's run logs, older than the "
+        "retention window ([housekeeping] retention_hours; every successful run does it too). "
+        "Never the hour `latest` names, nor one a run is writing (its lock held, or on s3:// "
+        "its claim live); a partition's manifest goes first, so one cut short never looks "
+        "complete.",
+    )
     parser.add_argument(
         "--data-dir", help="data root, a path or s3://bucket/prefix (default: as the pipeline's)"
     )

@@ -244,7 +244,13 @@ def _try_as(entry: pwd.struct_passwd, gids: list[int], python: Path, checkout: P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline units", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline units",
+        description="Write the systemd units that run this checkout hourly (etl-pipeline.service "
+        "and .timer; luigid.service with --with-luigid) into DEST, with absolute paths. It "
+        "checks first that the service's user can read the checkout and run its Python: a "
+        "unit whose user cannot would only fail at its first start.",
+    )
     parser.add_argument("dest", type=Path, help="folder to write into, e.g. /etc/systemd/system")
     parser.add_argument("--user", default=pwd.getpwuid(os.geteuid()).pw_name,
                         help="account the services run as (default: you)")  # fmt: skip
