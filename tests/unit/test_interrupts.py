@@ -295,7 +295,7 @@ def test_a_rerun_whose_hours_report_stays_locked_leaves_the_hour_as_it_was(
     before the swap begins: the old hour is whole, the rebuild stays for a look."""
     from pipeline.report import hour
 
-    monkeypatch.setattr(hour, "REPORT_LOCK_WAIT", 0.3 if signum is None else 60.0)
+    monkeypatch.setattr(hour, "REPORT_LOCK_WAIT", 0.1 if signum is None else 60.0)
     monkeypatch.setattr(hour, "REPORT_LOCK_POLL", 0.05)
     take = hour._flock
 
@@ -325,7 +325,7 @@ def test_a_rerun_whose_hours_report_stays_locked_leaves_the_hour_as_it_was(
     err = capsys.readouterr().err.splitlines()
     if signum is None:
         assert err[-3:] == [
-            f"pipeline: waiting up to 0.3 s: {holder}",
+            f"pipeline: waiting up to 0.1 s: {holder}",
             f"pipeline: error: {holder}; waited too long",
             f"pipeline: {unswapped}",
         ]
