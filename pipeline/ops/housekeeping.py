@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-n", "--dry-run", action="store_true", help="only list what would go")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="pipeline: %(message)s")  # the CLI's voice
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials in ...": noise
 
     hours = housekeeping().retention_hours if args.retention_hours is None else args.retention_hours
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     except StoreError as exc:
-        log.error("%s", exc)
+        log.error("error: %s", exc)
         return 1
     print(f"{'would prune' if args.dry_run else 'pruned'} {len(gone)} item(s) under {root}")
     return 0

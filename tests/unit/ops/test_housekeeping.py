@@ -208,3 +208,15 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert names(tmp_path) == set()
     with pytest.raises(SystemExit):
         main(["--data-dir", str(tmp_path), "--retention-hours", "0"])
+
+
+def test_the_command_line_says_each_item_in_its_voice_then_the_count(tmp_path: Path) -> None:
+    """As a user runs it: one line per partition, as the rest of the command line speaks,
+    then the count on stdout."""
+    old = make_partition(tmp_path, "2020-01-01T00")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "prune", "--data-dir", str(tmp_path), "--dry-run"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, f"would prune 1 item(s) under {tmp_path}\n")
+    assert result.stderr == f"pipeline: would prune partition {old}\n"
