@@ -41,14 +41,16 @@ def _first_line(exc: BaseException) -> str:
 def _api(exc: ApiError, rerun: str) -> str:
     """What to do about an API failure, by its cause."""
     url = next((w for w in str(exc).split() if w.startswith(("http://", "https://"))), "")
-    host = urlsplit(url).hostname or "the API's host"
+    parts = urlsplit(url)
+    host = parts.hostname or "the API's host"
+    where = f"{host}:{parts.port}" if parts.hostname and parts.port else host  # no credentials
     if exc.cause == "dns":
         return (
             f"check the network and DNS (can this machine resolve {host}?); or try {try_the_demo()}"
         )
     if exc.cause == "refused":
         return (
-            f"is the API running and listening at {host}? Check PIPELINE_API_URL / [api] "
+            f"is the API running and listening at {where}? Check PIPELINE_API_URL / [api] "
             f"base_url; or try {try_the_demo()}"
         )
     if exc.cause in ("timeout", "connection"):

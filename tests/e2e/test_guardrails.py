@@ -387,7 +387,7 @@ def test_luigis_failure_mail_carries_the_cause_what_to_do_and_the_run_log(caller
     assert (
         f"ExtractProducts failed for {PARTITION}: products: GET http://{host}/products?limit=1000"
         f"&skip=0: connection failed: {host} refused the connection (gave up after 1 attempt)\n"
-        "What to do: is the API running and listening at 127.0.0.1? Check PIPELINE_API_URL / "
+        f"What to do: is the API running and listening at {host}? Check PIPELINE_API_URL / "
         f"[api] base_url; or try {DEMO}\n"
         f"Run log: {log}\n"
     ) in body
@@ -414,10 +414,11 @@ def test_the_failure_unit_gets_the_hour_of_the_failed_run(
                PIPELINE_NOW=os.environ["PIPELINE_NOW"])  # fmt: skip
     assert not (data / PARTITION).exists()
     assert (said.returncode, said.stdout.splitlines()[0]) == (2, (
-        "CRITICAL: no complete hour; 22 hour(s) missing and 1 failed in the last 1 day(s)"
+        "CRITICAL: no complete hour; 1 hour(s) missing and 1 failed since 2026-11-25T17, the first "
+        "hour on record"
     ))  # fmt: skip
     assert said.stdout.splitlines()[3:6] == [
-        "  missing: 2026-11-24T20..2026-11-25T16 (21 h), 2026-11-25T18",
+        "  missing: 2026-11-25T18",  # none before the failed run's hour, the first on record
         f"  failed: {PARTITION}",
         f"  failed run: {PARTITION} exited 30; run log: {log}",
     ]

@@ -32,7 +32,7 @@ def api_error(message: str, **kwargs: object) -> ApiError:
          f"check the network and DNS (can this machine resolve dummyjson.com?); or try {DEMO}"),
         (api_error("carts: GET http://127.0.0.1:9/carts: connection failed: 127.0.0.1:9 refused "
                    "the connection", retryable=True, cause="refused"),
-         "is the API running and listening at 127.0.0.1? Check PIPELINE_API_URL / [api] "
+         "is the API running and listening at 127.0.0.1:9? Check PIPELINE_API_URL / [api] "
          f"base_url; or try {DEMO}"),
         (api_error(f"carts: GET {URL}: timed out (ReadTimeout)", retryable=True, cause="timeout"),
          f"check the network and the API's status, then {RERUN}"),
