@@ -28,6 +28,10 @@ class InsightsRange(RangeHourly):
     """The complete snapshots of the hours ``[start, stop)``: only the missing ones run."""
 
     of = luigi.TaskParameter(default=Insights, description="The hourly task: Insights.")
+    # luigi's default, None, warns on every run that it is not a string (its typing says None)
+    param_name = luigi.Parameter(  # type: ignore[assignment]
+        default="date_hour", description="Insights' parameter the range sets: its hour."
+    )
 
     def moving_stop(self, now: datetime) -> datetime:
         if self.now is None:  # the range ends at the pipeline's current hour, not the machine's

@@ -4,6 +4,7 @@ or newest first, limited, on the pipeline's clock, however old the range."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,7 +58,9 @@ def required(**kwargs: object) -> list[datetime]:
 
 
 def test_range_hourly_requires_only_the_missing_hours(root: Path) -> None:
-    assert required() == [hour(2), hour(4), hour(5)]  # oldest first
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # luigi's param_name default (None) warned each time
+        assert required() == [hour(2), hour(4), hour(5)]  # oldest first
     assert required(reverse=True) == [hour(5), hour(4), hour(2)]  # newest first
     assert required(task_limit=2) == [hour(2), hour(4)]  # the limit: the oldest two
     assert required(task_limit=2, reverse=True) == [hour(5), hour(4)]
