@@ -682,6 +682,7 @@ def test_an_hour_finished_by_workers_of_one_scheduler_together_is_a_success(
     )
 
 
+@pytest.mark.slow  # two processes: the fast suite stays under 30 s
 @pytest.mark.parametrize("entry", [[LUIGI, "--module", "pipeline", "Insights"],
                                    [sys.executable, "-m", "pipeline", "run"]])  # fmt: skip
 def test_the_list_of_every_option_that_messages_point_to_is_printed(

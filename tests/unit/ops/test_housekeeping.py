@@ -210,6 +210,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         main(["--data-dir", str(tmp_path), "--retention-hours", "0"])
 
 
+@pytest.mark.slow  # a process of its own: the fast suite stays under 30 s
 def test_the_command_line_says_each_item_in_its_voice_then_the_count(tmp_path: Path) -> None:
     """As a user runs it: one line per partition, as the rest of the command line speaks,
     then the count on stdout."""
