@@ -43,7 +43,8 @@ def _api(exc: ApiError, rerun: str) -> str:
     url = next((w for w in str(exc).split() if w.startswith(("http://", "https://"))), "")
     parts = urlsplit(url)
     host = parts.hostname or "the API's host"
-    where = f"{host}:{parts.port}" if parts.hostname and parts.port else host  # no credentials
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
+    where = f"{shown}:{parts.port}" if parts.hostname and parts.port else host  # no credentials
     if exc.cause == "dns":
         return (
             f"check the network and DNS (can this machine resolve {host}?); or try {try_the_demo()}"

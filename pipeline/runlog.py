@@ -48,7 +48,7 @@ def new_log(root: Location) -> Path:
         where = (
             "the data root (PIPELINE_DATA_DIR / [paths] data_dir)"
             if isinstance(root, Path)
-            else "$PIPELINE_LOG_DIR"  # an object store's run logs stay on this host
+            else "$PIPELINE_LOG_DIR (this host's folder for an s3:// root's run logs)"
         )
         raise ConfigError(
             f"cannot write run logs in {log.parent}: {exc.strerror or exc}; nothing was "

@@ -107,10 +107,10 @@ def backfill_pipeline(
     if not todo:
         say(f"nothing to do (exit 0): every hour of {span} is complete")
         return 0
+    log = new_log(root)  # first: a root refusing it is refused before anything is announced
     order = "newest first" if newest_first else "oldest first"
     say(f"backfill {span}: {len(todo)} hour(s) missing ({ranges(todo)}); {min(limit, len(todo))} "
         f"in this run, {order}")  # fmt: skip
-    log = new_log(root)
     began = runner.run_began()
     try:
         rc = run_logged(luigi_args, log, scheduler, runner.run_luigi)

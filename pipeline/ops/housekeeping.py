@@ -179,6 +179,14 @@ def prune_logs(
     return pruned
 
 
+class _Voice(logging.Formatter):
+    """The command line's voice: ``pipeline: …``, ``pipeline: warning: …``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        return f"pipeline: {level}{super().format(record)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Manual pruning, e.g. after lowering the retention (``--dry-run`` first)."""
     parser = argparse.ArgumentParser(
@@ -199,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-n", "--dry-run", action="store_true", help="only list what would go")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="pipeline: %(message)s")  # the CLI's voice
+    handler = logging.StreamHandler()
+    handler.setFormatter(_Voice())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials in ...": noise
 
     hours = housekeeping().retention_hours if args.retention_hours is None else args.retention_hours
@@ -211,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     except StoreError as exc:
-        log.error("error: %s", exc)
+        log.error("%s", exc)
         return 1
     print(f"{'would prune' if args.dry_run else 'pruned'} {len(gone)} item(s) under {root}")
     return 0

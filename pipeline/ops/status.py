@@ -122,9 +122,9 @@ def assess(
         failed_run = None
     span = f"in the last {days} day(s)"
     on_record = [h for h in (first_on_record, *states) if h is not None]
-    if on_record and (oldest := min(on_record)) > window[0]:
-        window = [h for h in window if h >= oldest]
-        span = f"since {oldest}, the first hour on record"
+    if on_record and (first := min(on_record)) > window[0]:
+        window = [h for h in window if h >= first] or window[-1:]  # (or ahead of this clock)
+        span = f"since {first}, the first hour on record"
     complete = sorted(h for h, s in states.items() if s == "complete")
     newest = complete[-1] if complete else None
     age = None

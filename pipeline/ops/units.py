@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline units",
         description="Write the systemd units that run this checkout hourly (etl-pipeline.service "
-        "and .timer; luigid.service with --with-luigid) into DEST, with absolute paths. It "
+        "and .timer, luigid.service for --with-luigid; etl-pipeline-failure@.service with "
+        "--on-failure) into DEST, with absolute paths. It "
         "checks first that the service's user can read the checkout and run its Python: a "
         "unit whose user cannot would only fail at its first start.",
     )

@@ -30,7 +30,9 @@ class InsightsRange(RangeHourly):
     of = luigi.TaskParameter(default=Insights, description="The hourly task: Insights.")
     # luigi's default, None, warns on every run that it is not a string (its typing says None)
     param_name = luigi.Parameter(  # type: ignore[assignment]
-        default="date_hour", description="Insights' parameter the range sets: its hour."
+        default="date_hour",
+        description="Insights' parameter the range sets: its hour.",
+        positional=False,
     )
 
     def moving_stop(self, now: datetime) -> datetime:
@@ -45,7 +47,10 @@ class InsightsRange(RangeHourly):
         """The missing hours, in the order asked, as priorities: luigi promises no order within
         one batch (a TODO of its own) and ran the newest first. The scheduler passes a task's
         priority on to what it requires, so each hour's extracts come before the next hour's
-        (an hour then compares with the one before it the first time its report is made)."""
+        (an hour then compares with the one before it the first time its report is made).
+        With several workers it is the order hours start in, not the one they finish in; a
+        luigid keeps the highest priority a task was given (two backfills of one range in
+        opposite orders mix)."""
         hours = super().requires()
         for rank, task in enumerate(hours):
             task.priority = len(hours) - rank

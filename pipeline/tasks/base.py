@@ -249,6 +249,10 @@ class PartitionTask(luigi.Task):
             raise PartitionBusyExit(str(exc)) from None
         except fs.StoreError as exc:
             stop_run(str(exc))
+        except OSError as exc:  # looked usable, refuses to be written (/proc, a full disk)
+            why = f"data root {partition.root} cannot be written: {exc.strerror or exc}"
+            to_console(log, logging.ERROR, why)
+            raise config.ConfigExit(why) from None
         start_run_log(run_log(partition.root))  # plain luigi: its run log, now it writes
         plain_metrics.claimed(partition.root, self.date_hour)  # ... and its metrics at the end
         if fresh and isinstance(partition.lock, fs.ObjectPath):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -475,12 +476,14 @@ def test_every_command_offline_against_the_demo_shop(tmp_path: Path) -> None:
                             start_new_session=True)  # fmt: skip
     try:
         assert shop.stdout is not None
+        assert select.select([shop.stdout], [], [], 120)[0], "the shop said nothing in 120 s"
         assert shop.stdout.readline() == f"serving http://127.0.0.1:{port}\n"
         export = substitute(export, {"8000": port, "/tmp/shop-try": str(tmp_path / "try")})
         backfill, status, report = (run_command(f"{export}; {c}", user_env()) for c in rest)
     finally:
         os.killpg(shop.pid, signal.SIGINT)  # Ctrl-C
-        assert shop.wait(timeout=30) == 0
+        stopped = shop.wait(timeout=30)
+    assert stopped == 0
     first = f"{clock.current_hour() - timedelta(hours=23):%Y-%m-%dT%H}"
     assert (
         ok(backfill).splitlines()[-1] == "pipeline: done (exit 0): 24 hour(s) built; none missing"

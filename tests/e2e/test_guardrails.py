@@ -162,6 +162,24 @@ def test_plain_luigi_refuses_bad_settings_before_scheduling_anything(caller: Pat
     assert not data.exists()
 
 
+def test_a_data_root_that_refuses_only_when_written_is_refused_by_plain_luigi_too(
+    caller: Path,
+) -> None:
+    """The check before a run only looks; a root that refuses when written (``/proc``, a full
+    disk; here the hour's folder is a file) is refused as unusable too, with 78 and one line:
+    by plain luigi as the hour is claimed (it said "unexpected ... please report it", exit 35);
+    by ``python -m pipeline`` as its run log is made (tests/unit/test_cli.py)."""
+    data = caller / "data"
+    (data / "logs").mkdir(parents=True)
+    (data / PARTITION).write_text("not a folder")
+    cmd = [LUIGI, "--module", "pipeline", "Insights", "--local-scheduler", "--lock-pid-dir",
+           str(caller / "pids"), "--date-hour", PARTITION]  # fmt: skip
+    result = run(cmd, caller, PIPELINE_DATA_DIR=str(data))
+    assert result.returncode == 78, result.stderr
+    assert console(result)[0] == f"ERROR data root {data} cannot be written: File exists"
+    assert (data / PARTITION).read_text() == "not a folder"
+
+
 def test_a_run_moves_a_future_latest_back_to_the_hour_it_publishes(
     api: DummyJSONServer, caller: Path
 ) -> None:

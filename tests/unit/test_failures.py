@@ -34,6 +34,10 @@ def api_error(message: str, **kwargs: object) -> ApiError:
                    "the connection", retryable=True, cause="refused"),
          "is the API running and listening at 127.0.0.1:9? Check PIPELINE_API_URL / [api] "
          f"base_url; or try {DEMO}"),
+        (api_error("carts: GET http://[::1]:8000/carts: connection failed: [::1]:8000 refused "
+                   "the connection", retryable=True, cause="refused"),
+         "is the API running and listening at [::1]:8000? Check PIPELINE_API_URL / [api] "
+         f"base_url; or try {DEMO}"),
         (api_error(f"carts: GET {URL}: timed out (ReadTimeout)", retryable=True, cause="timeout"),
          f"check the network and the API's status, then {RERUN}"),
         (api_error(f"carts: GET {URL}: HTTP 503 Service Unavailable: b''", status=503),
@@ -47,7 +51,7 @@ def api_error(message: str, **kwargs: object) -> ApiError:
          "the API's certificate does not verify: never turn verification off; an internal CA "
          "goes in REQUESTS_CA_BUNDLE"),
     ],
-    ids=["dns", "refused", "timeout", "5xx", "429", "404", "tls"],
+    ids=["dns", "refused", "refused-ipv6", "timeout", "5xx", "429", "404", "tls"],
 )  # fmt: skip
 def test_an_api_failure_says_what_to_do_by_its_cause(exc: ApiError, todo: str) -> None:
     assert explain(exc, PART) == Explanation(str(exc), todo)

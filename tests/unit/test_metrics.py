@@ -268,6 +268,7 @@ def test_the_tasks_a_run_ran_are_told_by_its_run_log_however_long_it_took(
     longer names the log: they still count this run's tasks, and not another run's."""
     from pipeline import lineage
 
+    lineage._own_id.cache_clear()  # an earlier test's id, made at the start time, would match
     part = Partition(tmp_path / "data", HOUR)
     ran: list[str] = []
 

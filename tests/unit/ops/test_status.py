@@ -99,6 +99,14 @@ def test_no_hour_before_the_first_on_record_is_missing() -> None:
     assert (new_install.exit_code, new_install.missing, new_install.window) == (
         OK, [], ("2026-11-25T18", "2026-11-25T19"),
     )  # fmt: skip
+    # A first hour ahead of this host's clock (another host's, within the allowed skew): the
+    # window is the current hour alone, and that hour is due, not missing.
+    ahead = assess({"2026-11-25T20": "complete"}, None, NOW, days=1, warn_after_hours=2,
+                   critical_after_hours=6, first_on_record="2026-11-25T20")  # fmt: skip
+    assert (ahead.window, ahead.missing, ahead.reasons[1]) == (
+        ("2026-11-25T19", "2026-11-25T19"), [],
+        "0 hour(s) missing and 0 failed since 2026-11-25T20, the first hour on record",
+    )  # fmt: skip
 
 
 def test_the_text_names_each_fact_and_folds_consecutive_hours() -> None:

@@ -67,6 +67,19 @@ def test_range_hourly_requires_only_the_missing_hours(root: Path) -> None:
     assert required(task_limit=1) == [hour(2)]
 
 
+def test_the_hours_carry_the_order_asked_as_priorities(root: Path) -> None:
+    """luigi keeps no order within a batch; the scheduler runs higher priorities first and
+    passes them on to what each hour requires."""
+    oldest_first = InsightsRange(start=hour(0), stop=hour(7)).requires()
+    assert [(t.date_hour, t.priority) for t in oldest_first] == [
+        (hour(2), 3), (hour(4), 2), (hour(5), 1),
+    ]  # fmt: skip
+    newest_first = InsightsRange(start=hour(0), stop=hour(7), reverse=True).requires()
+    assert [(t.date_hour, t.priority) for t in newest_first] == [
+        (hour(5), 3), (hour(4), 2), (hour(2), 1),
+    ]  # fmt: skip
+
+
 def test_the_range_stops_at_the_pipelines_now_and_starts_however_long_ago(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
