@@ -21,6 +21,7 @@ exit code and it has no manifest.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -107,8 +108,8 @@ def assess(
     ``failed_run`` (from ``failed-run.env``) makes its hour failed when the run ended with a
     non-zero exit code and the hour has no manifest and no run holds it: a run that fails before
     writing anything leaves no folder behind. No hour before the first on record (the oldest
-    partition, ``first_on_record``, or a failed run's hour) counts as missing: on a new install
-    the hours before its first run were never due, and pruned ones were done."""
+    partition or run log, ``first_on_record``, or a failed run's hour) counts as missing: on a
+    new install the hours before its first run were never due, and pruned ones were done."""
     current = now.replace(tzinfo=None, minute=0, second=0, microsecond=0)
     window = hours(current - timedelta(days=days) + timedelta(hours=1), current)
     if (
@@ -220,6 +221,16 @@ def last_failed_run(root: Location) -> FailedRun | None:
     )
 
 
+def first_run_hour(root: Location) -> str | None:
+    """The hour the oldest run log on this host was started in (``run-<UTC time>-<pid>.log``):
+    runs that failed before writing anything leave no folder, but their logs."""
+    stamps = sorted(
+        found[1] for path in logs_dir(root).glob("run-*.log")
+        if (found := re.match(r"run-(\d{8}T\d{2})\d{4}Z-\d+\.log$", path.name))
+    )  # fmt: skip
+    return f"{datetime.strptime(stamps[0], '%Y%m%dT%H'):{PARTITION_FORMAT}}" if stamps else None
+
+
 def checked(root: Location, states: dict[str, str]) -> tuple[list[str], list[str]]:
     """The anomalous checks and the schema drift the newest complete hour's manifest records
     (none for a manifest written before they were recorded)."""
@@ -250,10 +261,11 @@ def check(root: Location, now: datetime, days: int, warn: int, critical: int) ->
     names = partition_names(root)
     states = observe(root, [n for n in names if n >= first])
     anomalies, drift = checked(root, states)
+    on_record = [h for h in (names[0] if names else None, first_run_hour(root)) if h is not None]
     return assess(states, newest_report(root, states), now, days=days, warn_after_hours=warn,
                   critical_after_hours=critical, root=str(root),
                   failed_run=last_failed_run(root), anomalies=anomalies,
-                  schema_drift=drift, first_on_record=min(names, default=None))  # fmt: skip
+                  schema_drift=drift, first_on_record=min(on_record, default=None))  # fmt: skip
 
 
 def ranges(names: list[str]) -> str:

@@ -170,6 +170,23 @@ def test_a_local_root_through_the_command_line(
     assert (facts["failed"], facts["running"]) == (["2026-11-25T18"], ["2026-11-25T19"])
 
 
+def test_runs_that_failed_before_writing_anything_count_from_their_first_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new install whose first runs failed before writing (no folder; the next success
+    forgets failed-run.env): its run logs say since when hours were due."""
+    make_hour(tmp_path, "2026-11-25T18")
+    (tmp_path / "logs").mkdir()
+    for name in ("run-20261125T100512Z-7.log", "run-20261125T180500Z-9.log", "run-notes.log"):
+        (tmp_path / "logs" / name).touch()
+    code, out = said(["--data-dir", str(tmp_path), "--days", "1"], capsys)
+    assert (code, out[0]) == (WARNING, (
+        "WARNING: newest complete hour 2026-11-25T18 (1 h old); 8 hour(s) missing and 0 failed "
+        "since 2026-11-25T10, the first hour on record"
+    ))  # fmt: skip
+    assert out[3] == "  missing: 2026-11-25T10..2026-11-25T17 (8 h)"
+
+
 def test_an_unreadable_root_is_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--data-dir", "gs://bucket/x"]) == UNKNOWN
     assert capsys.readouterr().out.startswith("UNKNOWN: cannot read the data root: data root ")
