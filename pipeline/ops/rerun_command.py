@@ -179,7 +179,8 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
             runner.write_metrics(luigi_args, root, hour, code, began, log)
             say(f"error: {exc}")
             say(unswapped(old.name, staging, resume))
-            return code  # the store went away mid-swap: the hour is marked unfinished
+            return code
+        # the store went away mid-swap: the hour is marked unfinished
         note_run(root, hour, log, SWAP_FAILED)
         runner.write_metrics(luigi_args, root, hour, SWAP_FAILED, began, log)
         say(f"error: {exc}")
