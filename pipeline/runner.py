@@ -193,7 +193,12 @@ def outcome(
         config.EXIT_CONFIG: ("refused", "unusable settings, named above; nothing was written"),
         codes.already_running: ("not run", "another run holds this hour or this command line"),
         codes.missing_data: ("not run", "input data is missing"),
-        codes.not_run: ("not run", "the scheduler did not let this run work"),
+        codes.not_run: (
+            "not run",
+            "the scheduler did not let this run work (a luigid holds a "
+            "task it saw done for [scheduler] stable_done_cooldown_secs, 10 s: run "
+            "it again after that)",
+        ),
         codes.task_failed: ("failed", "the cause and what to do are above"),
         codes.scheduling_error: ("failed", "a task could not be scheduled (above)"),
         codes.unhandled_exception: ("failed", "an unexpected error in luigi"),

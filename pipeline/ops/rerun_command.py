@@ -149,7 +149,10 @@ def rerun_pipeline(extra: Sequence[str], scheduler_url: str | None = None) -> in
         note_run(root, hour, log, rc or 1)
         runner.write_metrics(luigi_args, root, hour, rc or 1, began, log, built_in=staging)
         say(outcome(rc or 1, old.name, root, False, log))
-        say(f"{old.name} is unchanged; the failed rebuild stays in {staging} for a look")
+        left = (
+            "rebuild" if rc in (retcode().not_run, retcode().already_running) else "failed rebuild"
+        )
+        say(f"{old.name} is unchanged; the {left} stays in {staging} for a look")
         return rc or 1
     locked = swapped = False
     try:

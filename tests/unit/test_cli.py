@@ -655,6 +655,11 @@ def test_the_last_line_says_how_the_run_ended(tmp_path: Path) -> None:
     assert runner.outcome(10, hour, tmp_path, False, log) == (
         f"not run (exit 10): another run holds this hour or this command line. Run log: {log}"
     )
+    assert runner.outcome(25, hour, tmp_path, False, log) == (
+        "not run (exit 25): the scheduler did not let this run work (a luigid holds a task it saw "
+        "done for [scheduler] stable_done_cooldown_secs, 10 s: run it again after that). Run "
+        f"log: {log}"
+    )
     assert runner.outcome(40, hour, tmp_path, False, log).startswith(
         "failed (exit 40): an unexpected"
     )

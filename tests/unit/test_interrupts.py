@@ -362,6 +362,23 @@ def test_a_store_failing_as_the_reports_lock_is_taken_leaves_the_hour_as_it_was(
     assert failed_run(old_hour)[1] == "PIPELINE_EXIT_CODE=35"
 
 
+def test_a_rebuild_the_scheduler_did_not_let_run_is_not_called_failed(
+    old_hour: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A demo repeated through luigid within its done-cooldown: exit 25, what to do, and the
+    untouched staging folder is no "failed rebuild"."""
+    monkeypatch.setattr(runner, "run_luigi", lambda args: 25)
+    with interrupts.handling():
+        assert rerun_command.rerun_pipeline(["--date-hour", HOUR]) == 25
+    staging = old_hour / f".{HOUR}.rerun-{os.getpid()}"
+    err = capsys.readouterr().err.splitlines()
+    assert err[-2].startswith(
+        "pipeline: not run (exit 25): the scheduler did not let this run work (a luigid holds"
+    )
+    assert err[-1] == f"pipeline: {HOUR} is unchanged; the rebuild stays in {staging} for a look"
+    assert (old_hour / "latest" / "manifest.json").read_text() == "old"
+
+
 @pytest.mark.parametrize("demo", [False, True])
 def test_a_rerun_stopped_while_rebuilding_leaves_the_old_hour_and_says_how_to_resume(
     demo: bool, old_hour: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
